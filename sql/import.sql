@@ -1,0 +1,50 @@
+-- The model catalogue: import, versions, deploy, rollback, drop, export.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS nids;
+RESET client_min_messages;
+\set ECHO none
+\i test/fixtures/xgb_fixtures.sql
+\set ECHO all
+
+-- XGBoost models, as JSON and as UBJSON, for each supported objective
+SELECT name, nids_import_xgboost('fx_' || name, booster, features, classes) AS version
+FROM fx_models ORDER BY name;
+
+SELECT name, version, deployed, feature_names, class_labels,
+       metrics->>'objective' AS objective, metrics->>'format' AS format
+FROM nids.models ORDER BY name, version;
+
+-- A second import of the same name is version 2 and becomes the deployed one
+SELECT nids_import_xgboost('fx_softprob_json', booster, features, classes)
+FROM fx_models WHERE name = 'softprob_json';
+SELECT version, deployed FROM nids.models WHERE name = 'fx_softprob_json' ORDER BY version;
+
+-- deploy => false registers without deploying
+SELECT nids_import_xgboost('fx_softprob_json', booster, features, classes, deploy => false)
+FROM fx_models WHERE name = 'softprob_json';
+SELECT version, deployed FROM nids.models WHERE name = 'fx_softprob_json' ORDER BY version;
+
+-- Roll back to version 1, then drop version 3
+SELECT nids_deploy('fx_softprob_json', 1);
+SELECT version, deployed FROM nids.models WHERE name = 'fx_softprob_json' ORDER BY version;
+SELECT nids_drop_model('fx_softprob_json', 3);
+SELECT version, deployed FROM nids.models WHERE name = 'fx_softprob_json' ORDER BY version;
+
+-- Export gives XGBoost JSON, for JSON and UBJSON imports alike: importing the
+-- export again scores exactly as the original, through XGBoost's own loader.
+SELECT convert_from(substr(nids_export_xgboost('fx_softprob_ubj'), 1, 10), 'UTF8') AS head;
+SELECT nids_import_xgboost('fx_roundtrip', nids_export_xgboost('fx_softprob_ubj'), features, classes)
+FROM fx_models WHERE name = 'softprob_ubj';
+SET nids.predictor = xgboost;
+SELECT count(*) AS vectors,
+       count(*) FILTER (WHERE nids_classify(v.features, 'fx_roundtrip') = e.label) AS same_label,
+       max((SELECT max(abs(a - b)) FROM unnest(nids_classify_proba(v.features, 'fx_roundtrip'), e.proba) AS u(a, b))) < 1e-6 AS proba_within_1e6
+FROM fx_vectors v JOIN fx_expected e ON e.id = v.id AND e.model = 'softprob';
+RESET nids.predictor;
+
+-- Models are part of pg_dump
+SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'nids';
+
+-- Dropping every version of a model
+SELECT nids_drop_model('fx_roundtrip');
+SELECT count(*) FROM nids.models WHERE name = 'fx_roundtrip';

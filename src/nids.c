@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * nids.c
+ *	  Module entry point: the nids.* settings, and nothing else.
+ *
+ * _PG_init may run in the postmaster (shared_preload_libraries); XGBoost
+ * and OpenMP must never run there, so no model work happens here.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "nids.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+int			nids_threads = 1;
+int			nids_predictor = NIDS_PREDICTOR_NATIVE;
+
+static const struct config_enum_entry predictor_options[] = {
+	{"native", NIDS_PREDICTOR_NATIVE, false},
+	{"xgboost", NIDS_PREDICTOR_XGBOOST, false},
+	{NULL, 0, false}
+};
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("nids.threads",
+							"Threads XGBoost may use in one backend (training and the xgboost predictor).",
+							"Backends use one thread unless this says otherwise.",
+							&nids_threads,
+							1, 1, 64,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomEnumVariable("nids.predictor",
+							 "Which predictor scores flows: nids' native tree evaluator, or XGBoost's own.",
+							 "The native evaluator agrees with XGBoost and avoids its per-call overhead; xgboost is for verification.",
+							 &nids_predictor,
+							 NIDS_PREDICTOR_NATIVE, predictor_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	MarkGUCPrefixReserved("nids");
+}
