@@ -11,7 +11,14 @@ OBJS = \
 	src/xgb.o \
 	src/model_cache.o \
 	src/catalog.o \
-	src/scoring.o
+	src/scoring.o \
+	src/canonical.o \
+	src/preprocess.o \
+	src/train_options.o \
+	src/train.o \
+	src/drift_reference.o \
+	src/features.o \
+	src/trigger.o
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 SHLIB_LINK += -lxgboost -lm

@@ -181,3 +181,44 @@ AS 'MODULE_PATHNAME', 'nids_classify_proba'
 LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10;
 COMMENT ON FUNCTION nids_classify_proba(float8[], text) IS
 	'Class probabilities of one flow, in the model''s class_labels order';
+
+CREATE FUNCTION nids_anomaly(features float8[], model text DEFAULT 'default')
+RETURNS float8
+AS 'MODULE_PATHNAME', 'nids_anomaly'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION nids_anomaly(float8[], text) IS
+	'Isolation-forest anomaly score of one flow in [0, 1], higher is more anomalous (Liu, Ting and Zhou 2008)';
+
+CREATE FUNCTION nids_ensemble(features float8[], model text DEFAULT 'default')
+RETURNS nids.verdict
+AS 'MODULE_PATHNAME', 'nids_ensemble'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 20;
+COMMENT ON FUNCTION nids_ensemble(float8[], text) IS
+	'Classifier label and probability, anomaly score, novelty and verdict (attack, anomaly or benign) of one flow';
+
+------------------------------------------------------------------------------
+-- Training
+------------------------------------------------------------------------------
+CREATE FUNCTION nids_train(source regclass, label_column name DEFAULT 'label',
+	model text DEFAULT 'default', options jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'nids_train'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION nids_train(regclass, name, text, jsonb) IS
+	'Trains the classifier, isolation forest and drift reference on labelled flows and registers a new model version; returns metrics';
+REVOKE ALL ON FUNCTION nids_train(regclass, name, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nids_train(regclass, name, text, jsonb) TO nids_admin;
+
+CREATE FUNCTION nids_features(flow record, model text DEFAULT 'default')
+RETURNS float8[]
+AS 'MODULE_PATHNAME', 'nids_features'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 5;
+COMMENT ON FUNCTION nids_features(record, text) IS
+	'The model''s feature vector from any row, by canonical column name; a feature the row lacks is missing';
+
+CREATE FUNCTION nids_score_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'nids_score_trigger'
+LANGUAGE C;
+COMMENT ON FUNCTION nids_score_trigger() IS
+	'BEFORE INSERT OR UPDATE row trigger (optional argument: model): fills predicted_label, probability, anomaly_score, novel, verdict where the table has them';

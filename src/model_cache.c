@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/xact.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -93,6 +94,18 @@ models_relation(void)
 				 errmsg("table nids.model_versions does not exist"),
 				 errhint("Run CREATE EXTENSION nids in this database.")));
 	return models_relid;
+}
+
+/*
+ * The newest committed catalogue state; a parallel worker cannot take a new
+ * snapshot and sees what its leader sees.
+ */
+static Snapshot
+catalogue_snapshot(void)
+{
+	if (IsInParallelMode())
+		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	return GetLatestSnapshot();
 }
 
 static char **
@@ -233,7 +246,7 @@ model_refresh(const char *name, NidsModel *cached)
 
 	rel = table_open(models_relation(), AccessShareLock);
 	desc = RelationGetDescr(rel);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	snapshot = RegisterSnapshot(catalogue_snapshot());
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
@@ -336,7 +349,7 @@ model_booster_bytes(NidsModel *model)
 
 	rel = table_open(models_relation(), AccessShareLock);
 	desc = RelationGetDescr(rel);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	snapshot = RegisterSnapshot(catalogue_snapshot());
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{

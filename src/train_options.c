@@ -1,0 +1,299 @@
+/*-------------------------------------------------------------------------
+ *
+ * train_options.c
+ *	  Parse and validate the jsonb options of nids_train.
+ *
+ * Unknown keys, values of the wrong type and values out of range are
+ * refused with 22023 and a message naming the option; XGBoost parameters
+ * are checked against the list nids passes through.  The defaults were
+ * chosen by measurement on CIC-IDS2017 (bench/train_quality.py): see
+ * README.md.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "train_options.h"
+#include "utils/builtins.h"
+#include "utils/numeric.h"
+
+/* defaults of the XGBoost parameters nids sets */
+static const char *const default_params[][2] = {
+	{"tree_method", "hist"},
+	{"max_depth", "10"},
+	{"eta", "0.15"},
+	{"max_bin", "256"},
+	{"min_child_weight", "1"},
+	{"subsample", "1"},
+	{"colsample_bytree", "1"},
+};
+
+#define DEFAULT_ROUNDS	150
+
+typedef enum ParamKind
+{
+	P_NUMBER,
+	P_INT,
+	P_CHOICE
+} ParamKind;
+
+typedef struct ParamSpec
+{
+	const char *name;
+	const char *canonical;		/* the name nids passes to XGBoost */
+	ParamKind	kind;
+	double		min;
+	double		max;
+	bool		min_open;		/* min itself not allowed */
+	const char *choices;		/* for P_CHOICE, comma-separated */
+} ParamSpec;
+
+static const ParamSpec param_specs[] = {
+	{"eta", "eta", P_NUMBER, 0, 1, true, NULL},
+	{"learning_rate", "eta", P_NUMBER, 0, 1, true, NULL},
+	{"max_depth", "max_depth", P_INT, 0, 32, false, NULL},
+	{"min_child_weight", "min_child_weight", P_NUMBER, 0, 1e9, false, NULL},
+	{"gamma", "gamma", P_NUMBER, 0, 1e9, false, NULL},
+	{"min_split_loss", "gamma", P_NUMBER, 0, 1e9, false, NULL},
+	{"subsample", "subsample", P_NUMBER, 0, 1, true, NULL},
+	{"colsample_bytree", "colsample_bytree", P_NUMBER, 0, 1, true, NULL},
+	{"colsample_bylevel", "colsample_bylevel", P_NUMBER, 0, 1, true, NULL},
+	{"colsample_bynode", "colsample_bynode", P_NUMBER, 0, 1, true, NULL},
+	{"lambda", "lambda", P_NUMBER, 0, 1e9, false, NULL},
+	{"reg_lambda", "lambda", P_NUMBER, 0, 1e9, false, NULL},
+	{"alpha", "alpha", P_NUMBER, 0, 1e9, false, NULL},
+	{"reg_alpha", "alpha", P_NUMBER, 0, 1e9, false, NULL},
+	{"max_delta_step", "max_delta_step", P_NUMBER, 0, 1e9, false, NULL},
+	{"max_bin", "max_bin", P_INT, 2, 65535, false, NULL},
+	{"max_leaves", "max_leaves", P_INT, 0, 1 << 20, false, NULL},
+	{"num_parallel_tree", "num_parallel_tree", P_INT, 1, 100, false, NULL},
+	{"tree_method", "tree_method", P_CHOICE, 0, 0, false, "hist,approx,exact,auto"},
+	{"grow_policy", "grow_policy", P_CHOICE, 0, 0, false, "depthwise,lossguide"},
+};
+
+static void
+bad_option(const char *name, const char *expected)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option %s must be %s", name, expected)));
+}
+
+static double
+number_value(const JsonbValue *v, const char *name, const char *expected)
+{
+	if (v->type != jbvNumeric)
+		bad_option(name, expected);
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+											  NumericGetDatum(v->val.numeric)));
+}
+
+static double
+number_in(const JsonbValue *v, const char *name, double min, double max,
+		  bool min_open, bool integer)
+{
+	char	   *expected = psprintf("%s %s %g and %g", integer ? "an integer" : "a number",
+									min_open ? "above" : "between", min, max);
+	double		d = number_value(v, name, expected);
+
+	if (isnan(d) || d > max || d < min || (min_open && d <= min) ||
+		(integer && d != floor(d)))
+		bad_option(name, expected);
+	return d;
+}
+
+static char *
+string_value(const JsonbValue *v, const char *name)
+{
+	if (v->type != jbvString || v->val.string.len == 0)
+		bad_option(name, "a non-empty string");
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static bool
+bool_value(const JsonbValue *v, const char *name)
+{
+	if (v->type != jbvBool)
+		bad_option(name, "true or false");
+	return v->val.boolean;
+}
+
+static void
+set_param(TrainOptions *opt, const char *key, const char *value)
+{
+	for (int i = 0; i < opt->nparams; i++)
+		if (strcmp(opt->param_keys[i], key) == 0)
+		{
+			opt->param_values[i] = pstrdup(value);
+			return;
+		}
+	if (opt->nparams >= NIDS_MAX_PARAMS)
+		bad_option("xgboost", "an object of at most 48 parameters");
+	opt->param_keys[opt->nparams] = pstrdup(key);
+	opt->param_values[opt->nparams++] = pstrdup(value);
+}
+
+/* iterate the keys of a jsonb object container, one callback per pair */
+typedef void (*PairFn) (const char *key, JsonbValue *value, TrainOptions *opt);
+
+static void
+for_each_pair(JsonbContainer *container, const char *what, PairFn fn, TrainOptions *opt)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!JsonContainerIsObject(container) || JsonContainerIsScalar(container))
+		bad_option(what, "a JSON object");
+	it = JsonbIteratorInit(container);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *key = pnstrdup(v.val.string.val, v.val.string.len);
+
+			tok = JsonbIteratorNext(&it, &v, true);
+			fn(key, &v, opt);
+		}
+	}
+}
+
+static void
+xgboost_pair(const char *key, JsonbValue *v, TrainOptions *opt)
+{
+	char	   *name = psprintf("xgboost.%s", key);
+
+	if (strcmp(key, "num_boost_round") == 0 || strcmp(key, "n_estimators") == 0)
+	{
+		opt->rounds = (int) number_in(v, name, 1, 10000, false, true);
+		return;
+	}
+	if (strcmp(key, "objective") == 0 || strcmp(key, "num_class") == 0 ||
+		strcmp(key, "nthread") == 0 || strcmp(key, "seed") == 0 ||
+		strcmp(key, "random_state") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option %s is set by nids", name),
+				 errhint("The objective is multi:softprob over the label's classes; threads come from nids.threads, the seed from options.seed.")));
+	for (size_t i = 0; i < lengthof(param_specs); i++)
+	{
+		const ParamSpec *p = &param_specs[i];
+
+		if (strcmp(p->name, key) != 0)
+			continue;
+		if (p->kind == P_CHOICE)
+		{
+			char	   *s = string_value(v, name);
+			char	   *list = pstrdup(p->choices);
+			bool		ok = false;
+
+			for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ","))
+				if (strcmp(tok, s) == 0)
+					ok = true;
+			if (!ok)
+				bad_option(name, psprintf("one of %s", p->choices));
+			set_param(opt, p->canonical, s);
+		}
+		else
+		{
+			double		d = number_in(v, name, p->min, p->max, p->min_open, p->kind == P_INT);
+
+			set_param(opt, p->canonical, p->kind == P_INT ? psprintf("%d", (int) d)
+					  : psprintf("%.17g", d));
+		}
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown XGBoost parameter \"%s\" in options.xgboost", key),
+			 errhint("Accepted: eta, max_depth, min_child_weight, gamma, subsample, colsample_bytree, colsample_bylevel, colsample_bynode, lambda, alpha, max_delta_step, max_bin, max_leaves, num_parallel_tree, tree_method, grow_policy, num_boost_round.")));
+}
+
+static void
+iforest_pair(const char *key, JsonbValue *v, TrainOptions *opt)
+{
+	char	   *name = psprintf("iforest.%s", key);
+
+	if (strcmp(key, "trees") == 0 || strcmp(key, "n_estimators") == 0)
+		opt->iforest.num_trees = (int) number_in(v, name, 1, 10000, false, true);
+	else if (strcmp(key, "sample_size") == 0 || strcmp(key, "max_samples") == 0)
+		opt->iforest.sample_size = (int) number_in(v, name, 2, 1000000, false, true);
+	else if (strcmp(key, "max_depth") == 0)
+		opt->iforest.max_depth = (int) number_in(v, name, 1, 64, false, true);
+	else if (strcmp(key, "benign_fpr") == 0)
+		opt->benign_fpr = number_in(v, name, 0, 0.5, true, false);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown option \"%s\" in options.iforest", key),
+				 errhint("Accepted: trees, sample_size, max_depth, benign_fpr.")));
+}
+
+static void
+top_pair(const char *key, JsonbValue *v, TrainOptions *opt)
+{
+	if (strcmp(key, "exclude") == 0)
+	{
+		JsonbIterator *it;
+		JsonbValue	e;
+		JsonbIteratorToken tok;
+
+		if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+			bad_option("exclude", "an array of column names");
+		opt->exclude = palloc(sizeof(char *) * (JsonContainerSize(v->val.binary.data) + 1));
+		it = JsonbIteratorInit(v->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+			if (tok == WJB_ELEM)
+				opt->exclude[opt->nexclude++] = string_value(&e, "exclude");
+	}
+	else if (strcmp(key, "correlation_threshold") == 0)
+		opt->correlation_threshold = number_in(v, key, 0, 1, true, false);
+	else if (strcmp(key, "test_size") == 0)
+		opt->test_size = number_in(v, key, 0, 0.9, false, false);
+	else if (strcmp(key, "seed") == 0)
+		opt->seed = (uint64) number_in(v, key, 0, 2147483647, false, true);
+	else if (strcmp(key, "deploy") == 0)
+		opt->deploy = bool_value(v, key);
+	else if (strcmp(key, "benign_label") == 0)
+		opt->benign_label = string_value(v, key);
+	else if (strcmp(key, "xgboost") == 0)
+	{
+		if (v->type != jbvBinary)
+			bad_option("xgboost", "a JSON object");
+		for_each_pair(v->val.binary.data, "xgboost", xgboost_pair, opt);
+	}
+	else if (strcmp(key, "iforest") == 0)
+	{
+		if (v->type != jbvBinary)
+			bad_option("iforest", "a JSON object");
+		for_each_pair(v->val.binary.data, "iforest", iforest_pair, opt);
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown option \"%s\"", key),
+				 errhint("Accepted: exclude, correlation_threshold, test_size, seed, deploy, benign_label, xgboost, iforest.")));
+}
+
+void
+train_options_parse(Jsonb *options, TrainOptions *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->correlation_threshold = 0.95;
+	opt->test_size = 0.2;
+	opt->seed = 42;
+	opt->deploy = true;
+	opt->benign_label = "BENIGN";
+	opt->rounds = DEFAULT_ROUNDS;
+	opt->iforest.num_trees = 100;
+	opt->iforest.sample_size = 256;
+	opt->iforest.max_depth = 0;
+	opt->benign_fpr = 0.01;
+	for (size_t i = 0; i < lengthof(default_params); i++)
+		set_param(opt, default_params[i][0], default_params[i][1]);
+	if (options != NULL)
+		for_each_pair(&options->root, "options", top_pair, opt);
+	opt->iforest.seed = opt->seed;
+}

@@ -1,0 +1,754 @@
+/*-------------------------------------------------------------------------
+ *
+ * nids-load.c
+ *	  Load CICFlowMeter CSV files (CIC-IDS2017 original or improved,
+ *	  CSE-CIC-IDS2018; plain or gzip) into a PostgreSQL table.
+ *
+ *	  nids-load [-d DBNAME] [-h HOST] [-p PORT] [-U USER] -t TABLE FILE.csv ...
+ *
+ * Column names are mapped to nids' canonical names (src/canonical.c, the
+ * same code the extension uses).  The table is created when missing:
+ * float8 for numeric features, text for identifiers and the label; columns
+ * a file has and the table lacks are added.  Each file is streamed with
+ * COPY inside one transaction: a malformed file is refused with its name
+ * and line number and leaves nothing behind.  Accepted values: numbers,
+ * Infinity, NaN, and empty fields (NULL).  In text fields, a Windows-1252
+ * dash (0x96, 0x97) or a U+FFFD replacement character becomes '-', so
+ * "Web Attack \x96 Brute Force" is stored as "Web Attack - Brute Force";
+ * any other byte that is not UTF-8 becomes '?'.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <zlib.h>
+
+#include "canonical.h"
+
+#define SAMPLE_ROWS		1000
+#define COPY_CHUNK		(256 * 1024)
+
+typedef struct Buf
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+} Buf;
+
+typedef struct Column
+{
+	char	   *name;			/* canonical, unique in the file */
+	CanonicalKind kind;
+	bool		numeric;		/* loaded as float8 */
+} Column;
+
+typedef struct Record
+{
+	char	  **fields;
+	size_t	   *lens;
+	int			n;
+	int			cap;
+	Buf			storage;
+} Record;
+
+static const char *progname = "nids-load";
+
+static void
+buf_append(Buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap)
+	{
+		b->cap = (b->len + n + 1) * 2;
+		b->data = realloc(b->data, b->cap);
+		if (b->data == NULL)
+		{
+			fprintf(stderr, "%s: out of memory\n", progname);
+			exit(1);
+		}
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static void
+buf_char(Buf *b, char c)
+{
+	buf_append(b, &c, 1);
+}
+
+/* read one physical line (without the newline); false at end of file */
+static bool
+read_line(gzFile f, Buf *line)
+{
+	char		chunk[65536];
+
+	line->len = 0;
+	if (line->data)
+		line->data[0] = '\0';
+	for (;;)
+	{
+		size_t		n;
+
+		if (gzgets(f, chunk, sizeof(chunk)) == NULL)
+			return line->len > 0;
+		n = strlen(chunk);
+		buf_append(line, chunk, n);
+		if (n > 0 && chunk[n - 1] == '\n')
+		{
+			line->data[--line->len] = '\0';
+			if (line->len > 0 && line->data[line->len - 1] == '\r')
+				line->data[--line->len] = '\0';
+			return true;
+		}
+	}
+}
+
+/*
+ * Read one CSV record (quoted fields may span lines).  Returns false at end
+ * of file; *lineno counts physical lines.  On a quote error, *error is set.
+ */
+static bool
+read_record(gzFile f, Buf *line, Record *rec, long *lineno, const char **error)
+{
+	bool		in_quotes = false;
+	size_t		start;
+
+	rec->n = 0;
+	rec->storage.len = 0;
+	*error = NULL;
+	if (!read_line(f, line))
+		return false;
+	(*lineno)++;
+	start = 0;
+	buf_append(&rec->storage, "", 0);
+	for (;;)
+	{
+		size_t		i = 0;
+		const char *s = line->data;
+
+		for (; i <= line->len; i++)
+		{
+			char		c = i < line->len ? s[i] : '\0';
+
+			if (in_quotes)
+			{
+				if (i == line->len)
+					break;		/* the field goes on on the next line */
+				if (c == '"')
+				{
+					if (i + 1 < line->len && s[i + 1] == '"')
+					{
+						buf_char(&rec->storage, '"');
+						i++;
+					}
+					else
+						in_quotes = false;
+				}
+				else
+					buf_char(&rec->storage, c);
+				continue;
+			}
+			if (c == '"')
+			{
+				in_quotes = true;
+				continue;
+			}
+			if (c == ',' || i == line->len)
+			{
+				if (rec->n == rec->cap)
+				{
+					rec->cap = rec->cap ? rec->cap * 2 : 128;
+					rec->fields = realloc(rec->fields, sizeof(char *) * rec->cap);
+					rec->lens = realloc(rec->lens, sizeof(size_t) * rec->cap);
+				}
+				/* offsets now, pointers once storage stops moving */
+				rec->fields[rec->n] = (char *) (uintptr_t) start;
+				rec->lens[rec->n] = rec->storage.len - start;
+				rec->n++;
+				buf_char(&rec->storage, '\0');
+				start = rec->storage.len;
+				continue;
+			}
+			buf_char(&rec->storage, c);
+		}
+		if (!in_quotes)
+			break;
+		buf_char(&rec->storage, '\n');
+		if (!read_line(f, line))
+		{
+			*error = "unterminated quoted field at end of file";
+			return true;
+		}
+		(*lineno)++;
+	}
+	for (int k = 0; k < rec->n; k++)
+		rec->fields[k] = rec->storage.data + (uintptr_t) rec->fields[k];
+	return true;
+}
+
+static void
+trim(char **s, size_t *len)
+{
+	while (*len > 0 && isspace((unsigned char) **s))
+	{
+		(*s)++;
+		(*len)--;
+	}
+	while (*len > 0 && isspace((unsigned char) (*s)[*len - 1]))
+		(*len)--;
+}
+
+static bool
+parse_number(const char *s, size_t len)
+{
+	char		tmp[128];
+	char	   *end;
+
+	if (len == 0 || len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	errno = 0;
+	(void) strtod(tmp, &end);
+	return *end == '\0';
+}
+
+/* append s as a COPY text-format text value, fixing the encoding */
+static void
+copy_text(Buf *out, const unsigned char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+	{
+		unsigned char c = s[i];
+
+		if (c == '\\' || c == '\t' || c == '\n' || c == '\r')
+		{
+			buf_char(out, '\\');
+			buf_char(out, c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\');
+		}
+		else if (c < 0x80)
+			buf_char(out, (char) c);
+		else if (c == 0xEF && i + 2 < len && s[i + 1] == 0xBF && s[i + 2] == 0xBD)
+		{
+			buf_char(out, '-');	/* U+FFFD where a dash was */
+			i += 2;
+		}
+		else
+		{
+			/* a valid UTF-8 sequence is kept; anything else is Windows-1252 */
+			int			n = (c >= 0xC2 && c <= 0xDF) ? 1 : (c >= 0xE0 && c <= 0xEF) ? 2 :
+				(c >= 0xF0 && c <= 0xF4) ? 3 : -1;
+			bool		valid = n > 0;
+
+			for (int k = 1; valid && k <= n; k++)
+				valid = (i + k < len) && (s[i + k] & 0xC0) == 0x80;
+			if (valid)
+			{
+				buf_append(out, (const char *) s + i, n + 1);
+				i += n;
+			}
+			else
+				buf_char(out, (c == 0x96 || c == 0x97) ? '-' : '?');
+		}
+	}
+}
+
+static void
+fail_conn(PGconn *conn, const char *what)
+{
+	fprintf(stderr, "%s: %s: %s", progname, what, PQerrorMessage(conn));
+	PQfinish(conn);
+	exit(1);
+}
+
+static bool
+exec_ok(PGconn *conn, const char *sql, char **errmsg)
+{
+	PGresult   *res = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	bool		ok = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+
+	if (!ok && errmsg)
+		*errmsg = strdup(PQresultErrorMessage(res));
+	PQclear(res);
+	return ok;
+}
+
+/* "schema.table" or "table", each part quoted as an identifier */
+static char *
+quoted_table(PGconn *conn, const char *table)
+{
+	const char *dot = strchr(table, '.');
+	Buf			b = {0};
+
+	if (dot)
+	{
+		char	   *schema = PQescapeIdentifier(conn, table, dot - table);
+		char	   *rel = PQescapeIdentifier(conn, dot + 1, strlen(dot + 1));
+
+		buf_append(&b, schema, strlen(schema));
+		buf_char(&b, '.');
+		buf_append(&b, rel, strlen(rel));
+		PQfreemem(schema);
+		PQfreemem(rel);
+	}
+	else
+	{
+		char	   *rel = PQescapeIdentifier(conn, table, strlen(table));
+
+		buf_append(&b, rel, strlen(rel));
+		PQfreemem(rel);
+	}
+	return b.data;
+}
+
+/* the column names the table has, or NULL when it does not exist */
+static PGresult *
+table_columns(PGconn *conn, const char *qtable)
+{
+	const char *params[1] = {qtable};
+	PGresult   *res = PQexecParams(conn,
+								   "SELECT attname FROM pg_catalog.pg_attribute "
+								   "WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+								   1, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_conn(conn, "reading the table's columns");
+	return res;
+}
+
+typedef struct LoadError
+{
+	long		line;
+	char		msg[512];
+} LoadError;
+
+static void
+set_error(LoadError *e, long line, const char *fmt,...)
+{
+	va_list		ap;
+
+	e->line = line;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* the row as one COPY text line; false (and *e) when a value is bad */
+static bool
+row_to_copy(Record *rec, Column *cols, int ncols, Buf *out, long lineno, LoadError *e)
+{
+	for (int k = 0; k < ncols; k++)
+	{
+		char	   *s = rec->fields[k];
+		size_t		len = rec->lens[k];
+
+		if (k > 0)
+			buf_char(out, '\t');
+		if (cols[k].numeric)
+		{
+			trim(&s, &len);
+			if (len == 0)
+				buf_append(out, "\\N", 2);
+			else if (parse_number(s, len))
+				buf_append(out, s, len);
+			else
+			{
+				set_error(e, lineno, "column \"%s\": \"%.*s\" is not a number",
+						  cols[k].name, (int) (len > 60 ? 60 : len), s);
+				return false;
+			}
+		}
+		else
+		{
+			size_t		tlen = len;
+			char	   *t = s;
+
+			trim(&t, &tlen);
+			if (tlen == 0)
+				buf_append(out, "\\N", 2);
+			else
+				copy_text(out, (const unsigned char *) t, tlen);
+		}
+	}
+	buf_char(out, '\n');
+	return true;
+}
+
+static bool
+blank_record(Record *rec)
+{
+	for (int k = 0; k < rec->n; k++)
+	{
+		char	   *s = rec->fields[k];
+		size_t		len = rec->lens[k];
+
+		trim(&s, &len);
+		if (len > 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Load one file in one transaction.  Returns rows loaded, or -1 with *e.
+ */
+static long
+load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
+{
+	gzFile		f = gzopen(path, "rb");
+	Buf			line = {0};
+	Record		header = {0};
+	Record		rec = {0};
+	Column	   *cols;
+	int			ncols;
+	long		lineno = 0;
+	long		rows = 0;
+	const char *qerr;
+	char	   *qtable;
+	char	   *errmsg = NULL;
+	Buf			sql = {0};
+	Buf			out = {0};
+	PGresult   *res;
+	Record	   *sample;
+	long	   *sample_line;
+	int			nsample = 0;
+	bool		eof = false;
+
+	if (f == NULL)
+	{
+		set_error(e, 0, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	gzbuffer(f, 1 << 17);
+	if (!read_record(f, &line, &header, &lineno, &qerr) || qerr)
+	{
+		set_error(e, lineno, qerr ? qerr : "the file is empty: no header");
+		gzclose(f);
+		return -1;
+	}
+
+	/* header: canonical names, unique within the file */
+	ncols = header.n;
+	cols = calloc(ncols, sizeof(Column));
+	for (int k = 0; k < ncols; k++)
+	{
+		char		norm[256];
+		const char *canon;
+		char		unique[300];
+		int			suffix = 0;
+
+		canonical_normalise(header.fields[k], header.lens[k], norm, sizeof(norm));
+		if (norm[0] == '\0')
+			snprintf(norm, sizeof(norm), "column_%d", k + 1);
+		canon = canonical_name(norm, &cols[k].kind);
+		snprintf(unique, sizeof(unique), "%s", canon);
+		for (;;)
+		{
+			bool		dup = false;
+
+			for (int j = 0; j < k && !dup; j++)
+				dup = strcmp(cols[j].name, unique) == 0;
+			if (!dup)
+				break;
+			snprintf(unique, sizeof(unique), "%s_%d", canon, ++suffix);
+		}
+		cols[k].name = strdup(unique);
+		if (suffix > 0)
+			canonical_name(cols[k].name, &cols[k].kind);
+		cols[k].numeric = (cols[k].kind == CANON_FEATURE || cols[k].kind == CANON_UNKNOWN);
+	}
+
+	/* a sample of rows decides the type of columns nids does not know */
+	sample = calloc(SAMPLE_ROWS, sizeof(Record));
+	sample_line = calloc(SAMPLE_ROWS, sizeof(long));
+	while (nsample < SAMPLE_ROWS)
+	{
+		if (!read_record(f, &line, &sample[nsample], &lineno, &qerr))
+		{
+			eof = true;
+			break;
+		}
+		if (qerr)
+		{
+			set_error(e, lineno, "%s", qerr);
+			gzclose(f);
+			return -1;
+		}
+		sample_line[nsample++] = lineno;
+	}
+	for (int k = 0; k < ncols; k++)
+	{
+		if (cols[k].kind != CANON_UNKNOWN)
+			continue;
+		for (int r = 0; r < nsample && cols[k].numeric; r++)
+		{
+			char	   *s;
+			size_t		len;
+
+			if (sample[r].n != ncols)
+				continue;
+			s = sample[r].fields[k];
+			len = sample[r].lens[k];
+			trim(&s, &len);
+			if (len > 0 && !parse_number(s, len))
+				cols[k].numeric = false;
+		}
+	}
+
+	/* one transaction: create or extend the table, then COPY */
+	qtable = quoted_table(conn, table);
+	if (!exec_ok(conn, "BEGIN", &errmsg))
+		fail_conn(conn, "BEGIN");
+	res = table_columns(conn, qtable);
+	if (PQntuples(res) == 0)
+	{
+		buf_append(&sql, "CREATE TABLE ", 13);
+		buf_append(&sql, qtable, strlen(qtable));
+		buf_append(&sql, " (", 2);
+		for (int k = 0; k < ncols; k++)
+		{
+			char	   *id = PQescapeIdentifier(conn, cols[k].name, strlen(cols[k].name));
+
+			if (k > 0)
+				buf_append(&sql, ", ", 2);
+			buf_append(&sql, id, strlen(id));
+			buf_append(&sql, cols[k].numeric ? " float8" : " text", cols[k].numeric ? 7 : 5);
+			PQfreemem(id);
+		}
+		buf_append(&sql, ")", 1);
+		if (!exec_ok(conn, sql.data, &errmsg))
+		{
+			set_error(e, 0, "cannot create table %s: %s", table, errmsg);
+			exec_ok(conn, "ROLLBACK", NULL);
+			return -1;
+		}
+	}
+	else
+	{
+		for (int k = 0; k < ncols; k++)
+		{
+			bool		has = false;
+
+			for (int r = 0; r < PQntuples(res) && !has; r++)
+				has = strcmp(PQgetvalue(res, r, 0), cols[k].name) == 0;
+			if (!has)
+			{
+				char	   *id = PQescapeIdentifier(conn, cols[k].name, strlen(cols[k].name));
+
+				sql.len = 0;
+				buf_append(&sql, "ALTER TABLE ", 12);
+				buf_append(&sql, qtable, strlen(qtable));
+				buf_append(&sql, " ADD COLUMN ", 12);
+				buf_append(&sql, id, strlen(id));
+				buf_append(&sql, cols[k].numeric ? " float8" : " text", cols[k].numeric ? 7 : 5);
+				PQfreemem(id);
+				if (!exec_ok(conn, sql.data, &errmsg))
+				{
+					set_error(e, 0, "cannot add column %s: %s", cols[k].name, errmsg);
+					exec_ok(conn, "ROLLBACK", NULL);
+					return -1;
+				}
+			}
+		}
+	}
+	PQclear(res);
+
+	sql.len = 0;
+	buf_append(&sql, "COPY ", 5);
+	buf_append(&sql, qtable, strlen(qtable));
+	buf_append(&sql, " (", 2);
+	for (int k = 0; k < ncols; k++)
+	{
+		char	   *id = PQescapeIdentifier(conn, cols[k].name, strlen(cols[k].name));
+
+		if (k > 0)
+			buf_append(&sql, ", ", 2);
+		buf_append(&sql, id, strlen(id));
+		PQfreemem(id);
+	}
+	buf_append(&sql, ") FROM STDIN", 12);
+	res = PQexec(conn, sql.data);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+	{
+		set_error(e, 0, "COPY failed: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		exec_ok(conn, "ROLLBACK", NULL);
+		return -1;
+	}
+	PQclear(res);
+
+	e->line = -1;
+	for (int r = 0;; r++)
+	{
+		Record	   *cur;
+		long		curline;
+
+		if (r < nsample)
+		{
+			cur = &sample[r];
+			curline = sample_line[r];
+		}
+		else
+		{
+			if (eof || !read_record(f, &line, &rec, &lineno, &qerr))
+				break;
+			if (qerr)
+			{
+				set_error(e, lineno, "%s", qerr);
+				break;
+			}
+			cur = &rec;
+			curline = lineno;
+		}
+		if (cur->n != ncols)
+		{
+			if (blank_record(cur))
+				continue;
+			set_error(e, curline, "expected %d fields, found %d", ncols, cur->n);
+			break;
+		}
+		if (!row_to_copy(cur, cols, ncols, &out, curline, e))
+			break;
+		rows++;
+		if (out.len >= COPY_CHUNK)
+		{
+			if (PQputCopyData(conn, out.data, (int) out.len) != 1)
+				fail_conn(conn, "sending rows");
+			out.len = 0;
+		}
+	}
+	gzclose(f);
+	if (e->line >= 0)
+	{
+		PQputCopyEnd(conn, "nids-load: malformed input");
+		res = PQgetResult(conn);
+		PQclear(res);
+		exec_ok(conn, "ROLLBACK", NULL);
+		return -1;
+	}
+	if (out.len > 0 && PQputCopyData(conn, out.data, (int) out.len) != 1)
+		fail_conn(conn, "sending rows");
+	if (PQputCopyEnd(conn, NULL) != 1)
+		fail_conn(conn, "ending COPY");
+	res = PQgetResult(conn);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		set_error(e, 0, "COPY failed: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		exec_ok(conn, "ROLLBACK", NULL);
+		return -1;
+	}
+	PQclear(res);
+	if (!exec_ok(conn, "COMMIT", &errmsg))
+	{
+		set_error(e, 0, "COMMIT failed: %s", errmsg);
+		return -1;
+	}
+	return rows;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+			"Usage: %s [-d DBNAME] [-h HOST] [-p PORT] [-U USER] -t TABLE FILE.csv ...\n"
+			"Load CICFlowMeter CSV files (CIC-IDS2017, CSE-CIC-IDS2018; plain or gzip)\n"
+			"into TABLE under nids' canonical column names, one transaction per file.\n",
+			progname);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *keys[5];
+	const char *vals[5];
+	int			nk = 0;
+	const char *table = NULL;
+	PGconn	   *conn;
+	int			c;
+	static struct option long_options[] = {
+		{"dbname", required_argument, NULL, 'd'},
+		{"host", required_argument, NULL, 'h'},
+		{"port", required_argument, NULL, 'p'},
+		{"username", required_argument, NULL, 'U'},
+		{"table", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, '?'},
+		{NULL, 0, NULL, 0}
+	};
+
+	while ((c = getopt_long(argc, argv, "d:h:p:U:t:?", long_options, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'd':
+				keys[nk] = "dbname";
+				vals[nk++] = optarg;
+				break;
+			case 'h':
+				keys[nk] = "host";
+				vals[nk++] = optarg;
+				break;
+			case 'p':
+				keys[nk] = "port";
+				vals[nk++] = optarg;
+				break;
+			case 'U':
+				keys[nk] = "user";
+				vals[nk++] = optarg;
+				break;
+			case 't':
+				table = optarg;
+				break;
+			case '?':
+				usage(optopt ? stderr : stdout);
+				return optopt ? 2 : 0;
+			default:
+				usage(stderr);
+				return 2;
+		}
+	}
+	if (table == NULL || table[0] == '\0' || optind >= argc)
+	{
+		usage(stderr);
+		return 2;
+	}
+	keys[nk] = NULL;
+	vals[nk] = NULL;
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(conn) != CONNECTION_OK)
+		fail_conn(conn, "cannot connect");
+	if (PQsetClientEncoding(conn, "UTF8") != 0)
+		fail_conn(conn, "cannot set client encoding");
+
+	for (int i = optind; i < argc; i++)
+	{
+		LoadError	e = {0};
+		long		rows = load_file(conn, argv[i], table, &e);
+
+		if (rows < 0)
+		{
+			if (e.line > 0)
+				fprintf(stderr, "%s: %s:%ld: %s\n", progname, argv[i], e.line, e.msg);
+			else
+				fprintf(stderr, "%s: %s: %s\n", progname, argv[i], e.msg);
+			fprintf(stderr, "%s: %s: nothing loaded from this file\n", progname, argv[i]);
+			PQfinish(conn);
+			return 1;
+		}
+		printf("%s: %ld rows loaded into %s\n", argv[i], rows, table);
+		fflush(stdout);
+	}
+	PQfinish(conn);
+	return 0;
+}
