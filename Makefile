@@ -18,14 +18,15 @@ OBJS = \
 	src/train.o \
 	src/drift_reference.o \
 	src/features.o \
-	src/trigger.o
+	src/trigger.o \
+	src/attach.o
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 SHLIB_LINK += -lxgboost -lm
 PG_CPPFLAGS += -I$(srcdir)/src
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 
-REGRESS = import classify errors
+REGRESS = import classify errors train train_errors scoring
 REGRESS_OPTS = --inputdir=.
 
 override with_llvm = no

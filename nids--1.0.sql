@@ -222,3 +222,12 @@ AS 'MODULE_PATHNAME', 'nids_score_trigger'
 LANGUAGE C;
 COMMENT ON FUNCTION nids_score_trigger() IS
 	'BEFORE INSERT OR UPDATE row trigger (optional argument: model): fills predicted_label, probability, anomaly_score, novel, verdict where the table has them';
+
+CREATE FUNCTION nids_attach_benign(model text, benign_flows regclass, options jsonb DEFAULT '{}')
+RETURNS integer
+AS 'MODULE_PATHNAME', 'nids_attach_benign'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION nids_attach_benign(text, regclass, jsonb) IS
+	'Registers a new version of a model (e.g. an imported one) with an isolation forest and drift reference trained on a table of benign flows; returns the version';
+REVOKE ALL ON FUNCTION nids_attach_benign(text, regclass, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nids_attach_benign(text, regclass, jsonb) TO nids_admin;

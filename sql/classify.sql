@@ -52,3 +52,4 @@ SELECT nids_import_xgboost('default', booster, features, classes) FROM fx_models
 SELECT nids_classify(features) IN ('BENIGN', 'DoS Hulk', 'PortScan') AS uses_new_version FROM fx_vectors WHERE id = 300;
 SELECT nids_deploy('default', 1);
 SELECT nids_classify(features) IN ('BENIGN', 'ATTACK') AS rolled_back FROM fx_vectors WHERE id = 300;
+SELECT nids_drop_model('default');

@@ -139,6 +139,9 @@ extern NidsForest *iforest_train(const float *x, int num_features,
 								 const IForestParams *params);
 extern double iforest_score(const NidsForest *forest, const float *x,
 							float *scratch);
+extern double iforest_threshold(const NidsForest *forest, const float *x,
+								int num_features, const int64 *rows, int64 n,
+								double fpr, float *scratch);
 extern NidsForest *iforest_deserialize(const char *data, size_t len,
 									   int num_features, char **error);
 

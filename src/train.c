@@ -772,7 +772,7 @@ nids_train(PG_FUNCTION_ARGS)
 		int64		nbenign = 0,
 					nheld = 0;
 		int64	   *rows = palloc_extended(sizeof(int64) * Max(ntrain, 1), MCXT_ALLOC_HUGE);
-		double	   *held;
+		int64	   *held;
 		double	   *pairs;
 		double		auc;
 		int64		verdicts[3] = {0, 0, 0};
@@ -783,32 +783,21 @@ nids_train(PG_FUNCTION_ARGS)
 		iforest = iforest_train(td.x, k, rows, nbenign, &opt.iforest);
 
 		/* threshold: the (1 - benign_fpr) quantile of held-out benign scores */
-		held = palloc_extended(sizeof(double) * Max(Max(ntest, nbenign), 1), MCXT_ALLOC_HUGE);
 		pairs = palloc_extended(sizeof(double) * 2 * Max(ntest, 1), MCXT_ALLOC_HUGE);
+		held = palloc_extended(sizeof(int64) * Max(ntest, 1), MCXT_ALLOC_HUGE);
 		for (int64 r = 0; r < ntest; r++)
 		{
-			double		s = iforest_score(iforest, td.x + (ntrain + r) * k, scratch);
-
-			pairs[r * 2] = s;
+			pairs[r * 2] = iforest_score(iforest, td.x + (ntrain + r) * k, scratch);
 			pairs[r * 2 + 1] = td.y[ntrain + r] != benign;
 			if (td.y[ntrain + r] == benign)
-				held[nheld++] = s;
+				held[nheld++] = ntrain + r;
 			if ((r & 4095) == 0)
 				CHECK_FOR_INTERRUPTS();
 		}
-		if (nheld == 0)
-		{
-			for (int64 i = 0; i < nbenign; i++)
-				held[nheld++] = iforest_score(iforest, td.x + rows[i] * k, scratch);
-		}
-		qsort(held, nheld, sizeof(double), compare_score);
-		{
-			double		pos = (1.0 - opt.benign_fpr) * (nheld - 1);
-			int64		lo = (int64) floor(pos);
-			int64		hi = Min(lo + 1, nheld - 1);
-
-			threshold = held[lo] + (held[hi] - held[lo]) * (pos - lo);
-		}
+		if (nheld > 0)
+			threshold = iforest_threshold(iforest, td.x, k, held, nheld, opt.benign_fpr, scratch);
+		else
+			threshold = iforest_threshold(iforest, td.x, k, rows, nbenign, opt.benign_fpr, scratch);
 		for (int64 r = 0; r < ntest; r++)
 		{
 			bool		novel = pairs[r * 2] > threshold;

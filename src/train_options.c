@@ -94,8 +94,9 @@ static double
 number_in(const JsonbValue *v, const char *name, double min, double max,
 		  bool min_open, bool integer)
 {
-	char	   *expected = psprintf("%s %s %g and %g", integer ? "an integer" : "a number",
-									min_open ? "above" : "between", min, max);
+	char	   *expected = min_open
+		? psprintf("%s greater than %.15g and at most %.15g", integer ? "an integer" : "a number", min, max)
+		: psprintf("%s between %.15g and %.15g", integer ? "an integer" : "a number", min, max);
 	double		d = number_value(v, name, expected);
 
 	if (isnan(d) || d > max || d < min || (min_open && d <= min) ||

@@ -1,0 +1,144 @@
+-- nids_features, nids_anomaly, nids_ensemble and nids_score_trigger on a
+-- model trained from generated flows.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS nids;
+RESET client_min_messages;
+\set ECHO none
+\set tbl flows_sc
+\set n 2000
+\set seed 0.17
+\set shift 1.0
+\i test/fixtures/flows.sql
+\o /dev/null
+SELECT nids_train('flows_sc', model => 'sc', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 30}}');
+\o
+\set ECHO all
+\set SHOW_CONTEXT never
+
+-- nids_features: the model's vector, by canonical column name
+SELECT array_length(nids_features(f, 'sc'), 1) = (SELECT array_length(feature_names, 1) FROM nids.models WHERE name = 'sc') AS full_length
+FROM flows_sc f LIMIT 1;
+SELECT nids_features(f, 'sc') = ARRAY[f.destination_port, f.flow_duration, f.total_fwd_packets, f.total_backward_packets,
+	f.total_length_of_fwd_packets, f.total_length_of_bwd_packets, f.fwd_packet_length_max, f.bwd_packet_length_mean,
+	f.flow_bytes_s, f.flow_packets_s, f.flow_iat_mean, f.flow_iat_std, f.fwd_psh_flags, f.syn_flag_count,
+	f.ack_flag_count, f.init_win_bytes_forward, f.init_win_bytes_backward, f.active_mean, f.idle_mean] AS in_model_order
+FROM flows_sc f WHERE f.flow_number = 7;
+
+-- columns named as another CICFlowMeter release names them; absent ones are missing (NULL)
+CREATE TABLE flows_2018 ("Dst Port" int, "Flow Duration" bigint, "Tot Fwd Pkts" numeric, "Flow Byts/s" float4, "Label" text);
+INSERT INTO flows_2018 VALUES (443, 1000, 3, 'Infinity', 'Benign'), (22, NULL, 20, 5.5, 'SSH-Bruteforce');
+SELECT "Dst Port", nids_features(f, 'sc') FROM flows_2018 f ORDER BY 1;
+SELECT nids_classify(nids_features(f, 'sc'), 'sc') IS NOT NULL AS scores FROM flows_2018 f;
+
+-- anonymous records work too
+SELECT nids_features(r, 'sc') FROM (SELECT 80 AS destination_port, 5 AS "Total Fwd Packets") r;
+
+-- a feature column that is not numeric is refused
+CREATE TABLE bad_types (destination_port text);
+INSERT INTO bad_types VALUES ('80');
+SELECT nids_features(b, 'sc') FROM bad_types b;
+\echo :LAST_ERROR_SQLSTATE
+
+-- nids_anomaly: in [0, 1]; attack traffic scores higher than benign on average
+SELECT min(a) >= 0 AND max(a) <= 1 AS in_range,
+       avg(a) FILTER (WHERE label <> 'BENIGN') > avg(a) FILTER (WHERE label = 'BENIGN') AS attacks_more_anomalous
+FROM (SELECT label, nids_anomaly(nids_features(f, 'sc'), 'sc') AS a FROM flows_sc f) s;
+
+-- nids_ensemble: label and probability are the classifier's, the verdict follows the rule
+SELECT count(*) AS flows,
+       count(*) FILTER (WHERE (v).label = nids_classify(x, 'sc')) AS same_label,
+       count(*) FILTER (WHERE (v).novel = ((v).anomaly_score > (SELECT anomaly_threshold FROM nids.model_versions WHERE name = 'sc'))) AS novel_rule,
+       count(*) FILTER (WHERE (v).verdict = CASE WHEN (v).label <> 'BENIGN' THEN 'attack'
+                                                 WHEN (v).novel THEN 'anomaly' ELSE 'benign' END) AS verdict_rule,
+       count(*) FILTER (WHERE abs((v).anomaly_score - nids_anomaly(x, 'sc')) < 1e-12) AS same_anomaly
+FROM (SELECT nids_features(f, 'sc') AS x, nids_ensemble(nids_features(f, 'sc'), 'sc') AS v FROM flows_sc f) s;
+SELECT (v).verdict, count(*) FROM (SELECT nids_ensemble(nids_features(f, 'sc'), 'sc') AS v FROM flows_sc f) s
+GROUP BY 1 ORDER BY 1;
+
+-- an imported model has no isolation forest: a clear error and a hint
+\set ECHO none
+\i test/fixtures/xgb_fixtures.sql
+\o /dev/null
+SELECT nids_import_xgboost('imported', booster, features, classes) FROM fx_models WHERE name = 'softprob_json';
+\o
+\set ECHO all
+SELECT nids_anomaly(ARRAY[1, 2, 3, 4, 5, 6]::float8[], 'imported');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_ensemble(ARRAY[1, 2, 3, 4, 5, 6]::float8[], 'imported');
+\echo :LAST_ERROR_SQLSTATE
+
+-- attach a forest and a drift reference from a table of benign flows
+CREATE TABLE benign_only AS SELECT * FROM flows_sc WHERE label = 'BENIGN';
+SELECT nids_attach_benign('imported', 'benign_only', '{"iforest": {"benign_fpr": 0.02}}') AS version;
+SELECT version, deployed, metrics->>'source' AS source, (metrics->'iforest'->>'held_out_rows')::int > 0 AS held_out
+FROM nids.models WHERE name = 'imported' ORDER BY version;
+SELECT count(*) FILTER (WHERE (v).novel)::float8 / count(*) < 0.1 AS few_benign_novel
+FROM (SELECT nids_ensemble(nids_features(b, 'imported'), 'imported') AS v FROM benign_only b) s;
+SELECT nids_attach_benign('imported', 'no_such_table');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_attach_benign('no_such_model', 'benign_only');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE one_row AS SELECT * FROM benign_only LIMIT 1;
+SELECT nids_attach_benign('imported', 'one_row');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE benign_only, one_row;
+
+-- The trigger fills the result columns the table has, for INSERT ... SELECT,
+-- COPY and UPDATE
+CREATE TABLE live (LIKE flows_sc, predicted_label text, probability float8,
+	anomaly_score float8, novel boolean, verdict text);
+CREATE TRIGGER score BEFORE INSERT OR UPDATE ON live
+	FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO live SELECT * FROM flows_sc WHERE flow_number <= 500;
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE l.predicted_label = nids_classify(nids_features(l, 'sc'), 'sc')) AS same_label,
+       count(*) FILTER (WHERE l.verdict = (nids_ensemble(nids_features(l, 'sc'), 'sc')).verdict) AS same_verdict,
+       count(*) FILTER (WHERE l.probability BETWEEN 0 AND 1 AND l.anomaly_score BETWEEN 0 AND 1 AND l.novel IS NOT NULL) AS filled
+FROM live l;
+COPY live (destination_port, flow_duration, total_fwd_packets, syn_flag_count, label) FROM stdin;
+22	5000000	20	0	SSH-Patator
+80	0	1	1	PortScan
+\.
+SELECT destination_port, predicted_label IS NOT NULL AS labelled, verdict IS NOT NULL AS judged
+FROM live WHERE flow_number IS NULL ORDER BY 1;
+UPDATE live SET predicted_label = NULL WHERE flow_number = 1;
+SELECT predicted_label IS NOT NULL AS rescored FROM live WHERE flow_number = 1;
+
+-- a table with only some result columns gets only those
+CREATE TABLE live_small (destination_port float8, total_fwd_packets float8, verdict text);
+CREATE TRIGGER score BEFORE INSERT ON live_small FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO live_small VALUES (80, 3, NULL);
+SELECT verdict IN ('attack', 'anomaly', 'benign') AS judged FROM live_small;
+
+-- the default model name
+CREATE TABLE live_default (destination_port float8, predicted_label text);
+CREATE TRIGGER score BEFORE INSERT ON live_default FOR EACH ROW EXECUTE FUNCTION nids_score_trigger();
+INSERT INTO live_default VALUES (80, NULL);
+\echo :LAST_ERROR_SQLSTATE
+
+-- errors: a table with none of the features, wrong result types, misuse
+CREATE TABLE unrelated (x int, predicted_label text);
+CREATE TRIGGER score BEFORE INSERT ON unrelated FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO unrelated VALUES (1, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM unrelated;
+CREATE TABLE wrong_type (destination_port float8, probability text);
+CREATE TRIGGER score BEFORE INSERT ON wrong_type FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO wrong_type VALUES (80, NULL);
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE after_trigger (destination_port float8, predicted_label text);
+CREATE TRIGGER score AFTER INSERT ON after_trigger FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO after_trigger VALUES (80, NULL);
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE two_args (destination_port float8, predicted_label text);
+CREATE TRIGGER score BEFORE INSERT ON two_args FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc', 'x');
+INSERT INTO two_args VALUES (80, NULL);
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE unknown_model (destination_port float8, predicted_label text);
+CREATE TRIGGER score BEFORE INSERT ON unknown_model FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('nope');
+INSERT INTO unknown_model VALUES (80, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_score_trigger();
+\echo :LAST_ERROR_SQLSTATE
+
+DROP TABLE live, live_small, live_default, unrelated, wrong_type, after_trigger, two_args, unknown_model, flows_2018, bad_types;

@@ -1,0 +1,71 @@
+-- nids_train on generated CICFlowMeter-like flows.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS nids;
+RESET client_min_messages;
+\set ECHO none
+\set tbl flows
+\set n 3000
+\set seed 0.42
+\set shift 1.0
+\i test/fixtures/flows.sql
+\set ECHO all
+SELECT label, count(*) FROM flows GROUP BY label ORDER BY label;
+
+-- Train with the defaults (except fewer rounds, to keep the test fast).
+-- flow_number is a row counter: excluded.
+CREATE TEMP TABLE result AS
+SELECT nids_train('flows', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 40}}') AS r;
+
+-- what was kept and what was dropped, and why
+SELECT r->'version' AS version, jsonb_array_length(r->'feature_names') AS features FROM result;
+SELECT jsonb_array_elements_text(r->'feature_names') AS feature FROM result;
+SELECT d->>'column' AS dropped, d->>'reason' AS reason FROM result, jsonb_array_elements(r->'dropped') d;
+SELECT r->'class_labels' AS classes, r->'rows' AS rows FROM result;
+
+-- hold-out quality, per class (the generated classes are well separated)
+SELECT (r->>'macro_f1')::float8 > 0.9 AS good_macro_f1, (r->>'accuracy')::float8 > 0.9 AS good_accuracy FROM result;
+SELECT c.key AS class, (c.value->>'support')::int AS support, (c.value->>'f1')::float8 > 0.8 AS f1_above_08
+FROM result, jsonb_each(r->'per_class') c ORDER BY c.key;
+SELECT jsonb_array_length(r->'confusion_matrix'->'matrix') AS confusion_rows,
+       (SELECT sum(v::int) FROM jsonb_array_elements(r->'confusion_matrix'->'matrix') row, jsonb_array_elements_text(row) v) AS confusion_total
+FROM result;
+SELECT (r->'iforest'->>'roc_auc')::float8 > 0.5 AS iforest_better_than_chance,
+       (r->'iforest'->>'threshold')::float8 BETWEEN 0 AND 1 AS threshold_in_range,
+       r->'ensemble' ?& ARRAY['attack', 'anomaly', 'benign'] AS ensemble_counts
+FROM result;
+SELECT r->'timings' ?& ARRAY['read_s', 'preprocess_s', 'train_s', 'total_s'] AS has_timings FROM result;
+
+-- the catalogue row matches the result
+SELECT name, version, deployed, feature_names = ARRAY(SELECT jsonb_array_elements_text(r->'feature_names')) AS same_features,
+       metrics->'macro_f1' = r->'macro_f1' AS same_metrics
+FROM nids.models, result WHERE name = 'default';
+
+-- scoring the training table through nids_features
+SELECT count(*) FILTER (WHERE nids_classify(nids_features(f)) = f.label)::float8 / count(*) > 0.95 AS accurate
+FROM flows f;
+
+-- Deterministic: the same data and seed give the same booster and forest
+SELECT nids_train('flows', model => 'again', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 40}}') ? 'version' AS trained;
+SELECT (SELECT md5(booster) FROM nids.model_versions WHERE name = 'default' AND deployed) =
+       (SELECT md5(booster) FROM nids.model_versions WHERE name = 'again' AND deployed) AS same_booster,
+       (SELECT md5(iforest) FROM nids.model_versions WHERE name = 'default' AND deployed) =
+       (SELECT md5(iforest) FROM nids.model_versions WHERE name = 'again' AND deployed) AS same_forest;
+
+-- Options: a stricter correlation threshold keeps more columns; deploy => false
+SELECT jsonb_array_length(r->'feature_names') AS features, r->'version' AS version
+FROM (SELECT nids_train('flows', 'label', 'again', '{"exclude": ["flow_number"], "correlation_threshold": 0.999, "deploy": false, "test_size": 0.3, "seed": 7, "xgboost": {"num_boost_round": 10, "max_depth": 4, "eta": 0.3}, "iforest": {"trees": 50, "sample_size": 128, "benign_fpr": 0.05}}') AS r) s;
+SELECT version, deployed FROM nids.models WHERE name = 'again' ORDER BY version;
+SELECT metrics->'iforest'->'trees' AS trees, metrics->'iforest'->'sample_size' AS sample_size,
+       metrics->'iforest'->'benign_fpr' AS benign_fpr, metrics->'params'->'max_depth' AS max_depth
+FROM nids.models WHERE name = 'again' AND version = 2;
+
+-- A label column with another name, and a benign label in another case
+CREATE TEMP TABLE flows2 AS SELECT destination_port, flow_duration, total_fwd_packets,
+	CASE WHEN label = 'BENIGN' THEN 'Benign' ELSE 'Attack' END AS verdict_truth FROM flows;
+SELECT r->'class_labels' AS classes, jsonb_typeof(r->'iforest') = 'object' AS has_iforest
+FROM (SELECT nids_train('flows2', 'verdict_truth', 'two', '{"xgboost": {"num_boost_round": 5}}') AS r) s;
+
+-- Rows with a NULL label are skipped and counted
+INSERT INTO flows2 SELECT 1, 2, 3, NULL;
+SELECT r->'rows'->'null_label_skipped' AS skipped
+FROM (SELECT nids_train('flows2', 'verdict_truth', 'two', '{"xgboost": {"num_boost_round": 5}}') AS r) s;
