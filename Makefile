@@ -19,14 +19,19 @@ OBJS = \
 	src/drift_reference.o \
 	src/features.o \
 	src/trigger.o \
-	src/attach.o
+	src/attach.o \
+	src/drift.o \
+	src/drift_log.o
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 SHLIB_LINK += -lxgboost -lm
 PG_CPPFLAGS += -I$(srcdir)/src
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 
-REGRESS = import classify errors train train_errors scoring
+SCRIPTS_built = tools/nids-load
+EXTRA_CLEAN = tools/nids-load
+
+REGRESS = import classify errors train train_errors scoring drift
 REGRESS_OPTS = --inputdir=.
 
 override with_llvm = no
@@ -39,7 +44,19 @@ all install installcheck:
 	@echo "PostgreSQL 15 server headers are missing: run scripts/setup (or make test)" >&2; exit 1
 endif
 
-.PHONY: test demo setup
+.PHONY: test demo setup install-nids-load-link
+
+# nids-load: a libpq client sharing src/canonical.c with the extension
+PG_INCLUDEDIR = $(shell $(PG_CONFIG) --includedir)
+tools/nids-load: tools/nids-load.c src/canonical.c src/canonical.h
+	$(CC) -O2 -g -Wall -Wextra -Werror -I$(srcdir)/src -I$(PG_INCLUDEDIR) \
+		-o $@ tools/nids-load.c src/canonical.c -lpq -lz
+
+# also on the PATH, where /usr/local/bin is writable
+install: install-nids-load-link
+install-nids-load-link:
+	@if [ -z "$(DESTDIR)" ] && [ -w /usr/local/bin ]; then \
+		ln -sf '$(bindir)/nids-load' /usr/local/bin/nids-load; fi
 
 setup:
 	scripts/setup

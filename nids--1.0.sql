@@ -231,3 +231,66 @@ COMMENT ON FUNCTION nids_attach_benign(text, regclass, jsonb) IS
 	'Registers a new version of a model (e.g. an imported one) with an isolation forest and drift reference trained on a table of benign flows; returns the version';
 REVOKE ALL ON FUNCTION nids_attach_benign(text, regclass, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nids_attach_benign(text, regclass, jsonb) TO nids_admin;
+
+------------------------------------------------------------------------------
+-- Drift
+------------------------------------------------------------------------------
+CREATE FUNCTION ks_drift(window_query text, model text DEFAULT 'default')
+RETURNS TABLE (feature text, ks_statistic float8, p_value float8, n_reference bigint,
+	n_window bigint, drift_level text)
+AS 'MODULE_PATHNAME', 'ks_drift'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE ROWS 80;
+COMMENT ON FUNCTION ks_drift(text, text) IS
+	'Two-sample Kolmogorov-Smirnov test of each model feature: a read-only window query (run with the caller''s privileges) against the training distribution';
+
+CREATE FUNCTION nids._check_window_query(window_query text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'nids_check_window_query'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION nids._check_window_query(text) IS
+	'Internal: raises the error ks_drift would raise for a window query that is not one read-only SELECT';
+
+CREATE SEQUENCE nids.drift_report_id;
+CREATE TABLE nids.drift_reports (
+	report_id bigint NOT NULL,
+	model text NOT NULL,
+	version integer NOT NULL,
+	ran_at timestamptz NOT NULL DEFAULT now(),
+	feature text NOT NULL,
+	ks_statistic float8,
+	p_value float8,
+	n_reference bigint NOT NULL,
+	n_window bigint NOT NULL,
+	drift_level text NOT NULL CHECK (drift_level IN ('none', 'significant', 'high')),
+	PRIMARY KEY (report_id, feature)
+);
+-- "the latest report of a model" and time ranges
+CREATE INDEX drift_reports_model_time ON nids.drift_reports (model, ran_at DESC, report_id);
+CREATE INDEX drift_reports_time ON nids.drift_reports (ran_at);
+COMMENT ON TABLE nids.drift_reports IS 'Drift reports logged by nids_log_drift: one row per feature per report';
+SELECT pg_catalog.pg_extension_config_dump('nids.drift_reports', '');
+SELECT pg_catalog.pg_extension_config_dump('nids.drift_report_id', '');
+REVOKE ALL ON nids.drift_reports FROM PUBLIC;
+REVOKE ALL ON SEQUENCE nids.drift_report_id FROM PUBLIC;
+GRANT SELECT ON nids.drift_reports TO PUBLIC;
+GRANT SELECT, INSERT, DELETE ON nids.drift_reports TO nids_admin;
+GRANT USAGE ON SEQUENCE nids.drift_report_id TO nids_admin;
+
+CREATE FUNCTION nids_log_drift(window_query text, model text DEFAULT 'default')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'nids_log_drift'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION nids_log_drift(text, text) IS
+	'Runs ks_drift and appends its rows to nids.drift_reports; returns the report id';
+REVOKE ALL ON FUNCTION nids_log_drift(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nids_log_drift(text, text) TO nids_admin;
+
+CREATE FUNCTION nids_schedule_drift(job_name text, schedule text, window_query text,
+	model text DEFAULT 'default')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'nids_schedule_drift'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION nids_schedule_drift(text, text, text, text) IS
+	'Schedules nids_log_drift with pg_cron (cron syntax, run with this session''s search_path); returns the pg_cron job id';
+REVOKE ALL ON FUNCTION nids_schedule_drift(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nids_schedule_drift(text, text, text, text) TO nids_admin;

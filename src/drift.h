@@ -10,7 +10,7 @@
 
 #include "postgres.h"
 
-#define NIDS_REF_POINTS		1024
+#define NIDS_REF_POINTS		4096
 #define NIDS_REF_SAMPLE		262144
 
 typedef struct DriftFeatureRef

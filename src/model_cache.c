@@ -27,6 +27,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "drift.h"
 #include "nids.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
@@ -335,10 +336,10 @@ model_lookup_cached(FnModelCache *fc, text *name)
 }
 
 /*
- * The XGBoost document a model version was imported or trained with.
+ * A bytea column of the model's version row (NULL when it is NULL).
  */
-bytea *
-model_booster_bytes(NidsModel *model)
+static bytea *
+model_column_bytes(NidsModel *model, const char *column)
 {
 	Relation	rel;
 	Snapshot	snapshot;
@@ -361,19 +362,63 @@ model_booster_bytes(NidsModel *model)
 				   model->name) != 0 ||
 			DatumGetInt32(attr_datum(tup, desc, "version", &isnull)) != model->version)
 			continue;
-		if (!attr_bytes(tup, desc, "booster", &data, &len, &result))
+		if (!attr_bytes(tup, desc, column, &data, &len, &result))
 			result = NULL;
 		break;
 	}
 	table_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * The XGBoost document a model version was imported or trained with.
+ */
+bytea *
+model_booster_bytes(NidsModel *model)
+{
+	bytea	   *result = model_column_bytes(model, "booster");
+
 	if (result == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" version %d has no XGBoost booster",
 						model->name, model->version)));
 	return result;
+}
+
+/*
+ * The training distribution stored with the model, parsed and validated on
+ * first use and kept with the model.
+ */
+DriftReference *
+model_drift_reference(NidsModel *model)
+{
+	if (model->drift_reference == NULL)
+	{
+		bytea	   *bytes = model_column_bytes(model, "reference");
+		MemoryContext old;
+		char	   *error;
+
+		if (bytes == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model \"%s\" version %d has no training distribution",
+							model->name, model->version),
+					 errhint("Train it with nids_train, or attach one with nids_attach_benign(model, benign_flows).")));
+		old = MemoryContextSwitchTo(model->context);
+		model->drift_reference = drift_reference_parse(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes),
+													   model->num_features, &error);
+		MemoryContextSwitchTo(old);
+		if (model->drift_reference == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("model \"%s\" version %d has a corrupt training distribution",
+							model->name, model->version),
+					 errdetail("%s", error)));
+	}
+	return model->drift_reference;
 }
 
 /*

@@ -195,6 +195,7 @@ extern NidsModel *model_lookup_cached(FnModelCache *fc, text *name);
 extern void model_cache_init(void);
 extern XgbBooster model_xgboost(NidsModel *model);
 extern bytea *model_booster_bytes(NidsModel *model);
+extern struct DriftReference *model_drift_reference(NidsModel *model);
 
 /* ---- model registration (catalog.c) ---- */
 typedef struct ModelRecord

@@ -1,0 +1,96 @@
+-- ks_drift against scipy's ks_2samp, drift reports, and the pg_cron hook.
+-- Samples and expected values: test/fixtures/generate_ks.py (scipy).
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS nids;
+RESET client_min_messages;
+\set ECHO none
+\i test/fixtures/ks_fixtures.sql
+\o /dev/null
+-- test_size 0: the stored reference is the whole of ks_ref, as scipy saw it
+SELECT nids_train('ks_ref', model => 'ks', options => '{"test_size": 0, "xgboost": {"num_boost_round": 3}}');
+\o
+\set ECHO all
+\set SHOW_CONTEXT never
+
+SELECT feature_names FROM nids.models WHERE name = 'ks';
+
+-- statistic within 0.01 of scipy (in fact exact up to the reference's
+-- 1/4096 resolution) and p-value within 0.01, for every window and feature
+SELECT e.win, e.feature, d.n_reference, d.n_window,
+       abs(d.ks_statistic - e.ks_statistic) < 0.01 AS statistic_ok,
+       abs(d.p_value - e.p_value) < 0.01 AS p_value_ok,
+       d.drift_level
+FROM ks_expected e
+CROSS JOIN LATERAL ks_drift('SELECT * FROM ks_' || e.win, 'ks') d
+WHERE d.feature = e.feature
+ORDER BY e.win, e.feature;
+
+-- discrete features have exact references: the statistic is scipy's, up to
+-- the float32 the reference's distribution function is stored in
+SELECT e.win, e.feature, abs(d.ks_statistic - e.ks_statistic) < 1e-6 AS exact
+FROM ks_expected e CROSS JOIN LATERAL ks_drift('SELECT * FROM ks_' || e.win, 'ks') d
+WHERE d.feature = e.feature AND e.feature IN ('f_port', 'f_count')
+ORDER BY 1, 2;
+
+-- one float8[] column in feature order works the same
+SELECT d1.feature, d1.ks_statistic = d2.ks_statistic AS same
+FROM ks_drift('SELECT * FROM ks_shifted', 'ks') d1
+JOIN ks_drift('SELECT ARRAY[f_cont, f_port, f_count, f_heavy] FROM ks_shifted', 'ks') d2 USING (feature)
+ORDER BY 1;
+
+-- columns matched by canonical name; a feature missing from the window has n_window 0
+SELECT feature, n_window, ks_statistic IS NULL AS no_statistic, drift_level
+FROM ks_drift('SELECT f_cont AS "F Cont", f_port AS "F-Port" FROM ks_same', 'ks') ORDER BY feature;
+
+-- an empty window
+SELECT count(*) FILTER (WHERE n_window = 0) AS empty_features FROM ks_drift('SELECT * FROM ks_same WHERE false', 'ks');
+
+-- the window must be one read-only SELECT
+SELECT * FROM ks_drift('DELETE FROM ks_same', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ks_drift('WITH d AS (DELETE FROM ks_same RETURNING *) SELECT * FROM d', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ks_drift('SELECT * FROM ks_same FOR UPDATE', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ks_drift('SELECT 1; DELETE FROM ks_same', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ks_drift('SELEC 1', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS still_there FROM ks_same;
+SELECT * FROM ks_drift('SELECT * FROM ks_same', 'no_such_model');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ks_drift('SELECT f_cont::text AS f_cont FROM ks_same', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ks_drift('SELECT ARRAY[1, 2]::float8[] FROM ks_same', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+
+-- an imported model has no training distribution until one is attached
+\set ECHO none
+\i test/fixtures/xgb_fixtures.sql
+\o /dev/null
+SELECT nids_import_xgboost('dr_imported', booster, features, classes) FROM fx_models WHERE name = 'softprob_json';
+\o
+\set ECHO all
+SELECT * FROM ks_drift('SELECT * FROM ks_same', 'dr_imported');
+\echo :LAST_ERROR_SQLSTATE
+
+-- reports
+SELECT nids_log_drift('SELECT * FROM ks_shifted', 'ks') AS report;
+SELECT nids_log_drift('SELECT * FROM ks_same', 'ks') AS report;
+SELECT report_id, model, version, feature, drift_level, n_window
+FROM nids.drift_reports WHERE model = 'ks' ORDER BY report_id, feature;
+-- the latest report of a model
+SELECT report_id, count(*) FILTER (WHERE drift_level <> 'none') AS drifting
+FROM nids.drift_reports
+WHERE model = 'ks' AND report_id = (SELECT max(report_id) FROM nids.drift_reports WHERE model = 'ks')
+GROUP BY report_id;
+SELECT nids_log_drift('DELETE FROM ks_same', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_log_drift('SELECT * FROM ks_same', 'no_such_model');
+\echo :LAST_ERROR_SQLSTATE
+
+-- without pg_cron in this database, scheduling says what is missing
+SELECT nids_schedule_drift('nightly', '0 3 * * *', 'SELECT * FROM ks_same', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+
+DROP TABLE ks_ref, ks_same, ks_mild, ks_shifted, ks_small;

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# nids-load against the throwaway cluster (PGHOST/PGPORT/PGUSER are set by
+# scripts/run-tests): the three CICFlowMeter naming variants, gzip,
+# Infinity/NaN/empty fields, a Windows-1252 dash, malformed files.
+set -uo pipefail
+LOAD=${NIDS_LOAD:-$(/usr/lib/postgresql/15/bin/pg_config --bindir)/nids-load}
+DB=nids_load_test
+work=$(mktemp -d)
+trap 'rm -rf "$work"; dropdb --if-exists "$DB" >/dev/null 2>&1' EXIT
+passed=0
+failed=0
+check() { # description, then a command that must succeed
+	local what=$1
+	shift
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "ok - $what"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $what"
+	fi
+}
+q() { psql -X -q -A -t -d "$DB" -c "$1"; }
+
+createdb "$DB" || exit 1
+psql -X -q -d "$DB" -c 'CREATE EXTENSION nids' || exit 1
+
+# headers exactly as the three releases write them (shared/data/README.md)
+orig=' Destination Port, Flow Duration, Total Fwd Packets, Total Backward Packets,Total Length of Fwd Packets, Total Length of Bwd Packets, Fwd Packet Length Max, Fwd Packet Length Min, Fwd Packet Length Mean, Fwd Packet Length Std,Bwd Packet Length Max, Bwd Packet Length Min, Bwd Packet Length Mean, Bwd Packet Length Std,Flow Bytes/s, Flow Packets/s, Flow IAT Mean, Flow IAT Std, Flow IAT Max, Flow IAT Min,Fwd IAT Total, Fwd IAT Mean, Fwd IAT Std, Fwd IAT Max, Fwd IAT Min,Bwd IAT Total, Bwd IAT Mean, Bwd IAT Std, Bwd IAT Max, Bwd IAT Min,Fwd PSH Flags, Bwd PSH Flags, Fwd URG Flags, Bwd URG Flags, Fwd Header Length, Bwd Header Length,Fwd Packets/s, Bwd Packets/s, Min Packet Length, Max Packet Length, Packet Length Mean, Packet Length Std, Packet Length Variance,FIN Flag Count, SYN Flag Count, RST Flag Count, PSH Flag Count, ACK Flag Count, URG Flag Count, CWE Flag Count, ECE Flag Count, Down/Up Ratio, Average Packet Size, Avg Fwd Segment Size, Avg Bwd Segment Size, Fwd Header Length,Fwd Avg Bytes/Bulk, Fwd Avg Packets/Bulk, Fwd Avg Bulk Rate, Bwd Avg Bytes/Bulk, Bwd Avg Packets/Bulk,Bwd Avg Bulk Rate,Subflow Fwd Packets, Subflow Fwd Bytes, Subflow Bwd Packets, Subflow Bwd Bytes,Init_Win_bytes_forward, Init_Win_bytes_backward, act_data_pkt_fwd, min_seg_size_forward,Active Mean, Active Std, Active Max, Active Min,Idle Mean, Idle Std, Idle Max, Idle Min, Label'
+improved='id,Flow ID,Src IP,Src Port,Dst IP,Dst Port,Protocol,Timestamp,Flow Duration,Total Fwd Packet,Total Bwd packets,Total Length of Fwd Packet,Total Length of Bwd Packet,Fwd Packet Length Max,Fwd Packet Length Min,Fwd Packet Length Mean,Fwd Packet Length Std,Bwd Packet Length Max,Bwd Packet Length Min,Bwd Packet Length Mean,Bwd Packet Length Std,Flow Bytes/s,Flow Packets/s,Flow IAT Mean,Flow IAT Std,Flow IAT Max,Flow IAT Min,Fwd IAT Total,Fwd IAT Mean,Fwd IAT Std,Fwd IAT Max,Fwd IAT Min,Bwd IAT Total,Bwd IAT Mean,Bwd IAT Std,Bwd IAT Max,Bwd IAT Min,Fwd PSH Flags,Bwd PSH Flags,Fwd URG Flags,Bwd URG Flags,Fwd RST Flags,Bwd RST Flags,Fwd Header Length,Bwd Header Length,Fwd Packets/s,Bwd Packets/s,Packet Length Min,Packet Length Max,Packet Length Mean,Packet Length Std,Packet Length Variance,FIN Flag Count,SYN Flag Count,RST Flag Count,PSH Flag Count,ACK Flag Count,URG Flag Count,CWR Flag Count,ECE Flag Count,Down/Up Ratio,Average Packet Size,Fwd Segment Size Avg,Bwd Segment Size Avg,Fwd Bytes/Bulk Avg,Fwd Packet/Bulk Avg,Fwd Bulk Rate Avg,Bwd Bytes/Bulk Avg,Bwd Packet/Bulk Avg,Bwd Bulk Rate Avg,Subflow Fwd Packets,Subflow Fwd Bytes,Subflow Bwd Packets,Subflow Bwd Bytes,FWD Init Win Bytes,Bwd Init Win Bytes,Fwd Act Data Pkts,Fwd Seg Size Min,Active Mean,Active Std,Active Max,Active Min,Idle Mean,Idle Std,Idle Max,Idle Min,ICMP Code,ICMP Type,Total TCP Flow Time,Label,Attempted Category'
+cse='Dst Port,Protocol,Flow Duration,Tot Fwd Pkts,Tot Bwd Pkts,TotLen Fwd Pkts,TotLen Bwd Pkts,Fwd Pkt Len Max,Fwd Pkt Len Min,Fwd Pkt Len Mean,Fwd Pkt Len Std,Bwd Pkt Len Max,Bwd Pkt Len Min,Bwd Pkt Len Mean,Bwd Pkt Len Std,Flow Byts/s,Flow Pkts/s,Flow IAT Mean,Flow IAT Std,Flow IAT Max,Flow IAT Min,Fwd IAT Tot,Fwd IAT Mean,Fwd IAT Std,Fwd IAT Max,Fwd IAT Min,Bwd IAT Tot,Bwd IAT Mean,Bwd IAT Std,Bwd IAT Max,Bwd IAT Min,Fwd PSH Flags,Bwd PSH Flags,Fwd URG Flags,Bwd URG Flags,Fwd Header Len,Bwd Header Len,Fwd Pkts/s,Bwd Pkts/s,Pkt Len Min,Pkt Len Max,Pkt Len Mean,Pkt Len Std,Pkt Len Var,FIN Flag Cnt,SYN Flag Cnt,RST Flag Cnt,PSH Flag Cnt,ACK Flag Cnt,URG Flag Cnt,CWE Flag Count,ECE Flag Cnt,Down/Up Ratio,Pkt Size Avg,Fwd Seg Size Avg,Bwd Seg Size Avg,Fwd Byts/b Avg,Fwd Pkts/b Avg,Fwd Blk Rate Avg,Bwd Byts/b Avg,Bwd Pkts/b Avg,Bwd Blk Rate Avg,Subflow Fwd Pkts,Subflow Fwd Byts,Subflow Bwd Pkts,Subflow Bwd Byts,Init Fwd Win Byts,Init Bwd Win Byts,Fwd Act Data Pkts,Fwd Seg Size Min,Active Mean,Active Std,Active Max,Active Min,Idle Mean,Idle Std,Idle Max,Idle Min,Label'
+
+# rows: numeric columns from a formula; identifiers, label and the
+# improved release's Attempted Category where each variant has them
+make_csv() { # header, rows, label-of-row awk expression, file
+	local header=$1 rows=$2 labels=$3 out=$4
+	printf '%s\r\n' "$header" >"$out"
+	awk -v n="$rows" -v header="$header" "BEGIN {
+		nf = split(header, h, \",\");
+		for (i = 1; i <= n; i++) {
+			line = \"\";
+			for (j = 1; j <= nf; j++) {
+				name = h[j]; gsub(/^ +| +\$/, \"\", name);
+				if (name == \"Label\") v = $labels;
+				else if (name == \"Flow ID\") v = \"10.0.0.\" i \"-10.0.0.1-\" i \"-80-6\";
+				else if (name == \"Src IP\" || name == \"Dst IP\") v = \"192.168.10.\" (i % 250);
+				else if (name == \"Timestamp\") v = \"2017-07-07 11:\" (i % 60) \":00.0\";
+				else if (name == \"Attempted Category\") v = -1;
+				else if (name == \"Flow Bytes/s\" && i % 17 == 0) v = \"Infinity\";
+				else if (name == \"Flow Packets/s\" && i % 19 == 0) v = \"NaN\";
+				else if (name == \"Idle Std\" && i % 13 == 0) v = \"\";
+				else v = ((i * (j + 3)) % 97) * (i % 2 ? 1 : 3) + (j == 1 ? (i % 2) * 1000 : 0);
+				line = line (j > 1 ? \",\" : \"\") v;
+			}
+			printf \"%s\\r\\n\", line;
+		}
+	}" >>"$out"
+}
+make_csv "$orig" 300 '(i % 2 ? "BENIGN" : "Web Attack \226 Brute Force")' "$work/original.csv"
+make_csv "$improved" 200 '(i % 2 ? "BENIGN" : "Web Attack \357\277\275 Brute Force")' "$work/improved.csv"
+make_csv "$cse" 150 '(i % 2 ? "Benign" : "Brute Force -Web")' "$work/cse2018.csv"
+gzip -c "$work/cse2018.csv" >"$work/cse2018.csv.gz"
+
+out=$("$LOAD" -d "$DB" -t flows "$work/original.csv" "$work/improved.csv" 2>&1)
+check "loads the original and improved releases into one table" test $? -eq 0
+check "prints rows per file" grep -q "original.csv: 300 rows loaded into flows" <<<"$out"
+check "counts every row" test "$(q 'SELECT count(*) FROM flows')" = 500
+check "canonical names: the second Fwd Header Length is fwd_header_length_1" \
+	test "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'flows' AND column_name IN ('fwd_header_length', 'fwd_header_length_1', 'destination_port', 'total_fwd_packets', 'flow_bytes_s', 'init_win_bytes_forward', 'cwe_flag_count')")" = 7
+check "improved names map to the same columns (Dst Port, Total Fwd Packet)" \
+	test "$(q 'SELECT count(*) FROM flows WHERE destination_port IS NOT NULL AND total_fwd_packets IS NOT NULL')" = 500
+check "features only the improved release has keep their own names" \
+	test "$(q "SELECT count(*) FROM flows WHERE protocol IS NOT NULL AND fwd_rst_flags IS NOT NULL")" = 200
+check "identifiers and the label are text, features float8" \
+	test "$(q "SELECT string_agg(data_type, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'flows' AND column_name IN ('source_ip', 'label', 'flow_duration', 'attempted_category')")" = "text,double precision,text,text"
+check "Infinity and NaN load as values, empty fields as NULL" \
+	test "$(q "SELECT count(*) FILTER (WHERE flow_bytes_s = 'Infinity') > 0 AND count(*) FILTER (WHERE flow_packets_s = 'NaN') > 0 AND count(*) FILTER (WHERE idle_std IS NULL) > 0 FROM flows")" = t
+check "a Windows-1252 or broken dash in a label becomes '-'" \
+	test "$(q "SELECT count(*) FROM flows WHERE label = 'Web Attack - Brute Force'")" = 250
+
+out=$("$LOAD" -d "$DB" -t flows2018 "$work/cse2018.csv.gz" 2>&1)
+check "loads gzip and the CSE-CIC-IDS2018 names" test "$(q 'SELECT count(*) FROM flows2018')" = 150
+check "2018 names are canonical too (Tot Fwd Pkts, Flow Byts/s, Init Fwd Win Byts)" \
+	test "$(q "SELECT count(*) FROM information_schema.columns WHERE table_name = 'flows2018' AND column_name IN ('total_fwd_packets', 'flow_bytes_s', 'init_win_bytes_forward', 'average_packet_size')")" = 4
+
+# a model trained on one release scores a table loaded from another
+q "SELECT nids_train('flows', options => '{\"xgboost\": {\"num_boost_round\": 5}}') ? 'version'" >/dev/null
+check "a model trained on CIC-IDS2017 scores CSE-CIC-IDS2018 rows" \
+	test "$(q 'SELECT count(nids_classify(nids_features(f))) FROM flows2018 f')" = 150
+
+# malformed files: refused with the file and line, nothing of them loaded
+cp "$work/original.csv" "$work/bad_number.csv"
+sed -i '4s/^[^,]*,/80,abc/' "$work/bad_number.csv"
+out=$("$LOAD" -d "$DB" -t flows "$work/bad_number.csv" 2>&1)
+rc=$?
+check "a bad number fails the load" test $rc -ne 0
+check "and names the file and line" grep -q "bad_number.csv:4:" <<<"$out"
+check "and loads nothing of that file" test "$(q 'SELECT count(*) FROM flows')" = 500
+head -n 10 "$work/original.csv" >"$work/short_row.csv"
+printf '1,2,3\r\n' >>"$work/short_row.csv"
+out=$("$LOAD" -d "$DB" -t newtable "$work/short_row.csv" 2>&1)
+check "a row with too few fields is refused with its line" grep -q "short_row.csv:11: expected 79 fields, found 3" <<<"$out"
+check "and a table created for that file is not left behind" test "$(q "SELECT to_regclass('newtable') IS NULL")" = t
+out=$("$LOAD" -d "$DB" -t flows "$work/does_not_exist.csv" 2>&1)
+check "a missing file is reported" grep -q "does_not_exist.csv: cannot open" <<<"$out"
+: >"$work/empty.csv"
+out=$("$LOAD" -d "$DB" -t flows "$work/empty.csv" 2>&1)
+check "an empty file is reported" grep -q "no header" <<<"$out"
+out=$("$LOAD" -d "$DB" 2>&1)
+check "usage without -t" test $? -eq 2
+
+echo "nids-load: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
