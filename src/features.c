@@ -118,9 +118,8 @@ feature_map_fill(FeatureMap *map, HeapTuple tuple, float *x, double *raw,
 {
 	int			nf = map->model->num_features;
 
-	/* deform only up to the last attribute a feature needs */
-	for (int i = 0; i < map->natts; i++)
-		map->values[i] = heap_getattr(tuple, i + 1, map->desc, &map->nulls[i]);
+	/* one pass over the tuple: heap_getattr per column is quadratic on wide rows */
+	heap_deform_tuple(tuple, map->desc, map->values, map->nulls);
 	for (int f = 0; f < nf; f++)
 	{
 		int			a = map->attnum[f];

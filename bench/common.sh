@@ -1,0 +1,33 @@
+# Shared by the bench scripts: a throwaway cluster with nids installed, and
+# the real CIC-IDS2017 sample loaded with nids-load.  Never commit results
+# derived from ../shared/data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA_DIR=${1:-../shared/data/cicids2017-improved}
+[ -d "$DATA_DIR" ] || { echo "no data directory $DATA_DIR (pass one as the first argument)" >&2; exit 1; }
+SUDO=
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+unset MAKEFLAGS MFLAGS MAKEOVERRIDES
+scripts/setup --with-python
+make -s all >/dev/null
+$SUDO make -s install >/dev/null
+BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nids-bench.XXXXXX")
+chmod 755 "$BENCH_TMP"
+trap 'scripts/tmpcluster stop "$BENCH_TMP/pg"; rm -rf "$BENCH_TMP"' EXIT
+envfile=$(CRON_DB=nids_bench scripts/tmpcluster start "$BENCH_TMP/pg")
+# shellcheck disable=SC1090
+. "$envfile"
+export PGDATABASE=nids_bench
+P() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+P -c 'CREATE EXTENSION nids'
+"$(/usr/lib/postgresql/15/bin/pg_config --bindir)/nids-load" -t flows "$DATA_DIR"/*.csv >/dev/null
+
+# time_sql SQL [RUNS]: prints min median max seconds of a statement
+time_sql() {
+	local sql=$1 runs=${2:-5} t
+	for _ in $(seq "$runs"); do
+		t=$(P -At -c "SET max_parallel_workers_per_gather = ${WORKERS:-0}" -c "\\timing on" -c "$sql" 2>&1 |
+			sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1)
+		echo "$t"
+	done | sort -n | awk '{a[NR] = $1 / 1000} END {printf "%.4f %.4f %.4f\n", a[1], a[int((NR + 1) / 2)], a[NR]}'
+}
