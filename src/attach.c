@@ -142,7 +142,7 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	ntest = Min(ntest, n - 1);
 	ntrain = n - ntest;
 	iforest = iforest_train(x, d, rows, ntrain, &opt.iforest);
-	scratch = palloc(sizeof(float) * iforest->num_trees);
+	scratch = palloc(sizeof(float) * forest_scratch_size(iforest));
 	threshold = ntest > 0
 		? iforest_threshold(iforest, x, d, rows + ntrain, ntest, opt.benign_fpr, scratch)
 		: iforest_threshold(iforest, x, d, rows, ntrain, opt.benign_fpr, scratch);

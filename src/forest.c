@@ -28,7 +28,7 @@
 
 #define FOREST_MAGIC	0x4E494446	/* "NIDF" */
 #define FOREST_FORMAT	1
-#define LOCKSTEP		8
+#define LOCKSTEP		16
 
 const char *
 objective_name(NidsObjective objective)
@@ -107,6 +107,52 @@ tree_array(const DocValue *tree, const char *key, int n, char **error, int t)
 	return v->u.numbers;
 }
 
+/*
+ * Scratch floats forest_predict_margin needs: a leaf value per tree, and a
+ * copy of the input with the always-missing slot after it.
+ */
+int
+forest_scratch_size(const NidsForest *forest)
+{
+	return forest->num_trees + 2 * forest->num_features + 1;
+}
+
+/* the compact copy, when every index fits in 16 bits */
+static void
+forest_compact(NidsForest *f)
+{
+	if (2 * f->num_features + 1 > PG_UINT16_MAX)
+		return;
+	for (int t = 0; t < f->num_trees; t++)
+		if (f->tree_offset[t + 1] - f->tree_offset[t] > 65536)
+			return;
+	f->cnodes = palloc_extended(sizeof(NidsNodeC) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
+	for (int t = 0; t < f->num_trees; t++)
+	{
+		int			start = f->tree_offset[t];
+
+		for (int i = 0; i < f->tree_offset[t + 1] - start; i++)
+		{
+			const NidsNode *n = &f->nodes[start + i];
+			NidsNodeC  *c = &f->cnodes[start + i];
+
+			if (n->left == i)
+			{
+				c->value = f->leaf_value[start + i];
+				c->left = (uint16) i;
+				c->input = (uint16) (2 * f->num_features);
+			}
+			else
+			{
+				c->value = n->threshold;
+				c->left = (uint16) n->left;
+				c->input = (uint16) ((n->feature_dl & NIDS_FEATURE_MASK) +
+									 ((n->feature_dl & NIDS_DEFAULT_LEFT) ? f->num_features : 0));
+			}
+		}
+	}
+}
+
 static void
 forest_finish(NidsForest *f)
 {
@@ -122,6 +168,7 @@ forest_finish(NidsForest *f)
 			if (f->tree_depth[t] == d)
 				order[n++] = t;
 	f->eval_order = order;
+	forest_compact(f);
 }
 
 NidsForest *
@@ -571,13 +618,56 @@ node_step(const NidsNode *tree, int32 i, const float *x)
 	return node->left + right;
 }
 
-/*
- * Sum the trees for one feature vector x into margin[num_groups].
- * scratch must hold num_trees floats.
- */
-void
-forest_predict_margin(const NidsForest *f, const float *x, float *margin,
-					  float *scratch)
+static inline int32
+cnode_step(const NidsNodeC *tree, int32 i, const float *in)
+{
+	const NidsNodeC *node = &tree[i];
+
+	return node->left + !(in[node->input] < node->value);
+}
+
+/* the compact walk: leaf values come from the nodes themselves */
+static void
+predict_compact(const NidsForest *f, const float *x, float *leaf)
+{
+	const int32 *order = f->eval_order;
+	const NidsNodeC *nodes = f->cnodes;
+	int			t = 0;
+
+	for (; t + LOCKSTEP <= f->num_trees; t += LOCKSTEP)
+	{
+		const NidsNodeC *tree[LOCKSTEP];
+		int32		pos[LOCKSTEP];
+		int			depth = f->tree_depth[order[t + LOCKSTEP - 1]];
+
+		for (int k = 0; k < LOCKSTEP; k++)
+		{
+			tree[k] = nodes + f->tree_offset[order[t + k]];
+			pos[k] = 0;
+		}
+		for (int d = 0; d < depth; d++)
+		{
+#pragma GCC unroll 16
+			for (int k = 0; k < LOCKSTEP; k++)
+				pos[k] = cnode_step(tree[k], pos[k], x);
+		}
+		for (int k = 0; k < LOCKSTEP; k++)
+			leaf[order[t + k]] = tree[k][pos[k]].value;
+	}
+	for (; t < f->num_trees; t++)
+	{
+		const NidsNodeC *tree = nodes + f->tree_offset[order[t]];
+		int32		pos = 0;
+
+		for (int d = 0; d < f->tree_depth[order[t]]; d++)
+			pos = cnode_step(tree, pos, x);
+		leaf[order[t]] = tree[pos].value;
+	}
+}
+
+/* the wide walk, for trees or feature counts beyond 16 bits */
+static void
+predict_wide(const NidsForest *f, const float *x, float *leaf)
 {
 	const int32 *order = f->eval_order;
 	int			t = 0;
@@ -597,7 +687,7 @@ forest_predict_margin(const NidsForest *f, const float *x, float *margin,
 			for (int k = 0; k < LOCKSTEP; k++)
 				pos[k] = node_step(tree[k], pos[k], x);
 		for (int k = 0; k < LOCKSTEP; k++)
-			scratch[order[t + k]] = f->leaf_value[f->tree_offset[order[t + k]] + pos[k]];
+			leaf[order[t + k]] = f->leaf_value[f->tree_offset[order[t + k]] + pos[k]];
 	}
 	for (; t < f->num_trees; t++)
 	{
@@ -607,13 +697,44 @@ forest_predict_margin(const NidsForest *f, const float *x, float *margin,
 
 		for (int d = 0; d < depth; d++)
 			pos = node_step(tree, pos, x);
-		scratch[order[t]] = f->leaf_value[f->tree_offset[order[t]] + pos];
+		leaf[order[t]] = f->leaf_value[f->tree_offset[order[t]] + pos];
 	}
+}
+
+/*
+ * Sum the trees for one feature vector x[num_features] into
+ * margin[num_groups].  scratch must hold forest_scratch_size() floats.
+ * Leaves are added in XGBoost's tree order, whatever order they were
+ * reached in, so the float32 sums are XGBoost's.
+ */
+void
+forest_predict_margin(const NidsForest *f, const float *x, float *margin,
+					  float *scratch)
+{
+	float	   *leaf = scratch;
+
+	if (f->cnodes && nids_compact_evaluator)
+	{
+		float	   *in = scratch + f->num_trees;
+		int			nf = f->num_features;
+
+		for (int j = 0; j < nf; j++)
+		{
+			bool		missing = isnan(x[j]);
+
+			in[j] = missing ? INFINITY : x[j];
+			in[nf + j] = missing ? -INFINITY : x[j];
+		}
+		in[2 * nf] = -INFINITY;
+		predict_compact(f, in, leaf);
+	}
+	else
+		predict_wide(f, x, leaf);
 
 	for (int g = 0; g < f->num_groups; g++)
 		margin[g] = f->base_margin[g];
 	for (int i = 0; i < f->num_trees; i++)
-		margin[f->tree_group[i]] += scratch[i];
+		margin[f->tree_group[i]] += leaf[i];
 }
 
 /*

@@ -18,6 +18,7 @@ PG_MODULE_MAGIC;
 
 int			nids_threads = 1;
 int			nids_predictor = NIDS_PREDICTOR_NATIVE;
+bool		nids_compact_evaluator = true;
 
 static const struct config_enum_entry predictor_options[] = {
 	{"native", NIDS_PREDICTOR_NATIVE, false},
@@ -42,6 +43,13 @@ _PG_init(void)
 							 "The native evaluator agrees with XGBoost and avoids its per-call overhead; xgboost is for verification.",
 							 &nids_predictor,
 							 NIDS_PREDICTOR_NATIVE, predictor_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("nids.compact_evaluator",
+							 "Walk trees in the compact 8-byte node form when the model allows it.",
+							 "Off forces the wide form, which every model can use; for verification.",
+							 &nids_compact_evaluator,
+							 true,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("nids");

@@ -25,6 +25,7 @@ typedef enum NidsPredictor
 
 extern int	nids_threads;
 extern int	nids_predictor;
+extern bool nids_compact_evaluator;
 
 /* ---- model documents: XGBoost JSON / UBJSON (model_doc.c) ---- */
 typedef enum DocType
@@ -98,6 +99,24 @@ typedef struct NidsNode
 #define NIDS_DEFAULT_LEFT	0x80000000U
 #define NIDS_FEATURE_MASK	0x7FFFFFFFU
 
+/*
+ * The compact form the evaluator walks when every tree has at most 65536
+ * nodes and the model at most 32767 features (nearly always): 8 bytes a
+ * node, the leaf value in the node itself, and no test for missing values.
+ * The input is laid out twice: slot f holds x[f] with a missing value as
+ * +Inf (so it goes right), slot num_features + f holds it as -Inf (so it
+ * goes left); a node reads the copy that sends a missing value its default
+ * way, and a step is left + !(input < value).  Slot 2 * num_features is
+ * -Inf: a leaf reads it and points at itself, so it never moves.  Real
+ * infinities never reach the trees (vector.c maps them to +/-FLT_MAX).
+ */
+typedef struct NidsNodeC
+{
+	float		value;			/* threshold, or the leaf value */
+	uint16		left;			/* tree-local index; right = left + 1 */
+	uint16		input;			/* slot of the doubled input */
+} NidsNodeC;
+
 typedef struct NidsForest
 {
 	NidsObjective objective;
@@ -113,6 +132,7 @@ typedef struct NidsForest
 	int32	   *eval_order;		/* [num_trees] trees sorted by depth */
 	NidsNode   *nodes;			/* [num_nodes] */
 	float	   *leaf_value;		/* [num_nodes] */
+	NidsNodeC  *cnodes;			/* [num_nodes] compact copy, or NULL */
 } NidsForest;
 
 extern NidsForest *forest_from_xgboost(const DocValue *doc, char **error);
@@ -123,6 +143,7 @@ extern void forest_predict_margin(const NidsForest *forest, const float *x,
 extern void forest_transform(const NidsForest *forest, const float *margin,
 							 double *proba);
 extern int	forest_num_outputs(const NidsForest *forest);
+extern int	forest_scratch_size(const NidsForest *forest);
 extern const char *objective_name(NidsObjective objective);
 
 /* ---- isolation forest (iforest.c) ---- */

@@ -53,10 +53,10 @@ score_state(FunctionCallInfo fcinfo, text *model_name)
 	}
 	model = model_lookup_cached(&st->cache, model_name);
 	{
-		int			trees = model->forest->num_trees;
+		int			trees = forest_scratch_size(model->forest);
 
 		if (model->iforest)
-			trees = Max(trees, model->iforest->num_trees);
+			trees = Max(trees, forest_scratch_size(model->iforest));
 		/* sizes are compared, not pointers: a new model may reuse an address */
 		st->x = score_buffer(fcinfo, st->x, &st->cap_features,
 							 model->num_features, sizeof(float));

@@ -651,7 +651,8 @@ nids_train(PG_FUNCTION_ARGS)
 	/* hold-out evaluation with the native evaluator that will score */
 	confusion = palloc0(sizeof(int64) * td.nclasses * td.nclasses);
 	pred = palloc_extended(sizeof(int) * Max(ntest, 1), MCXT_ALLOC_HUGE);
-	scratch = palloc(sizeof(float) * Max(forest->num_trees, opt.iforest.num_trees));
+	scratch = palloc(sizeof(float) * Max(forest_scratch_size(forest),
+										   opt.iforest.num_trees + k + 1));
 	margin = palloc(sizeof(float) * forest->num_groups);
 	proba = palloc(sizeof(double) * td.nclasses);
 	for (int64 r = 0; r < ntest; r++)
