@@ -6,7 +6,7 @@
  *	  model (drift_reference.c).
  *
  * The window query runs through a read-only cursor with the caller's
- * privileges; it must be one SELECT (no data-modifying CTE, no FOR UPDATE).
+ * privileges, its rows handed from the executor to a receiver one by one; it must be one SELECT (no data-modifying CTE, no FOR UPDATE).
  * Its columns are matched to the model's features by canonical name, or it
  * returns one float8[] column in feature order.  No window column is
  * sorted: each value is placed by binary search among the reference's
@@ -38,6 +38,8 @@
 #include "miscadmin.h"
 #include "nids.h"
 #include "nodes/parsenodes.h"
+#include "tcop/pquery.h"
+#include "executor/tuptable.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -298,6 +300,127 @@ ks_statistic(const DriftFeatureRef *ref, const FeatureCounts *fc)
 	return d;
 }
 
+/*
+ * The window is read through a cursor whose rows go straight from the
+ * executor into this receiver: nothing is copied or materialised.
+ */
+typedef struct DriftReceiver
+{
+	DestReceiver pub;
+	NidsModel  *model;
+	DriftReference *ref;
+	FeatureCounts *counts;
+	MemoryContext cxt;
+	bool		matched;
+	bool		vector_mode;
+	int			ncols;
+	int		   *colfeature;		/* result column -> feature, or -1 */
+	Oid		   *coltype;		/* its base type */
+	float	   *vec;
+} DriftReceiver;
+
+static void
+drift_startup(DestReceiver *self, int operation, TupleDesc desc)
+{
+	DriftReceiver *r = (DriftReceiver *) self;
+	MemoryContext old;
+	int			nf = r->model->num_features;
+
+	if (r->matched)
+		return;
+	old = MemoryContextSwitchTo(r->cxt);
+	r->ncols = desc->natts;
+	r->colfeature = palloc(sizeof(int) * Max(r->ncols, 1));
+	r->coltype = palloc(sizeof(Oid) * Max(r->ncols, 1));
+	r->vec = palloc(sizeof(float) * nf);
+	r->vector_mode = (r->ncols == 1 && TupleDescAttr(desc, 0)->atttypid == FLOAT8ARRAYOID);
+	for (int c = 0; c < r->ncols && !r->vector_mode; c++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, c);
+		Oid			t = getBaseType(att->atttypid);
+
+		r->colfeature[c] = -1;
+		r->coltype[c] = t;
+		for (int f = 0; f < nf; f++)
+			if (canonical_attname_equals(NameStr(att->attname), r->model->feature_names[f]))
+			{
+				if (t != FLOAT8OID && t != FLOAT4OID && t != INT2OID &&
+					t != INT4OID && t != INT8OID && t != NUMERICOID)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATATYPE_MISMATCH),
+							 errmsg("window column \"%s\" holds feature \"%s\" but has type %s",
+									NameStr(att->attname), r->model->feature_names[f],
+									format_type_be(att->atttypid))));
+				r->colfeature[c] = f;
+				break;
+			}
+	}
+	MemoryContextSwitchTo(old);
+	r->matched = true;
+}
+
+static inline double
+window_value(Datum d, Oid type)
+{
+	switch (type)
+	{
+		case FLOAT8OID:
+			return DatumGetFloat8(d);
+		case FLOAT4OID:
+			return DatumGetFloat4(d);
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return (double) DatumGetInt64(d);
+		default:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+	}
+}
+
+static bool
+drift_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	DriftReceiver *r = (DriftReceiver *) self;
+	int			nf = r->model->num_features;
+
+	slot_getallattrs(slot);
+	if (r->vector_mode)
+	{
+		if (!slot->tts_isnull[0])
+		{
+			vector_from_array(DatumGetArrayTypeP(slot->tts_values[0]), nf, r->model->name, r->vec);
+			for (int f = 0; f < nf; f++)
+				if (!isnan(r->vec[f]))
+					count_value(&r->ref->features[f], &r->counts[f], r->vec[f]);
+		}
+		return true;
+	}
+	for (int c = 0; c < r->ncols; c++)
+	{
+		int			f = r->colfeature[c];
+		float		x;
+
+		if (f < 0 || slot->tts_isnull[c])
+			continue;
+		x = nids_map_value(window_value(slot->tts_values[c], r->coltype[c]));
+		if (!isnan(x))
+			count_value(&r->ref->features[f], &r->counts[f], x);
+	}
+	return true;
+}
+
+static void
+drift_shutdown(DestReceiver *self)
+{
+}
+
+static void
+drift_destroy(DestReceiver *self)
+{
+}
+
 Datum
 ks_drift(PG_FUNCTION_ARGS)
 {
@@ -307,146 +430,59 @@ ks_drift(PG_FUNCTION_ARGS)
 	NidsModel  *model = model_lookup(name);
 	DriftReference *ref = model_drift_reference(model);
 	int			nf = model->num_features;
-	FeatureCounts *counts;
-	int		   *colfeature = NULL;	/* result column -> feature, or -1 */
-	bool		vector_mode = false;
-	int			ncols;
+	DriftReceiver recv;
 	SPIPlanPtr	plan;
 	Portal		portal;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ks_drift",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old;
-	Datum	   *values = NULL;
-	bool	   *nulls = NULL;
-	float	   *vec = NULL;
 
 	InitMaterializedSRF(fcinfo, 0);
+	memset(&recv, 0, sizeof(recv));
+	recv.pub.receiveSlot = drift_receive;
+	recv.pub.rStartup = drift_startup;
+	recv.pub.rShutdown = drift_shutdown;
+	recv.pub.rDestroy = drift_destroy;
+	recv.pub.mydest = DestNone;
+	recv.model = model;
+	recv.ref = ref;
+	recv.cxt = cxt;
 	old = MemoryContextSwitchTo(cxt);
-	counts = palloc0(sizeof(FeatureCounts) * nf);
+	recv.counts = palloc0(sizeof(FeatureCounts) * nf);
 	for (int f = 0; f < nf; f++)
 	{
-		counts[f].at = palloc0(sizeof(int64) * Max(ref->features[f].npoints, 1));
-		counts[f].between = palloc0(sizeof(int64) * (ref->features[f].npoints + 1));
+		recv.counts[f].at = palloc0(sizeof(int64) * Max(ref->features[f].npoints, 1));
+		recv.counts[f].between = palloc0(sizeof(int64) * (ref->features[f].npoints + 1));
 	}
 	MemoryContextSwitchTo(old);
 
 	SPI_connect();
 	plan = prepare_window_query(query);
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	for (bool first = true;; first = false)
-	{
-		TupleDesc	desc;
-
-		SPI_cursor_fetch(portal, true, FETCH_ROWS);
-		desc = portal->tupDesc;
-		if (first)
-		{
-			/* match the columns once */
-			MemoryContext o = MemoryContextSwitchTo(cxt);
-
-			ncols = desc->natts;
-			colfeature = palloc(sizeof(int) * Max(ncols, 1));
-			values = palloc(sizeof(Datum) * Max(ncols, 1));
-			nulls = palloc(sizeof(bool) * Max(ncols, 1));
-			vec = palloc(sizeof(float) * nf);
-			if (ncols == 1 && TupleDescAttr(desc, 0)->atttypid == FLOAT8ARRAYOID)
-				vector_mode = true;
-			for (int c = 0; c < ncols && !vector_mode; c++)
-			{
-				Form_pg_attribute att = TupleDescAttr(desc, c);
-				Oid			t = getBaseType(att->atttypid);
-
-				colfeature[c] = -1;
-				for (int f = 0; f < nf; f++)
-					if (canonical_attname_equals(NameStr(att->attname), model->feature_names[f]))
-					{
-						if (t != FLOAT8OID && t != FLOAT4OID && t != INT2OID &&
-							t != INT4OID && t != INT8OID && t != NUMERICOID)
-							ereport(ERROR,
-									(errcode(ERRCODE_DATATYPE_MISMATCH),
-									 errmsg("window column \"%s\" holds feature \"%s\" but has type %s",
-											NameStr(att->attname), model->feature_names[f],
-											format_type_be(att->atttypid))));
-						colfeature[c] = f;
-						break;
-					}
-			}
-			MemoryContextSwitchTo(o);
-		}
-		if (SPI_processed == 0)
-			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			heap_deform_tuple(SPI_tuptable->vals[r], desc, values, nulls);
-			if (vector_mode)
-			{
-				if (nulls[0])
-					continue;
-				vector_from_array(DatumGetArrayTypeP(values[0]), nf, model->name, vec);
-				for (int f = 0; f < nf; f++)
-					if (!isnan(vec[f]))
-						count_value(&ref->features[f], &counts[f], vec[f]);
-				continue;
-			}
-			for (int c = 0; c < ncols; c++)
-			{
-				int			f = colfeature[c];
-				Oid			t;
-				double		v;
-				float		x;
-
-				if (f < 0 || nulls[c])
-					continue;
-				t = getBaseType(TupleDescAttr(desc, c)->atttypid);
-				switch (t)
-				{
-					case FLOAT8OID:
-						v = DatumGetFloat8(values[c]);
-						break;
-					case FLOAT4OID:
-						v = DatumGetFloat4(values[c]);
-						break;
-					case INT2OID:
-						v = DatumGetInt16(values[c]);
-						break;
-					case INT4OID:
-						v = DatumGetInt32(values[c]);
-						break;
-					case INT8OID:
-						v = (double) DatumGetInt64(values[c]);
-						break;
-					default:
-						v = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, values[c]));
-				}
-				x = nids_map_value(v);
-				if (!isnan(x))
-					count_value(&ref->features[f], &counts[f], x);
-			}
-		}
-		SPI_freetuptable(SPI_tuptable);
+	while (PortalRunFetch(portal, FETCH_FORWARD, FETCH_ROWS, (DestReceiver *) &recv) > 0)
 		CHECK_FOR_INTERRUPTS();
-	}
 	SPI_cursor_close(portal);
 	SPI_finish();
 
 	for (int f = 0; f < nf; f++)
 	{
 		const DriftFeatureRef *fr = &ref->features[f];
+		FeatureCounts *fc = &recv.counts[f];
 		Datum		out[6];
 		bool		outnull[6] = {false, false, false, false, false, false};
 		const char *level = "none";
 
 		out[0] = CStringGetTextDatum(model->feature_names[f]);
 		out[3] = Int64GetDatum(fr->n);
-		out[4] = Int64GetDatum(counts[f].m);
-		if (counts[f].m == 0 || fr->n == 0)
+		out[4] = Int64GetDatum(fc->m);
+		if (fc->m == 0 || fr->n == 0)
 		{
 			outnull[1] = outnull[2] = true;
 		}
 		else
 		{
-			double		d = ks_statistic(fr, &counts[f]);
-			double		p = ks_pvalue(d, (double) fr->n, (double) counts[f].m);
+			double		d = ks_statistic(fr, fc);
+			double		p = ks_pvalue(d, (double) fr->n, (double) fc->m);
 
 			out[1] = Float8GetDatum(d);
 			out[2] = Float8GetDatum(p);
