@@ -44,7 +44,12 @@ all install installcheck:
 	@echo "PostgreSQL 15 server headers are missing: run scripts/setup (or make test)" >&2; exit 1
 endif
 
-.PHONY: test demo setup install-nids-load-link
+.PHONY: test demo setup install-nids-load-link fuzz valgrind
+
+# libFuzzer harnesses for every deserializer and converter (clang-14);
+# FUZZ_RUNS executions each, 10 million by default
+fuzz:
+	$(MAKE) -C fuzz all run FUZZ_RUNS=$(or $(FUZZ_RUNS),10000000)
 
 # nids-load: a libpq client sharing src/canonical.c with the extension
 PG_INCLUDEDIR = $(shell $(PG_CONFIG) --includedir)

@@ -97,6 +97,17 @@ SELECT nids_deploy(NULL, 1);
 -- nothing half-written: no er_bad version exists
 SELECT count(*) FROM nids.models WHERE name = 'er_bad';
 
+-- a catalogue row edited by hand is validated when a backend loads it
+UPDATE nids.model_versions SET native = substr(native, 1, 40) WHERE name = 'er_softprob';
+SELECT nids_classify(ARRAY[1, 2, 3, 4, 5, 6]::float8[], 'er_softprob');
+\echo :LAST_ERROR_SQLSTATE
+-- a base margin that is not a number
+SELECT nids_import_xgboost('er_fresh', booster, features, classes) FROM fx_models WHERE name = 'softprob_json';
+UPDATE nids.model_versions SET native = overlay((SELECT native FROM nids.model_versions WHERE name = 'er_fresh')
+	PLACING '\xffffff7f'::bytea FROM 33 FOR 4) WHERE name = 'er_softprob';
+SELECT nids_classify(ARRAY[1, 2, 3, 4, 5, 6]::float8[], 'er_softprob');
+\echo :LAST_ERROR_SQLSTATE
+
 -- settings are checked
 SET nids.threads = 0;
 \echo :LAST_ERROR_SQLSTATE

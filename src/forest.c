@@ -567,9 +567,11 @@ forest_deserialize(const char *data, size_t len, char **error)
 		NidsNode   *nodes = f->nodes + start;
 		int32	   *depth;
 
-		if (n < 1 || f->tree_group[t] < 0 || f->tree_group[t] >= f->num_groups)
+		/* offsets must rise through [0, num_nodes]: no tree reads past its nodes */
+		if (start < 0 || f->tree_offset[t + 1] > f->num_nodes || n < 1 ||
+			f->tree_group[t] < 0 || f->tree_group[t] >= f->num_groups)
 		{
-			*error = psprintf("native model tree %d is empty or has a bad group", t);
+			*error = psprintf("native model tree %d has bad node offsets or a bad group", t);
 			return NULL;
 		}
 		depth = palloc0(sizeof(int32) * n);

@@ -177,6 +177,7 @@ model_build(const char *name, int32 version, HeapTuple tup, TupleDesc desc)
 		m->name = pstrdup(name);
 		m->version = version;
 		m->generation = cache_generation;
+		m->tid = tup->t_self;
 		m->feature_names = text_array_to_cstrings(attr_datum(tup, desc, "feature_names", &isnull),
 												  &m->num_features);
 		m->class_labels = text_array_to_cstrings(attr_datum(tup, desc, "class_labels", &isnull),
@@ -263,7 +264,9 @@ model_refresh(const char *name, NidsModel *cached)
 			continue;
 		found = true;
 		version = DatumGetInt32(attr_datum(tup, desc, "version", &isnull));
-		if (cached != NULL && cached->version == version)
+		/* the same row, not edited since: keep what was built from it */
+		if (cached != NULL && cached->version == version &&
+			ItemPointerEquals(&cached->tid, &tup->t_self))
 		{
 			cached->generation = cache_generation;
 			result = cached;

@@ -504,7 +504,10 @@ ubj_string_body(DocReader *r, char **out, int *outlen)
 		return false;
 	if (!ubj_need(r, len) || len > MaxAllocSize - 1)
 		return doc_fail(r, "string runs past the end");
-	*out = pnstrdup((const char *) r->p, len);
+	/* copied whole: a string may hold NUL bytes, and len must stay true */
+	*out = palloc(len + 1);
+	memcpy(*out, r->p, len);
+	(*out)[len] = '\0';
 	*outlen = (int) len;
 	r->p += len;
 	return true;

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "storage/itemptr.h"
 #include "utils/array.h"
 
 /* ---- GUCs (nids.c) ---- */
@@ -199,6 +200,7 @@ typedef struct NidsModel
 	void	   *drift_reference;	/* parsed lazily by drift.c */
 	int			benign_class;	/* index of the benign label, -1 if none */
 	uint64		generation;
+	ItemPointerData tid;		/* the catalogue row it was built from */
 	MemoryContext context;
 } NidsModel;
 

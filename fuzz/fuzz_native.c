@@ -1,0 +1,44 @@
+/*
+ * libFuzzer harness: native forest bytes (a model row's "native" and
+ * "iforest" columns, which a superuser could edit) -> validation -> walks
+ * with both evaluators.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "nids.h"
+
+extern void fuzz_reset(void);
+extern bool nids_compact_evaluator;
+int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char	   *error = NULL;
+	NidsForest *f = forest_deserialize((const char *) data, size, &error);
+
+	if (f != NULL)
+	{
+		float	   *x = palloc(sizeof(float) * f->num_features);
+		float	   *margin = palloc(sizeof(float) * f->num_groups);
+		float	   *scratch = palloc(sizeof(float) * forest_scratch_size(f));
+		double	   *proba = palloc(sizeof(double) * Max(forest_num_outputs(f), 2));
+
+		for (int j = 0; j < f->num_features; j++)
+			x[j] = (j % 2 == 0) ? NAN : (float) (j * 1000 - 5000);
+		for (int pass = 0; pass < 2; pass++)
+		{
+			nids_compact_evaluator = (pass == 0);
+			forest_predict_margin(f, x, margin, scratch);
+			if (f->objective != NIDS_OBJ_ISOLATION)
+				forest_transform(f, margin, proba);
+		}
+		nids_compact_evaluator = true;
+		if (f->objective == NIDS_OBJ_ISOLATION && f->num_trees > 0 && f->sample_size > 0)
+			(void) iforest_score(f, x, scratch);
+	}
+	fuzz_reset();
+	return 0;
+}
