@@ -223,8 +223,9 @@ forest_from_xgboost(const DocValue *doc, char **error)
 						  pnstrdup(objname->u.string, objname->len));
 		return NULL;
 	}
+	/* positive tests throughout: NaN must fail them */
 	if (!doc_param_number(lmp, "num_feature", &num_feature) ||
-		num_feature < 1 || num_feature > 100000)
+		!(num_feature >= 1 && num_feature <= 100000) || num_feature != floor(num_feature))
 	{
 		*error = pstrdup("learner_model_param.num_feature is missing or out of range");
 		return NULL;
@@ -240,7 +241,7 @@ forest_from_xgboost(const DocValue *doc, char **error)
 	{
 		if (num_class > 1)
 		{
-			*error = psprintf("binary:logistic model has num_class %d", (int) num_class);
+			*error = psprintf("binary:logistic model has num_class %g", num_class);
 			return NULL;
 		}
 		if (!(base_score > 0.0 && base_score < 1.0))
@@ -252,7 +253,7 @@ forest_from_xgboost(const DocValue *doc, char **error)
 	}
 	else
 	{
-		if (num_class < 2 || num_class > 10000)
+		if (!(num_class >= 2 && num_class <= 10000) || num_class != floor(num_class))
 		{
 			*error = psprintf("multi-class model has num_class %g; expected at least 2", num_class);
 			return NULL;
@@ -301,7 +302,8 @@ forest_from_xgboost(const DocValue *doc, char **error)
 		double		g = tree_info->u.numbers[t];
 
 		if (tree->type != DOC_OBJECT || tp == NULL ||
-			!doc_param_number(tp, "num_nodes", &nn) || nn < 1 || nn > 1 << 24)
+			!doc_param_number(tp, "num_nodes", &nn) || !(nn >= 1 && nn <= 1 << 24) ||
+			nn != floor(nn))
 		{
 			*error = psprintf("tree %d has no valid tree_param.num_nodes", t);
 			return NULL;
@@ -311,7 +313,7 @@ forest_from_xgboost(const DocValue *doc, char **error)
 			*error = psprintf("tree %d has vector leaves (multi-target trees are not supported)", t);
 			return NULL;
 		}
-		if (g < 0 || g >= f->num_groups || g != floor(g))
+		if (!(g >= 0 && g < f->num_groups) || g != floor(g))
 		{
 			*error = psprintf("tree %d belongs to output group %g, but the model has %d",
 							  t, g, f->num_groups);
