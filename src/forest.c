@@ -565,17 +565,20 @@ forest_deserialize(const char *data, size_t len, char **error)
 	for (int t = 0; t < f->num_trees; t++)
 	{
 		int			start = f->tree_offset[t];
-		int			n = f->tree_offset[t + 1] - start;
-		NidsNode   *nodes = f->nodes + start;
+		int			n;
+		NidsNode   *nodes;
 		int32	   *depth;
 
 		/* offsets must rise through [0, num_nodes]: no tree reads past its nodes */
-		if (start < 0 || f->tree_offset[t + 1] > f->num_nodes || n < 1 ||
+		if (start < 0 || f->tree_offset[t + 1] > f->num_nodes ||
+			f->tree_offset[t + 1] <= start ||
 			f->tree_group[t] < 0 || f->tree_group[t] >= f->num_groups)
 		{
 			*error = psprintf("native model tree %d has bad node offsets or a bad group", t);
 			return NULL;
 		}
+		n = f->tree_offset[t + 1] - start;
+		nodes = f->nodes + start;
 		depth = palloc0(sizeof(int32) * n);
 		for (int i = 0; i < n; i++)
 		{
