@@ -51,6 +51,10 @@ endif
 fuzz:
 	$(MAKE) -C fuzz all run FUZZ_RUNS=$(or $(FUZZ_RUNS),10000000)
 
+# the regression suite against a server under valgrind memcheck
+valgrind: setup
+	scripts/valgrind-tests
+
 # nids-load: a libpq client sharing src/canonical.c with the extension
 PG_INCLUDEDIR = $(shell $(PG_CONFIG) --includedir)
 tools/nids-load: tools/nids-load.c src/canonical.c src/canonical.h

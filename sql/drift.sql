@@ -74,6 +74,12 @@ SELECT nids_import_xgboost('dr_imported', booster, features, classes) FROM fx_mo
 SELECT * FROM ks_drift('SELECT * FROM ks_same', 'dr_imported');
 \echo :LAST_ERROR_SQLSTATE
 
+-- cancelled by statement_timeout on a window that would take minutes
+SET statement_timeout = '300ms';
+SELECT * FROM ks_drift('SELECT a.f_cont FROM ks_ref a, ks_ref b', 'ks');
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+
 -- reports
 SELECT nids_log_drift('SELECT * FROM ks_shifted', 'ks') AS report;
 SELECT nids_log_drift('SELECT * FROM ks_same', 'ks') AS report;

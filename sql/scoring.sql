@@ -55,6 +55,12 @@ FROM (SELECT nids_features(f, 'sc') AS x, nids_ensemble(nids_features(f, 'sc'), 
 SELECT (v).verdict, count(*) FROM (SELECT nids_ensemble(nids_features(f, 'sc'), 'sc') AS v FROM flows_sc f) s
 GROUP BY 1 ORDER BY 1;
 
+-- bulk scoring is cancelled promptly too
+SET statement_timeout = '300ms';
+SELECT count(nids_ensemble(nids_features(a, 'sc'), 'sc')) FROM flows_sc a, flows_sc b;
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+
 -- an imported model has no isolation forest: a clear error and a hint
 \set ECHO none
 \i test/fixtures/xgb_fixtures.sql
