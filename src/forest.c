@@ -528,6 +528,13 @@ forest_deserialize(const char *data, size_t len, char **error)
 		*error = pstrdup("native model header is inconsistent with its size");
 		return NULL;
 	}
+	/* one margin for binary and isolation forests, one per class otherwise */
+	if ((h.objective == NIDS_OBJ_LOGISTIC || h.objective == NIDS_OBJ_ISOLATION)
+		? h.num_groups != 1 : h.num_groups < 2)
+	{
+		*error = pstrdup("native model has a number of outputs its objective cannot have");
+		return NULL;
+	}
 	f = palloc0(sizeof(NidsForest));
 	f->objective = h.objective;
 	f->num_features = h.num_features;
