@@ -344,8 +344,7 @@ drift_startup(DestReceiver *self, int operation, TupleDesc desc)
 		for (int f = 0; f < nf; f++)
 			if (canonical_attname_equals(NameStr(att->attname), r->model->feature_names[f]))
 			{
-				if (t != FLOAT8OID && t != FLOAT4OID && t != INT2OID &&
-					t != INT4OID && t != INT8OID && t != NUMERICOID)
+				if (!nids_numeric_type(t))
 					ereport(ERROR,
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
 							 errmsg("window column \"%s\" holds feature \"%s\" but has type %s",
@@ -357,26 +356,6 @@ drift_startup(DestReceiver *self, int operation, TupleDesc desc)
 	}
 	MemoryContextSwitchTo(old);
 	r->matched = true;
-}
-
-static inline double
-window_value(Datum d, Oid type)
-{
-	switch (type)
-	{
-		case FLOAT8OID:
-			return DatumGetFloat8(d);
-		case FLOAT4OID:
-			return DatumGetFloat4(d);
-		case INT2OID:
-			return DatumGetInt16(d);
-		case INT4OID:
-			return DatumGetInt32(d);
-		case INT8OID:
-			return (double) DatumGetInt64(d);
-		default:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
-	}
 }
 
 static bool
@@ -404,7 +383,7 @@ drift_receive(TupleTableSlot *slot, DestReceiver *self)
 
 		if (f < 0 || slot->tts_isnull[c])
 			continue;
-		x = nids_map_value(window_value(slot->tts_values[c], r->coltype[c]));
+		x = nids_map_value(nids_datum_to_double(slot->tts_values[c], r->coltype[c]));
 		if (!isnan(x))
 			count_value(&r->ref->features[f], &r->counts[f], x);
 	}

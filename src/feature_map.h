@@ -32,5 +32,7 @@ extern void feature_map_build(FeatureMap *map, NidsModel *model, TupleDesc desc,
 extern void feature_map_fill(FeatureMap *map, HeapTuple tuple, float *x,
 							 double *raw, bool *missing);
 extern bool canonical_attname_equals(const char *attname, const char *feature);
+extern bool nids_numeric_type(Oid base_type);
+extern double nids_datum_to_double(Datum d, Oid base_type);
 
 #endif							/* NIDS_FEATURES_H */

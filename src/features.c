@@ -38,8 +38,8 @@ canonical_attname_equals(const char *attname, const char *feature)
 	return strcmp(canonical_name(norm, &kind), feature) == 0;
 }
 
-static bool
-numeric_base_type(Oid t)
+bool
+nids_numeric_type(Oid t)
 {
 	return t == FLOAT8OID || t == FLOAT4OID || t == INT2OID || t == INT4OID ||
 		t == INT8OID || t == NUMERICOID;
@@ -70,7 +70,7 @@ feature_map_build(FeatureMap *map, NidsModel *model, TupleDesc desc,
 				!canonical_attname_equals(NameStr(att->attname), model->feature_names[f]))
 				continue;
 			map->atttype[f] = getBaseType(att->atttypid);
-			if (!numeric_base_type(map->atttype[f]))
+			if (!nids_numeric_type(map->atttype[f]))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("column \"%s\" holds feature \"%s\" of model \"%s\" but has type %s",
@@ -88,8 +88,9 @@ feature_map_build(FeatureMap *map, NidsModel *model, TupleDesc desc,
 	MemoryContextSwitchTo(old);
 }
 
-static double
-datum_to_double(Datum d, Oid type)
+/* a numeric column's value as float8; type is its base type */
+double
+nids_datum_to_double(Datum d, Oid type)
 {
 	switch (type)
 	{
@@ -124,7 +125,7 @@ feature_map_fill(FeatureMap *map, HeapTuple tuple, float *x, double *raw,
 	{
 		int			a = map->attnum[f];
 		bool		isnull = (a < 0) || map->nulls[a];
-		double		v = isnull ? NAN : datum_to_double(map->values[a], map->atttype[f]);
+		double		v = isnull ? NAN : nids_datum_to_double(map->values[a], map->atttype[f]);
 
 		if (x)
 			x[f] = nids_map_value(v);

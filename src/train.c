@@ -25,6 +25,7 @@
 #include "canonical.h"
 #include "catalog/pg_type.h"
 #include "drift.h"
+#include "feature_map.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -67,13 +68,6 @@ elapsed_since(instr_time start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
-static bool
-is_numeric_type(Oid t)
-{
-	return t == FLOAT8OID || t == FLOAT4OID || t == INT2OID || t == INT4OID ||
-		t == INT8OID || t == NUMERICOID;
-}
-
 /*
  * The candidate feature columns: numeric, not the label, not excluded.
  */
@@ -106,7 +100,7 @@ resolve_columns(Oid relid, const char *label, const TrainOptions *opt,
 			has_label = true;
 			continue;
 		}
-		if (!is_numeric_type(getBaseType(att->atttypid)))
+		if (!nids_numeric_type(getBaseType(att->atttypid)))
 			continue;
 		canonical_normalise(name, strlen(name), norm, sizeof(norm));
 		canon = canonical_name(norm, &kind);
