@@ -42,6 +42,15 @@ SELECT count(*) AS vectors,
 FROM fx_vectors v JOIN fx_expected e ON e.id = v.id AND e.model = 'softprob';
 RESET nids.predictor;
 
+-- XGBoost 2.x writes base_score as "[5E-1]" and a newer version: read the same
+SELECT nids_import_xgboost('fx_v2', convert_to(replace(replace(convert_from(booster, 'UTF8'),
+	'"base_score":"5E-1"', '"base_score":"[5E-1]"'), '"version":[1,7,4]', '"version":[2,1,3]'), 'UTF8'),
+	features, classes)
+FROM fx_models WHERE name = 'softprob_json';
+SELECT count(*) FILTER (WHERE nids_classify(v.features, 'fx_v2') = e.label) AS same_label
+FROM fx_vectors v JOIN fx_expected e ON e.id = v.id AND e.model = 'softprob';
+SELECT nids_drop_model('fx_v2');
+
 -- Models are part of pg_dump
 SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'nids';
 
