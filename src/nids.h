@@ -172,8 +172,6 @@ typedef void *XgbBooster;
 extern XgbBooster xgb_load(const char *data, size_t len);
 extern void xgb_predict_proba(XgbBooster booster, const NidsForest *forest,
 							  const float *x, int nrow, double *proba);
-extern char *xgb_save_json(XgbBooster booster, size_t *len);
-extern void xgb_free(XgbBooster booster);
 extern void xgb_check(int rc, const char *what);
 extern const char *xgb_last_error(void);
 extern void xgb_init_backend(void);

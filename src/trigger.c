@@ -50,6 +50,7 @@ typedef struct TriggerState
 	bool		built;
 	MemoryContext cxt;
 	int			outcol[NUM_OUTPUTS];	/* 1-based attribute numbers, 0: absent */
+	text	   *model_name;		/* the trigger's argument, made once */
 } TriggerState;
 
 Datum
@@ -97,9 +98,13 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(TriggerState));
 		st->cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "nids trigger map",
 										ALLOCSET_SMALL_SIZES);
+		st->model_name = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+													 VARHDRSZ + strlen(model_name));
+		SET_VARSIZE(st->model_name, VARHDRSZ + strlen(model_name));
+		memcpy(VARDATA(st->model_name), model_name, strlen(model_name));
 		fcinfo->flinfo->fn_extra = st;
 	}
-	score_state(fcinfo, cstring_to_text(model_name));
+	score_state(fcinfo, st->model_name);
 	model = st->score.model;
 
 	if (!st->built || st->map.model != model || st->map.version != model->version)

@@ -96,12 +96,6 @@ xgb_load(const char *data, size_t len)
 	return (XgbBooster) handle;
 }
 
-void
-xgb_free(XgbBooster booster)
-{
-	xgb_free_callback(booster);
-}
-
 /*
  * Class probabilities for nrow dense rows x through XGBoost's own
  * predictor, in the same layout forest_transform produces.
@@ -141,21 +135,4 @@ xgb_predict_proba(XgbBooster booster, const NidsForest *forest, const float *x,
 				proba[(size_t) r * outputs + g] = result[(size_t) r * outputs + g];
 	}
 	pfree(array);
-}
-
-char *
-xgb_save_json(XgbBooster booster, size_t *len)
-{
-	BoosterHandle handle = *(BoosterHandle *) booster;
-	bst_ulong	n;
-	const char *buf;
-	char	   *copy;
-
-	xgb_check(XGBoosterSaveModelToBuffer(handle, "{\"format\": \"json\"}", &n, &buf),
-			  "save the model");
-	copy = palloc_extended(n + 1, MCXT_ALLOC_HUGE);
-	memcpy(copy, buf, n);
-	copy[n] = '\0';
-	*len = n;
-	return copy;
 }

@@ -400,6 +400,18 @@ blank_record(Record *rec)
 	return true;
 }
 
+/* append a column as a quoted identifier, with its type when with_type */
+static void
+append_column(Buf *b, PGconn *conn, const Column *col, bool with_type)
+{
+	char	   *id = PQescapeIdentifier(conn, col->name, strlen(col->name));
+
+	buf_append(b, id, strlen(id));
+	if (with_type)
+		buf_append(b, col->numeric ? " float8" : " text", col->numeric ? 7 : 5);
+	PQfreemem(id);
+}
+
 /*
  * Load one file in one transaction.  Returns rows loaded, or -1 with *e.
  */
@@ -518,13 +530,9 @@ load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
 		buf_append(&sql, " (", 2);
 		for (int k = 0; k < ncols; k++)
 		{
-			char	   *id = PQescapeIdentifier(conn, cols[k].name, strlen(cols[k].name));
-
 			if (k > 0)
 				buf_append(&sql, ", ", 2);
-			buf_append(&sql, id, strlen(id));
-			buf_append(&sql, cols[k].numeric ? " float8" : " text", cols[k].numeric ? 7 : 5);
-			PQfreemem(id);
+			append_column(&sql, conn, &cols[k], true);
 		}
 		buf_append(&sql, ")", 1);
 		if (!exec_ok(conn, sql.data, &errmsg))
@@ -544,15 +552,11 @@ load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
 				has = strcmp(PQgetvalue(res, r, 0), cols[k].name) == 0;
 			if (!has)
 			{
-				char	   *id = PQescapeIdentifier(conn, cols[k].name, strlen(cols[k].name));
-
 				sql.len = 0;
 				buf_append(&sql, "ALTER TABLE ", 12);
 				buf_append(&sql, qtable, strlen(qtable));
 				buf_append(&sql, " ADD COLUMN ", 12);
-				buf_append(&sql, id, strlen(id));
-				buf_append(&sql, cols[k].numeric ? " float8" : " text", cols[k].numeric ? 7 : 5);
-				PQfreemem(id);
+				append_column(&sql, conn, &cols[k], true);
 				if (!exec_ok(conn, sql.data, &errmsg))
 				{
 					set_error(e, 0, "cannot add column %s: %s", cols[k].name, errmsg);
@@ -570,12 +574,9 @@ load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
 	buf_append(&sql, " (", 2);
 	for (int k = 0; k < ncols; k++)
 	{
-		char	   *id = PQescapeIdentifier(conn, cols[k].name, strlen(cols[k].name));
-
 		if (k > 0)
 			buf_append(&sql, ", ", 2);
-		buf_append(&sql, id, strlen(id));
-		PQfreemem(id);
+		append_column(&sql, conn, &cols[k], false);
 	}
 	buf_append(&sql, ") FROM STDIN", 12);
 	res = PQexec(conn, sql.data);
