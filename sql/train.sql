@@ -53,11 +53,24 @@ SELECT (SELECT md5(booster) FROM nids.model_versions WHERE name = 'default' AND 
 
 -- Options: a stricter correlation threshold keeps more columns; deploy => false
 SELECT jsonb_array_length(r->'feature_names') AS features, r->'version' AS version
-FROM (SELECT nids_train('flows', 'label', 'again', '{"exclude": ["flow_number"], "correlation_threshold": 0.999, "deploy": false, "test_size": 0.3, "seed": 7, "xgboost": {"num_boost_round": 10, "max_depth": 4, "eta": 0.3}, "iforest": {"trees": 50, "sample_size": 128, "benign_fpr": 0.05}}') AS r) s;
+FROM (SELECT nids_train('flows', 'label', 'again', '{"exclude": ["flow_number"], "correlation_threshold": 0.999, "deploy": false, "test_size": 0.3, "seed": 7, "xgboost": {"num_boost_round": 10, "max_depth": 4, "eta": 0.3}, "iforest": {"trees": 50, "sample_size": 128, "benign_fpr": 0.05, "scale": "linear"}}') AS r) s;
 SELECT version, deployed FROM nids.models WHERE name = 'again' ORDER BY version;
 SELECT metrics->'iforest'->'trees' AS trees, metrics->'iforest'->'sample_size' AS sample_size,
-       metrics->'iforest'->'benign_fpr' AS benign_fpr, metrics->'params'->'max_depth' AS max_depth
+       metrics->'iforest'->'benign_fpr' AS benign_fpr, metrics->'iforest'->'scale' AS scale,
+       metrics->'params'->'max_depth' AS max_depth
 FROM nids.models WHERE name = 'again' AND version = 2;
+-- split points: a coin per split between the linear and the log scale unless
+-- told otherwise; each choice gives another forest
+SELECT metrics->'iforest'->'scale' AS default_scale FROM nids.models WHERE name = 'default';
+SELECT nids_train('flows', model => 'linear', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 2}, "iforest": {"scale": "linear"}}')->'iforest'->'scale' AS scale;
+SELECT (SELECT md5(iforest) FROM nids.model_versions WHERE name = 'default' AND deployed) <>
+       (SELECT md5(iforest) FROM nids.model_versions WHERE name = 'linear' AND deployed) AS other_forest,
+       (SELECT count(*) FILTER (WHERE nids_anomaly(nids_features(f, 'linear'), 'linear') BETWEEN 0 AND 1)
+        FROM flows f) = (SELECT count(*) FROM flows) AS linear_scores_in_range;
+SELECT nids_train('flows', model => 'logscale', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 2}, "iforest": {"scale": "log"}}')->'iforest'->'scale' AS scale;
+SELECT (SELECT md5(iforest) FROM nids.model_versions WHERE name = 'logscale' AND deployed) NOT IN
+       (SELECT md5(iforest) FROM nids.model_versions WHERE name IN ('default', 'linear') AND deployed) AS third_forest;
+SELECT nids_drop_model('linear'), nids_drop_model('logscale');
 
 -- A label column with another name, and a benign label in another case
 CREATE TEMP TABLE flows2 AS SELECT destination_port, flow_duration, total_fwd_packets,

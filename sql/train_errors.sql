@@ -45,6 +45,10 @@ SELECT nids_train('t', options => '{"iforest": {"benign_fpr": 0.9}}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT nids_train('t', options => '{"iforest": {"depth": 3}}');
 \echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('t', options => '{"iforest": {"scale": "cubic"}}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('t', options => '{"iforest": {"scale": 10}}');
+\echo :LAST_ERROR_SQLSTATE
 
 -- the source
 SELECT nids_train('no_such_table');

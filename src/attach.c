@@ -163,8 +163,9 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 		appendStringInfo(&m, "{\"source\": \"nids_attach_benign\", \"from_version\": %d, \"benign_relation\": ",
 						 model->version);
 		escape_json(&m, qualified);
-		appendStringInfo(&m, ", \"iforest\": {\"trees\": %d, \"sample_size\": %d, \"benign_training_rows\": %lld, \"held_out_rows\": %lld, \"benign_fpr\": %g, \"threshold\": %.6g}}",
-						 iforest->num_trees, iforest->sample_size, (long long) ntrain,
+		appendStringInfo(&m, ", \"iforest\": {\"trees\": %d, \"sample_size\": %d, \"scale\": \"%s\", \"benign_training_rows\": %lld, \"held_out_rows\": %lld, \"benign_fpr\": %g, \"threshold\": %.6g}}",
+						 iforest->num_trees, iforest->sample_size,
+						 iforest_scale_name(opt.iforest.scale), (long long) ntrain,
 						 (long long) ntest, opt.benign_fpr, threshold);
 		memset(&rec, 0, sizeof(rec));
 		rec.name = name;

@@ -6,12 +6,18 @@
  * Trained on benign flows only.  Each tree isolates a sub-sample of psi
  * rows drawn without replacement, splitting on a feature drawn uniformly
  * among those not constant in the node, at a point drawn uniformly between
- * the node's minimum and maximum of it, up to height ceil(log2 psi).  A
- * leaf holding n rows stands for depth + c(n), c being the average path
- * length of an unsuccessful binary-search-tree search, so a tree's leaf
- * value is the path length h(x) of the paper with its correction, and the
- * score is s(x) = 2^(-E[h(x)] / c(psi)), in [0, 1], higher is more
- * anomalous.
+ * the node's minimum and maximum of it, up to height ceil(log2 psi).
+ *
+ * Where "uniformly" is measured is options.iforest.scale: on the values
+ * themselves (linear, the paper's rule), on g(v) = sign(v) log(1 + |v|)
+ * (log: the point is drawn between g(min) and g(max) and mapped back with
+ * g's inverse), or, by default, one of the two by a coin per split (mixed).
+ * Flow features (bytes per second, durations in microseconds) span many
+ * orders of magnitude: linear cuts isolate extreme values quickly but seldom
+ * split the bulk of the range, log cuts resolve every magnitude but isolate
+ * extremes slowly; README.md has the measurements.  g is strictly
+ * increasing, so every tree is an ordinary isolation tree over the raw
+ * values and scoring is unchanged.
  *
  * The forest is stored and evaluated as a NidsForest (forest.c): same
  * layout, same lock-step evaluator, same validation of untrusted bytes.
@@ -61,6 +67,51 @@ splitmix_below(SplitMix *r, uint64 n)
 	return (uint64) (splitmix_unit(r) * (double) n) % n;
 }
 
+/* g(v) = sign(v) log(1 + |v|) and its inverse */
+static inline double
+log_scale(double v)
+{
+	return copysign(log1p(fabs(v)), v);
+}
+
+static inline double
+log_scale_inverse(double g)
+{
+	return copysign(expm1(fabs(g)), g);
+}
+
+const char *
+iforest_scale_name(int scale)
+{
+	return scale == IFOREST_SCALE_LOG ? "log"
+		: scale == IFOREST_SCALE_MIXED ? "mixed" : "linear";
+}
+
+/*
+ * A split point in [lo, hi] (lo < hi), uniform on the linear or on the log
+ * scale, rounded to float and kept above lo so both sides get a row.
+ */
+static float
+split_point(float lo, float hi, int scale, SplitMix *rng)
+{
+	bool		on_log_scale = scale == IFOREST_SCALE_LOG ||
+		(scale == IFOREST_SCALE_MIXED && (splitmix_next(rng) & 1));
+	double		u = splitmix_unit(rng);
+	double		t;
+	float		threshold;
+
+	if (on_log_scale)
+		t = log_scale_inverse(log_scale(lo) + u * (log_scale(hi) - log_scale(lo)));
+	else
+		t = (double) lo + u * ((double) hi - (double) lo);
+	threshold = (float) t;
+	if (!(threshold > lo))
+		threshold = nextafterf(lo, INFINITY);
+	if (threshold > hi)
+		threshold = hi;
+	return threshold;
+}
+
 /* average path length of an unsuccessful search in a BST of n keys */
 static double
 average_path_length(double n)
@@ -82,7 +133,7 @@ typedef struct BuildItem
 
 static void
 build_tree(NidsForest *f, int tree, const float *x, int nf, int64 *sample,
-		   int n, int max_depth, SplitMix *rng, BuildItem *queue,
+		   int n, int max_depth, int scale, SplitMix *rng, BuildItem *queue,
 		   int *candidates, float *fmin, float *fmax)
 {
 	NidsNode   *nodes = f->nodes + f->tree_offset[tree];
@@ -139,13 +190,7 @@ build_tree(NidsForest *f, int tree, const float *x, int nf, int64 *sample,
 		}
 
 		feature = candidates[splitmix_below(rng, ncand)];
-		threshold = (float) (fmin[feature] +
-							 splitmix_unit(rng) * ((double) fmax[feature] - (double) fmin[feature]));
-		/* at least one row on each side */
-		if (!(threshold > fmin[feature]))
-			threshold = nextafterf(fmin[feature], INFINITY);
-		if (threshold > fmax[feature])
-			threshold = fmax[feature];
+		threshold = split_point(fmin[feature], fmax[feature], scale, rng);
 		for (int i = it.begin; i < it.end; i++)
 		{
 			float		v = x[sample[i] * nf + feature];
@@ -251,8 +296,8 @@ iforest_train(const float *x, int num_features, const int64 *rows,
 					sample[k++] = r;
 			}
 		}
-		build_tree(f, t, x, num_features, sample, psi, max_depth, &rng,
-				   queue, candidates, fmin, fmax);
+		build_tree(f, t, x, num_features, sample, psi, max_depth,
+				   params->scale, &rng, queue, candidates, fmin, fmax);
 	}
 	pfree(sample);
 	pfree(queue);

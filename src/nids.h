@@ -148,17 +148,23 @@ extern int	forest_scratch_size(const NidsForest *forest);
 extern const char *objective_name(NidsObjective objective);
 
 /* ---- isolation forest (iforest.c) ---- */
+#define IFOREST_SCALE_LINEAR	0	/* uniform between min and max */
+#define IFOREST_SCALE_LOG		1	/* uniform on sign(v) log(1 + |v|) */
+#define IFOREST_SCALE_MIXED		2	/* one or the other, by a coin per split */
+
 typedef struct IForestParams
 {
 	int			num_trees;
 	int			sample_size;
 	int			max_depth;		/* 0: ceil(log2(sample_size)) */
+	int			scale;			/* IFOREST_SCALE_*: where split points are drawn */
 	uint64		seed;
 } IForestParams;
 
 extern NidsForest *iforest_train(const float *x, int num_features,
 								 const int64 *rows, int64 num_rows,
 								 const IForestParams *params);
+extern const char *iforest_scale_name(int scale);
 extern double iforest_score(const NidsForest *forest, const float *x,
 							float *scratch);
 extern double iforest_threshold(const NidsForest *forest, const float *x,

@@ -935,10 +935,11 @@ nids_train(PG_FUNCTION_ARGS)
 				verdicts[2]++;
 		}
 		auc = roc_auc(pairs, ntest);
-		appendStringInfo(&m, ", \"iforest\": {\"trees\": %d, \"sample_size\": %d, \"max_depth\": %d, \"benign_training_rows\": %lld, \"benign_fpr\": ",
+		appendStringInfo(&m, ", \"iforest\": {\"trees\": %d, \"sample_size\": %d, \"max_depth\": %d, \"scale\": \"%s\", \"benign_training_rows\": %lld, \"benign_fpr\": ",
 						 iforest->num_trees, iforest->sample_size,
 						 opt.iforest.max_depth > 0 ? opt.iforest.max_depth
 						 : (int) ceil(log2(Max(iforest->sample_size, 2))),
+						 iforest_scale_name(opt.iforest.scale),
 						 (long long) nbenign);
 		json_number(&m, opt.benign_fpr);
 		appendStringInfoString(&m, ", \"threshold\": ");

@@ -225,11 +225,26 @@ iforest_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 		opt->iforest.max_depth = (int) number_in(v, name, 1, 64, false, true);
 	else if (strcmp(key, "benign_fpr") == 0)
 		opt->benign_fpr = number_in(v, name, 0, 0.5, true, false);
+	else if (strcmp(key, "scale") == 0)
+	{
+		char	   *s = string_value(v, name);
+
+		if (strcmp(s, "linear") == 0)
+			opt->iforest.scale = IFOREST_SCALE_LINEAR;
+		else if (strcmp(s, "log") == 0)
+			opt->iforest.scale = IFOREST_SCALE_LOG;
+		else if (strcmp(s, "mixed") == 0)
+			opt->iforest.scale = IFOREST_SCALE_MIXED;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option %s must be \"linear\", \"log\" or \"mixed\"", name)));
+	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown option \"%s\" in options.iforest", key),
-				 errhint("Accepted: trees, sample_size, max_depth, benign_fpr.")));
+				 errhint("Accepted: trees, sample_size, max_depth, scale, benign_fpr.")));
 }
 
 static void
@@ -291,6 +306,7 @@ train_options_parse(Jsonb *options, TrainOptions *opt)
 	opt->iforest.num_trees = 100;
 	opt->iforest.sample_size = 256;
 	opt->iforest.max_depth = 0;
+	opt->iforest.scale = IFOREST_SCALE_MIXED;
 	opt->benign_fpr = 0.01;
 	for (size_t i = 0; i < lengthof(default_params); i++)
 		set_param(opt, default_params[i][0], default_params[i][1]);
