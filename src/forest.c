@@ -139,13 +139,14 @@ forest_compact(NidsForest *f)
 			if (n->left == i)
 			{
 				c->value = f->leaf_value[start + i];
-				c->left = (uint16) i;
+				c->skip = 0;
 				c->input = (uint16) (2 * f->num_features);
 			}
 			else
 			{
+				/* children come after their parent: 0 < skip < 65536 */
 				c->value = n->threshold;
-				c->left = (uint16) n->left;
+				c->skip = (uint16) (n->left - i);
 				c->input = (uint16) ((n->feature_dl & NIDS_FEATURE_MASK) +
 									 ((n->feature_dl & NIDS_DEFAULT_LEFT) ? f->num_features : 0));
 			}
@@ -168,6 +169,13 @@ forest_finish(NidsForest *f)
 			if (f->tree_depth[t] == d)
 				order[n++] = t;
 	f->eval_order = order;
+	f->eval_offset = palloc(sizeof(int32) * Max(f->num_trees, 1));
+	for (int t = 0; t < f->num_trees; t++)
+		f->eval_offset[t] = f->tree_offset[order[t]];
+	f->round_robin = true;
+	for (int t = 0; t < f->num_trees; t++)
+		if (f->tree_group[t] != t % f->num_groups)
+			f->round_robin = false;
 	forest_compact(f);
 }
 
@@ -632,12 +640,11 @@ node_step(const NidsNode *tree, int32 i, const float *x)
 	return node->left + right;
 }
 
-static inline int32
-cnode_step(const NidsNodeC *tree, int32 i, const float *in)
+/* one step down a compact tree; a leaf stays where it is */
+static inline const NidsNodeC *
+cnode_step(const NidsNodeC *node, const float *in)
 {
-	const NidsNodeC *node = &tree[i];
-
-	return node->left + !(in[node->input] < node->value);
+	return node + node->skip + !(in[node->input] < node->value);
 }
 
 /* the compact walk: leaf values come from the nodes themselves */
@@ -650,32 +657,27 @@ predict_compact(const NidsForest *f, const float *x, float *leaf)
 
 	for (; t + LOCKSTEP <= f->num_trees; t += LOCKSTEP)
 	{
-		const NidsNodeC *tree[LOCKSTEP];
-		int32		pos[LOCKSTEP];
+		const NidsNodeC *p[LOCKSTEP];
 		int			depth = f->tree_depth[order[t + LOCKSTEP - 1]];
 
 		for (int k = 0; k < LOCKSTEP; k++)
-		{
-			tree[k] = nodes + f->tree_offset[order[t + k]];
-			pos[k] = 0;
-		}
+			p[k] = nodes + f->eval_offset[t + k];
 		for (int d = 0; d < depth; d++)
 		{
 #pragma GCC unroll 16
 			for (int k = 0; k < LOCKSTEP; k++)
-				pos[k] = cnode_step(tree[k], pos[k], x);
+				p[k] = cnode_step(p[k], x);
 		}
 		for (int k = 0; k < LOCKSTEP; k++)
-			leaf[order[t + k]] = tree[k][pos[k]].value;
+			leaf[order[t + k]] = p[k]->value;
 	}
 	for (; t < f->num_trees; t++)
 	{
-		const NidsNodeC *tree = nodes + f->tree_offset[order[t]];
-		int32		pos = 0;
+		const NidsNodeC *p = nodes + f->eval_offset[t];
 
 		for (int d = 0; d < f->tree_depth[order[t]]; d++)
-			pos = cnode_step(tree, pos, x);
-		leaf[order[t]] = tree[pos].value;
+			p = cnode_step(p, x);
+		leaf[order[t]] = p->value;
 	}
 }
 
@@ -747,8 +749,21 @@ forest_predict_margin(const NidsForest *f, const float *x, float *margin,
 
 	for (int g = 0; g < f->num_groups; g++)
 		margin[g] = f->base_margin[g];
-	for (int i = 0; i < f->num_trees; i++)
-		margin[f->tree_group[i]] += leaf[i];
+	if (f->round_robin)
+	{
+		/* one boosting round at a time: independent adds, in tree order */
+		int			ng = f->num_groups;
+		int			i = 0;
+
+		for (; i + ng <= f->num_trees; i += ng)
+			for (int g = 0; g < ng; g++)
+				margin[g] += leaf[i + g];
+		for (int g = 0; i < f->num_trees; i++, g++)
+			margin[g] += leaf[i];
+	}
+	else
+		for (int i = 0; i < f->num_trees; i++)
+			margin[f->tree_group[i]] += leaf[i];
 }
 
 /*

@@ -110,11 +110,14 @@ typedef struct NidsNode
  * way, and a step is left + !(input < value).  Slot 2 * num_features is
  * -Inf: a leaf reads it and points at itself, so it never moves.  Real
  * infinities never reach the trees (vector.c maps them to +/-FLT_MAX).
+ * A node holds the distance to its left child, so a walk needs one pointer
+ * per tree and no tree base.
  */
 typedef struct NidsNodeC
 {
 	float		value;			/* threshold, or the leaf value */
-	uint16		left;			/* tree-local index; right = left + 1 */
+	uint16		skip;			/* left child = this node + skip, right =
+								 * + skip + 1; 0 on a leaf */
 	uint16		input;			/* slot of the doubled input */
 } NidsNodeC;
 
@@ -131,6 +134,8 @@ typedef struct NidsForest
 	int32	   *tree_offset;	/* [num_trees] first node of each tree */
 	int32	   *tree_depth;		/* [num_trees] */
 	int32	   *eval_order;		/* [num_trees] trees sorted by depth */
+	int32	   *eval_offset;	/* [num_trees] tree_offset[eval_order[i]] */
+	bool		round_robin;	/* tree i belongs to group i % num_groups */
 	NidsNode   *nodes;			/* [num_nodes] */
 	float	   *leaf_value;		/* [num_nodes] */
 	NidsNodeC  *cnodes;			/* [num_nodes] compact copy, or NULL */
