@@ -7,8 +7,10 @@
  * nids_score_trigger(['model']).  Features are read from the new row by
  * canonical column name; the trigger fills whichever of predicted_label,
  * probability, anomaly_score, novel and verdict the table has.  The map of
- * columns and the scoring buffers are built once per statement (fn_extra),
- * so COPY and INSERT ... SELECT pay one tree walk per row and nothing else.
+ * columns, the scoring buffers and the texts of the labels and verdicts are
+ * built once per statement (fn_extra), and the row is deformed once, both
+ * to read the features and to form the scored row, so COPY and INSERT ...
+ * SELECT pay the tree walks per row and little else.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,6 +53,8 @@ typedef struct TriggerState
 	MemoryContext cxt;
 	int			outcol[NUM_OUTPUTS];	/* 1-based attribute numbers, 0: absent */
 	text	   *model_name;		/* the trigger's argument, made once */
+	Datum	   *label_text;		/* [num_classes] class labels as text */
+	Datum		verdict_text[3];	/* 'attack', 'anomaly', 'benign' */
 } TriggerState;
 
 Datum
@@ -61,12 +65,11 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 	Relation	rel;
 	TupleDesc	desc;
 	HeapTuple	tuple;
+	HeapTuple	scored;
 	const char *model_name;
 	NidsModel  *model;
-	int			cols[NUM_OUTPUTS];
-	Datum		values[NUM_OUTPUTS];
-	bool		nulls[NUM_OUTPUTS];
-	int			n = 0;
+	Datum	   *values;
+	bool	   *nulls;
 	int			label = -1;
 	double		anomaly = 0;
 	bool		need_class,
@@ -137,6 +140,17 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 				st->outcol[o] = i + 1;
 			}
 		}
+		{
+			MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+			st->label_text = palloc(sizeof(Datum) * model->num_classes);
+			for (int c = 0; c < model->num_classes; c++)
+				st->label_text[c] = CStringGetTextDatum(model->class_labels[c]);
+			st->verdict_text[0] = CStringGetTextDatum("attack");
+			st->verdict_text[1] = CStringGetTextDatum("anomaly");
+			st->verdict_text[2] = CStringGetTextDatum("benign");
+			MemoryContextSwitchTo(old);
+		}
 		st->built = true;
 	}
 
@@ -151,34 +165,42 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 	if (need_anomaly)
 		anomaly = score_anomaly(&st->score);
 
-	memset(nulls, 0, sizeof(nulls));
+	/* the deformed row, with the result columns replaced */
+	values = st->map.values;
+	nulls = st->map.nulls;
 	if (st->outcol[OUT_LABEL])
 	{
-		cols[n] = st->outcol[OUT_LABEL];
-		values[n++] = CStringGetTextDatum(model->class_labels[label]);
+		values[st->outcol[OUT_LABEL] - 1] = st->label_text[label];
+		nulls[st->outcol[OUT_LABEL] - 1] = false;
 	}
 	if (st->outcol[OUT_PROBABILITY])
 	{
-		cols[n] = st->outcol[OUT_PROBABILITY];
-		values[n++] = Float8GetDatum(st->score.proba[label]);
+		values[st->outcol[OUT_PROBABILITY] - 1] = Float8GetDatum(st->score.proba[label]);
+		nulls[st->outcol[OUT_PROBABILITY] - 1] = false;
 	}
 	if (st->outcol[OUT_ANOMALY])
 	{
-		cols[n] = st->outcol[OUT_ANOMALY];
-		values[n++] = Float8GetDatum(anomaly);
+		values[st->outcol[OUT_ANOMALY] - 1] = Float8GetDatum(anomaly);
+		nulls[st->outcol[OUT_ANOMALY] - 1] = false;
 	}
 	if (st->outcol[OUT_NOVEL])
 	{
-		cols[n] = st->outcol[OUT_NOVEL];
-		values[n++] = BoolGetDatum(anomaly > model->anomaly_threshold);
+		values[st->outcol[OUT_NOVEL] - 1] = BoolGetDatum(anomaly > model->anomaly_threshold);
+		nulls[st->outcol[OUT_NOVEL] - 1] = false;
 	}
 	if (st->outcol[OUT_VERDICT])
 	{
-		const char *verdict = label != model->benign_class ? "attack"
-			: anomaly > model->anomaly_threshold ? "anomaly" : "benign";
+		int			verdict = label != model->benign_class ? 0
+			: anomaly > model->anomaly_threshold ? 1 : 2;
 
-		cols[n] = st->outcol[OUT_VERDICT];
-		values[n++] = CStringGetTextDatum(verdict);
+		values[st->outcol[OUT_VERDICT] - 1] = st->verdict_text[verdict];
+		nulls[st->outcol[OUT_VERDICT] - 1] = false;
 	}
-	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, n, cols, values, nulls));
+
+	/* as heap_modify_tuple does, without deforming the row a second time */
+	scored = heap_form_tuple(desc, values, nulls);
+	scored->t_data->t_ctid = tuple->t_data->t_ctid;
+	scored->t_self = tuple->t_self;
+	scored->t_tableOid = tuple->t_tableOid;
+	return PointerGetDatum(scored);
 }
