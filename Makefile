@@ -1,7 +1,9 @@
 # nids: PostgreSQL extension (PGXS)
 EXTENSION = nids
 MODULE_big = nids
-DATA = nids--1.0.sql
+# "make demo DATA=dir" names a directory of CSVs; PGXS's DATA stays ours
+DEMO_DATA := $(if $(filter command line,$(origin DATA)),$(DATA))
+override DATA = nids--1.0.sql
 OBJS = \
 	src/nids.o \
 	src/model_doc.o \
@@ -76,4 +78,4 @@ test: setup
 	scripts/run-tests
 
 demo: setup
-	scripts/demo $(if $(DATA),--data "$(DATA)")
+	scripts/demo $(if $(DEMO_DATA),--data "$(DEMO_DATA)")
