@@ -7,13 +7,8 @@ BIN=$(/usr/lib/postgresql/15/bin/pg_config --bindir)
 work=$(mktemp -d)
 trap 'rm -rf "$work"; dropdb --if-exists "$DB" >/dev/null 2>&1' EXIT
 SECONDS_RUN=${CONCURRENCY_SECONDS:-8}
-passed=0
-failed=0
-check() {
-	local what=$1
-	shift
-	if "$@"; then passed=$((passed + 1)); echo "ok - $what"; else failed=$((failed + 1)); echo "not ok - $what"; fi
-}
+# shellcheck source=check.bash
+. "$(dirname "${BASH_SOURCE[0]}")/check.bash"
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" -c "$1"; }
 
 createdb "$DB" || exit 1

@@ -3,14 +3,9 @@
 # the whole story; `make demo DATA=dir` passes the directory to the demo
 # without taking PGXS's DATA (the extension's SQL script) away from install.
 set -uo pipefail
+# shellcheck source=check.bash
+. "$(dirname "${BASH_SOURCE[0]}")/check.bash"
 cd "$(dirname "$0")/../.."
-passed=0
-failed=0
-check() {
-	local what=$1
-	shift
-	if "$@"; then passed=$((passed + 1)); echo "ok - $what"; else failed=$((failed + 1)); echo "not ok - $what"; fi
-}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 

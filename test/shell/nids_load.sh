@@ -7,19 +7,8 @@ LOAD=${NIDS_LOAD:-$(/usr/lib/postgresql/15/bin/pg_config --bindir)/nids-load}
 DB=nids_load_test
 work=$(mktemp -d)
 trap 'rm -rf "$work"; dropdb --if-exists "$DB" >/dev/null 2>&1' EXIT
-passed=0
-failed=0
-check() { # description, then a command that must succeed
-	local what=$1
-	shift
-	if "$@"; then
-		passed=$((passed + 1))
-		echo "ok - $what"
-	else
-		failed=$((failed + 1))
-		echo "not ok - $what"
-	fi
-}
+# shellcheck source=check.bash
+. "$(dirname "${BASH_SOURCE[0]}")/check.bash"
 q() { psql -X -q -A -t -d "$DB" -c "$1"; }
 
 createdb "$DB" || exit 1
