@@ -75,8 +75,9 @@ SELECT nids_ensemble(ARRAY[1, 2, 3, 4, 5, 6]::float8[], 'imported');
 
 -- attach a forest and a drift reference from a table of benign flows
 CREATE TABLE benign_only AS SELECT * FROM flows_sc WHERE label = 'BENIGN';
-SELECT nids_attach_benign('imported', 'benign_only', '{"iforest": {"benign_fpr": 0.02}}') AS version;
-SELECT version, deployed, metrics->>'source' AS source, (metrics->'iforest'->>'held_out_rows')::int > 0 AS held_out
+SELECT nids_attach_benign('imported', 'benign_only', '{"iforest": {"benign_fpr": 0.02, "scale": "linear"}}') AS version;
+SELECT version, deployed, metrics->>'source' AS source, (metrics->'iforest'->>'held_out_rows')::int > 0 AS held_out,
+       metrics->'iforest'->>'scale' AS scale
 FROM nids.models WHERE name = 'imported' ORDER BY version;
 SELECT count(*) FILTER (WHERE (v).novel)::float8 / count(*) < 0.1 AS few_benign_novel
 FROM (SELECT nids_ensemble(nids_features(b, 'imported'), 'imported') AS v FROM benign_only b) s;
