@@ -117,6 +117,21 @@ CREATE TRIGGER score BEFORE INSERT ON live_small FOR EACH ROW EXECUTE FUNCTION n
 INSERT INTO live_small VALUES (80, 3, NULL);
 SELECT verdict IN ('attack', 'anomaly', 'benign') AS judged FROM live_small;
 
+-- the row the trigger returns keeps every other column as it was: a long
+-- (toasted) text, NULLs, a dropped column, a column added afterwards
+CREATE TABLE live_wide (note text, destination_port float8, gone int, total_fwd_packets float8,
+	verdict text, predicted_label text);
+ALTER TABLE live_wide DROP COLUMN gone;
+CREATE TRIGGER score BEFORE INSERT OR UPDATE ON live_wide FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO live_wide (note, destination_port, total_fwd_packets, verdict) VALUES
+	(repeat('n', 100000), 80, 3, 'overwritten'), (NULL, 22, NULL, NULL), ('old row', 443, 1, NULL);
+ALTER TABLE live_wide ADD COLUMN tag text DEFAULT 'added';
+UPDATE live_wide SET tag = 'updated' WHERE destination_port = 22;
+UPDATE live_wide SET predicted_label = NULL WHERE destination_port = 443;
+SELECT length(note) AS note_length, destination_port, total_fwd_packets, tag,
+       verdict IN ('attack', 'anomaly', 'benign') AS judged, predicted_label IS NOT NULL AS labelled
+FROM live_wide ORDER BY destination_port;
+
 -- the default model name
 CREATE TABLE live_default (destination_port float8, predicted_label text);
 CREATE TRIGGER score BEFORE INSERT ON live_default FOR EACH ROW EXECUTE FUNCTION nids_score_trigger();
