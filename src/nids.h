@@ -107,11 +107,11 @@ typedef struct NidsNode
  * The input is laid out twice: slot f holds x[f] with a missing value as
  * +Inf (so it goes right), slot num_features + f holds it as -Inf (so it
  * goes left); a node reads the copy that sends a missing value its default
- * way, and a step is left + !(input < value).  Slot 2 * num_features is
- * -Inf: a leaf reads it and points at itself, so it never moves.  Real
- * infinities never reach the trees (vector.c maps them to +/-FLT_MAX).
- * A node holds the distance to its left child, so a walk needs one pointer
- * per tree and no tree base.
+ * way.  A node holds the distance to its left child, so a walk keeps one
+ * pointer per tree and a step is node += skip + !(input < value).  Slot
+ * 2 * num_features is -Inf and a leaf's skip is 0: a leaf reads that slot
+ * and stays where it is.  Real infinities never reach the trees (vector.c
+ * maps them to +/-FLT_MAX).
  */
 typedef struct NidsNodeC
 {
