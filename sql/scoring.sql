@@ -72,6 +72,17 @@ SELECT nids_anomaly(ARRAY[1, 2, 3, 4, 5, 6]::float8[], 'imported');
 \echo :LAST_ERROR_SQLSTATE
 SELECT nids_ensemble(ARRAY[1, 2, 3, 4, 5, 6]::float8[], 'imported');
 \echo :LAST_ERROR_SQLSTATE
+-- the trigger: a label needs no forest; a verdict does, whatever the label
+CREATE TABLE live_imported (destination_port float8, flow_duration float8, total_fwd_packets float8,
+	flow_bytes_s float8, fwd_packet_length_mean float8, syn_flag_count float8, predicted_label text);
+CREATE TRIGGER score BEFORE INSERT ON live_imported FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('imported');
+INSERT INTO live_imported SELECT v.features[1], v.features[2], v.features[3], v.features[4], v.features[5], v.features[6]
+FROM fx_vectors v JOIN fx_expected e ON e.id = v.id AND e.model = 'softprob' WHERE e.label <> 'BENIGN';
+SELECT count(*) > 0 AS labelled, bool_and(predicted_label <> 'BENIGN') AS as_expected FROM live_imported;
+ALTER TABLE live_imported ADD COLUMN verdict text;
+INSERT INTO live_imported SELECT v.features[1], v.features[2], v.features[3], v.features[4], v.features[5], v.features[6]
+FROM fx_vectors v JOIN fx_expected e ON e.id = v.id AND e.model = 'softprob' WHERE e.label <> 'BENIGN' LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
 
 -- attach a forest and a drift reference from a table of benign flows
 CREATE TABLE benign_only AS SELECT * FROM flows_sc WHERE label = 'BENIGN';

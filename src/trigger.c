@@ -72,8 +72,7 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	int			label = -1;
 	double		anomaly = 0;
-	bool		need_class,
-				need_anomaly;
+	bool		need_class;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -155,14 +154,20 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 	}
 
 	need_class = st->outcol[OUT_LABEL] || st->outcol[OUT_PROBABILITY] || st->outcol[OUT_VERDICT];
-	need_anomaly = st->outcol[OUT_ANOMALY] || st->outcol[OUT_NOVEL] || st->outcol[OUT_VERDICT];
-	if (!need_class && !need_anomaly)
+	if (!need_class && !st->outcol[OUT_ANOMALY] && !st->outcol[OUT_NOVEL])
 		return PointerGetDatum(tuple);
 
 	feature_map_fill(&st->map, tuple, st->score.x, NULL, NULL);
 	if (need_class)
 		label = score_classify(&st->score);
-	if (need_anomaly)
+
+	/*
+	 * A verdict alone needs the anomaly score only for a benign label; a
+	 * model without a forest is refused whatever the label, on every row.
+	 */
+	if (st->outcol[OUT_ANOMALY] || st->outcol[OUT_NOVEL] ||
+		(st->outcol[OUT_VERDICT] &&
+		 (label == model->benign_class || model->iforest == NULL)))
 		anomaly = score_anomaly(&st->score);
 
 	/* the deformed row, with the result columns replaced */
