@@ -40,7 +40,7 @@ def train(path, rounds, threads):
     t0 = time.time()
     d = xgb.QuantileDMatrix(X, label=yi, weight=compute_sample_weight("balanced", y), max_bin=256, nthread=threads)
     params = {"objective": "multi:softprob", "num_class": len(classes), "tree_method": "hist",
-              "max_depth": 10, "eta": 0.15, "max_bin": 256, "nthread": threads, "seed": 42}
+              "max_depth": 6, "eta": 0.3, "max_bin": 256, "nthread": threads, "seed": 42}
     xgb.train(params, d, num_boost_round=rounds)
     t = time.time() - t0
     print("python_seconds %.2f" % t)
