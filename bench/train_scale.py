@@ -39,6 +39,7 @@ def train(path, rounds, threads):
     yi = y.map({c: i for i, c in enumerate(classes)}).values
     t0 = time.time()
     d = xgb.QuantileDMatrix(X, label=yi, weight=compute_sample_weight("balanced", y), max_bin=256, nthread=threads)
+    # nids' defaults: keep in step with default_params in src/train_options.c
     params = {"objective": "multi:softprob", "num_class": len(classes), "tree_method": "hist",
               "max_depth": 6, "eta": 0.3, "max_bin": 256, "nthread": threads, "seed": 42}
     xgb.train(params, d, num_boost_round=rounds)
