@@ -41,6 +41,9 @@ ORDER BY 1;
 -- columns matched by canonical name; a feature missing from the window has n_window 0
 SELECT feature, n_window, ks_statistic IS NULL AS no_statistic, drift_level
 FROM ks_drift('SELECT f_cont AS "F Cont", f_port AS "F-Port" FROM ks_same', 'ks') ORDER BY feature;
+-- a feature named twice is read from its first column only, as nids_features does
+SELECT n_window = (SELECT count(*) FROM ks_same) AS counted_once
+FROM ks_drift('SELECT f_cont, f_cont AS "F Cont" FROM ks_same', 'ks') WHERE feature = 'f_cont';
 
 -- an empty window
 SELECT count(*) FILTER (WHERE n_window = 0) AS empty_features FROM ks_drift('SELECT * FROM ks_same WHERE false', 'ks');

@@ -6,12 +6,14 @@
  *	  model (drift_reference.c).
  *
  * The window query runs through a read-only cursor with the caller's
- * privileges, its rows handed from the executor to a receiver one by one; it must be one SELECT (no data-modifying CTE, no FOR UPDATE).
- * Its columns are matched to the model's features by canonical name, or it
- * returns one float8[] column in feature order.  No window column is
- * sorted: each value is placed by binary search among the reference's
- * points (at most 4096), counting values equal to a point and values
- * strictly between two points separately.  The statistic is then evaluated
+ * privileges, its rows handed from the executor to a receiver one by one;
+ * it must be one SELECT (no data-modifying CTE, no FOR UPDATE).  Its
+ * columns are matched to the model's features by canonical name as
+ * nids_features matches them (feature_map_build), or it returns one
+ * float8[] column in feature order.  No window column is sorted: each
+ * value is placed by binary search among the reference's points (at most
+ * 4096), counting values equal to a point and values strictly between two
+ * points separately.  The statistic is then evaluated
  * at every point and just before it, which is exact when the reference
  * holds every distinct training value and within 1/4096 otherwise.
  *
@@ -29,7 +31,6 @@
 #include <math.h>
 
 #include "access/htup_details.h"
-#include "canonical.h"
 #include "catalog/pg_type.h"
 #include "drift.h"
 #include "executor/spi.h"
@@ -313,9 +314,7 @@ typedef struct DriftReceiver
 	MemoryContext cxt;
 	bool		matched;
 	bool		vector_mode;
-	int			ncols;
-	int		   *colfeature;		/* result column -> feature, or -1 */
-	Oid		   *coltype;		/* its base type */
+	FeatureMap	map;			/* feature -> result column, by canonical name */
 	float	   *vec;
 } DriftReceiver;
 
@@ -324,36 +323,14 @@ drift_startup(DestReceiver *self, int operation, TupleDesc desc)
 {
 	DriftReceiver *r = (DriftReceiver *) self;
 	MemoryContext old;
-	int			nf = r->model->num_features;
 
 	if (r->matched)
 		return;
 	old = MemoryContextSwitchTo(r->cxt);
-	r->ncols = desc->natts;
-	r->colfeature = palloc(sizeof(int) * Max(r->ncols, 1));
-	r->coltype = palloc(sizeof(Oid) * Max(r->ncols, 1));
-	r->vec = palloc(sizeof(float) * nf);
-	r->vector_mode = (r->ncols == 1 && TupleDescAttr(desc, 0)->atttypid == FLOAT8ARRAYOID);
-	for (int c = 0; c < r->ncols && !r->vector_mode; c++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, c);
-		Oid			t = getBaseType(att->atttypid);
-
-		r->colfeature[c] = -1;
-		r->coltype[c] = t;
-		for (int f = 0; f < nf; f++)
-			if (canonical_attname_equals(NameStr(att->attname), r->model->feature_names[f]))
-			{
-				if (!nids_numeric_type(t))
-					ereport(ERROR,
-							(errcode(ERRCODE_DATATYPE_MISMATCH),
-							 errmsg("window column \"%s\" holds feature \"%s\" but has type %s",
-									NameStr(att->attname), r->model->feature_names[f],
-									format_type_be(att->atttypid))));
-				r->colfeature[c] = f;
-				break;
-			}
-	}
+	r->vec = palloc(sizeof(float) * r->model->num_features);
+	r->vector_mode = (desc->natts == 1 && TupleDescAttr(desc, 0)->atttypid == FLOAT8ARRAYOID);
+	if (!r->vector_mode)
+		feature_map_build(&r->map, r->model, desc, r->cxt);
 	MemoryContextSwitchTo(old);
 	r->matched = true;
 }
@@ -376,14 +353,14 @@ drift_receive(TupleTableSlot *slot, DestReceiver *self)
 		}
 		return true;
 	}
-	for (int c = 0; c < r->ncols; c++)
+	for (int f = 0; f < nf; f++)
 	{
-		int			f = r->colfeature[c];
+		int			a = r->map.attnum[f];
 		float		x;
 
-		if (f < 0 || slot->tts_isnull[c])
+		if (a < 0 || slot->tts_isnull[a])
 			continue;
-		x = nids_map_value(nids_datum_to_double(slot->tts_values[c], r->coltype[c]));
+		x = nids_map_value(nids_datum_to_double(slot->tts_values[a], r->map.atttype[f]));
 		if (!isnan(x))
 			count_value(&r->ref->features[f], &r->counts[f], x);
 	}
