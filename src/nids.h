@@ -192,6 +192,32 @@ extern float nids_map_value(double v);
 extern void vector_from_array(ArrayType *array, int expected, const char *model,
 							  float *out);
 
+/* ---- the ensemble's verdict (nids_ensemble, the trigger, training) ---- */
+typedef enum NidsVerdict
+{
+	NIDS_VERDICT_ATTACK,		/* the classifier's label is not benign */
+	NIDS_VERDICT_ANOMALY,		/* a benign label, but a novel flow */
+	NIDS_VERDICT_BENIGN,
+	NIDS_NUM_VERDICTS
+} NidsVerdict;
+
+extern const char *const nids_verdict_names[NIDS_NUM_VERDICTS];
+
+/* novel: an anomaly score above the model's threshold */
+static inline bool
+nids_is_novel(double anomaly, double threshold)
+{
+	return anomaly > threshold;
+}
+
+static inline NidsVerdict
+nids_verdict(int label, int benign_class, double anomaly, double threshold)
+{
+	if (label != benign_class)
+		return NIDS_VERDICT_ATTACK;
+	return nids_is_novel(anomaly, threshold) ? NIDS_VERDICT_ANOMALY : NIDS_VERDICT_BENIGN;
+}
+
 /* ---- model catalogue and backend cache (model_cache.c) ---- */
 typedef struct NidsModel
 {

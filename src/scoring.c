@@ -40,6 +40,10 @@ score_buffer(FunctionCallInfo fcinfo, void *buf, int *cap, int need, size_t size
 /*
  * The per-call-site state: the model and buffers large enough for it.
  */
+const char *const nids_verdict_names[NIDS_NUM_VERDICTS] = {
+	"attack", "anomaly", "benign"
+};
+
 ScoreState *
 score_state(FunctionCallInfo fcinfo, text *model_name)
 {
@@ -170,8 +174,8 @@ score_verdict(FunctionCallInfo fcinfo, ScoreState *st)
 	NidsModel  *model = st->model;
 	double		anomaly = score_anomaly(st);
 	int			label = score_classify(st);
-	bool		novel = anomaly > model->anomaly_threshold;
-	const char *verdict;
+	NidsVerdict verdict = nids_verdict(label, model->benign_class, anomaly,
+									   model->anomaly_threshold);
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
 	HeapTuple	tuple;
@@ -189,17 +193,11 @@ score_verdict(FunctionCallInfo fcinfo, ScoreState *st)
 		st->verdict_desc = BlessTupleDesc(CreateTupleDescCopy(desc));
 		MemoryContextSwitchTo(old);
 	}
-	if (label != model->benign_class)
-		verdict = "attack";
-	else if (novel)
-		verdict = "anomaly";
-	else
-		verdict = "benign";
 	values[0] = CStringGetTextDatum(model->class_labels[label]);
 	values[1] = Float8GetDatum(st->proba[label]);
 	values[2] = Float8GetDatum(anomaly);
-	values[3] = BoolGetDatum(novel);
-	values[4] = CStringGetTextDatum(verdict);
+	values[3] = BoolGetDatum(nids_is_novel(anomaly, model->anomaly_threshold));
+	values[4] = CStringGetTextDatum(nids_verdict_names[verdict]);
 	tuple = heap_form_tuple(st->verdict_desc, values, nulls);
 	return tuple->t_data;
 }

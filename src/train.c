@@ -905,7 +905,7 @@ nids_train(PG_FUNCTION_ARGS)
 		int64	   *held;
 		double	   *pairs;
 		double		auc;
-		int64		verdicts[3] = {0, 0, 0};
+		int64		verdicts[NIDS_NUM_VERDICTS] = {0, 0, 0};
 
 		/* threshold: the (1 - benign_fpr) quantile of held-out benign scores */
 		pairs = palloc_extended(sizeof(double) * 2 * Max(ntest, 1), MCXT_ALLOC_HUGE);
@@ -924,16 +924,7 @@ nids_train(PG_FUNCTION_ARGS)
 		else
 			threshold = threshold_train;
 		for (int64 r = 0; r < ntest; r++)
-		{
-			bool		novel = pairs[r * 2] > threshold;
-
-			if (pred[r] != benign)
-				verdicts[0]++;
-			else if (novel)
-				verdicts[1]++;
-			else
-				verdicts[2]++;
-		}
+			verdicts[nids_verdict(pred[r], benign, pairs[r * 2], threshold)]++;
 		auc = roc_auc(pairs, ntest);
 		appendStringInfo(&m, ", \"iforest\": {\"trees\": %d, \"sample_size\": %d, \"max_depth\": %d, \"scale\": \"%s\", \"benign_training_rows\": %lld, \"benign_fpr\": ",
 						 iforest->num_trees, iforest->sample_size,
@@ -947,7 +938,9 @@ nids_train(PG_FUNCTION_ARGS)
 		appendStringInfoString(&m, ", \"roc_auc\": ");
 		json_number(&m, auc);
 		appendStringInfo(&m, "}, \"ensemble\": {\"attack\": %lld, \"anomaly\": %lld, \"benign\": %lld}",
-						 (long long) verdicts[0], (long long) verdicts[1], (long long) verdicts[2]);
+						 (long long) verdicts[NIDS_VERDICT_ATTACK],
+						 (long long) verdicts[NIDS_VERDICT_ANOMALY],
+						 (long long) verdicts[NIDS_VERDICT_BENIGN]);
 	}
 	else
 	{

@@ -54,7 +54,7 @@ typedef struct TriggerState
 	int			outcol[NUM_OUTPUTS];	/* 1-based attribute numbers, 0: absent */
 	text	   *model_name;		/* the trigger's argument, made once */
 	Datum	   *label_text;		/* [num_classes] class labels as text */
-	Datum		verdict_text[3];	/* 'attack', 'anomaly', 'benign' */
+	Datum		verdict_text[NIDS_NUM_VERDICTS];	/* nids_verdict_names as text */
 } TriggerState;
 
 Datum
@@ -145,9 +145,8 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 			st->label_text = palloc(sizeof(Datum) * model->num_classes);
 			for (int c = 0; c < model->num_classes; c++)
 				st->label_text[c] = CStringGetTextDatum(model->class_labels[c]);
-			st->verdict_text[0] = CStringGetTextDatum("attack");
-			st->verdict_text[1] = CStringGetTextDatum("anomaly");
-			st->verdict_text[2] = CStringGetTextDatum("benign");
+			for (int v = 0; v < NIDS_NUM_VERDICTS; v++)
+				st->verdict_text[v] = CStringGetTextDatum(nids_verdict_names[v]);
 			MemoryContextSwitchTo(old);
 		}
 		st->built = true;
@@ -190,13 +189,13 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 	}
 	if (st->outcol[OUT_NOVEL])
 	{
-		values[st->outcol[OUT_NOVEL] - 1] = BoolGetDatum(anomaly > model->anomaly_threshold);
+		values[st->outcol[OUT_NOVEL] - 1] = BoolGetDatum(nids_is_novel(anomaly, model->anomaly_threshold));
 		nulls[st->outcol[OUT_NOVEL] - 1] = false;
 	}
 	if (st->outcol[OUT_VERDICT])
 	{
-		int			verdict = label != model->benign_class ? 0
-			: anomaly > model->anomaly_threshold ? 1 : 2;
+		NidsVerdict verdict = nids_verdict(label, model->benign_class, anomaly,
+										   model->anomaly_threshold);
 
 		values[st->outcol[OUT_VERDICT] - 1] = st->verdict_text[verdict];
 		nulls[st->outcol[OUT_VERDICT] - 1] = false;
