@@ -13,6 +13,7 @@ SELECT nids_import_xgboost('cl_' || name, booster, features, classes) FROM fx_mo
 \set ECHO all
 
 -- native evaluator: every label equal, every probability within 1e-6
+CREATE TEMP VIEW agreement AS
 SELECT m.name, count(*) AS vectors,
        count(*) FILTER (WHERE nids_classify(v.features, 'cl_' || m.name) = e.label) AS same_label,
        max((SELECT max(abs(a - b)) FROM unnest(nids_classify_proba(v.features, 'cl_' || m.name), e.proba) AS u(a, b))) < 1e-6 AS proba_within_1e6
@@ -20,27 +21,16 @@ FROM fx_models m
 JOIN fx_expected e ON e.model = split_part(m.name, '_', 1)
 JOIN fx_vectors v ON v.id = e.id
 GROUP BY m.name ORDER BY m.name;
+SELECT * FROM agreement;
 
 -- the wide node form (for models beyond 16-bit indices) agrees too
 SET nids.compact_evaluator = off;
-SELECT m.name, count(*) AS vectors,
-       count(*) FILTER (WHERE nids_classify(v.features, 'cl_' || m.name) = e.label) AS same_label,
-       max((SELECT max(abs(a - b)) FROM unnest(nids_classify_proba(v.features, 'cl_' || m.name), e.proba) AS u(a, b))) < 1e-6 AS proba_within_1e6
-FROM fx_models m
-JOIN fx_expected e ON e.model = split_part(m.name, '_', 1)
-JOIN fx_vectors v ON v.id = e.id
-GROUP BY m.name ORDER BY m.name;
+SELECT * FROM agreement;
 RESET nids.compact_evaluator;
 
 -- XGBoost's own predictor inside the backend gives the same answers
 SET nids.predictor = xgboost;
-SELECT m.name, count(*) AS vectors,
-       count(*) FILTER (WHERE nids_classify(v.features, 'cl_' || m.name) = e.label) AS same_label,
-       max((SELECT max(abs(a - b)) FROM unnest(nids_classify_proba(v.features, 'cl_' || m.name), e.proba) AS u(a, b))) < 1e-6 AS proba_within_1e6
-FROM fx_models m
-JOIN fx_expected e ON e.model = split_part(m.name, '_', 1)
-JOIN fx_vectors v ON v.id = e.id
-GROUP BY m.name ORDER BY m.name;
+SELECT * FROM agreement;
 RESET nids.predictor;
 
 -- A few flows as a user sees them
