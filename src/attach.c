@@ -165,7 +165,7 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 		escape_json(&m, qualified);
 		appendStringInfo(&m, ", \"iforest\": {\"trees\": %d, \"sample_size\": %d, \"scale\": \"%s\", \"benign_training_rows\": %lld, \"held_out_rows\": %lld, \"benign_fpr\": %g, \"threshold\": %.6g}}",
 						 iforest->num_trees, iforest->sample_size,
-						 iforest_scale_name(opt.iforest.scale), (long long) ntrain,
+						 iforest_scale_names[opt.iforest.scale], (long long) ntrain,
 						 (long long) ntest, opt.benign_fpr, threshold);
 		memset(&rec, 0, sizeof(rec));
 		rec.name = name;

@@ -80,12 +80,10 @@ log_scale_inverse(double g)
 	return copysign(expm1(fabs(g)), g);
 }
 
-const char *
-iforest_scale_name(int scale)
-{
-	return scale == IFOREST_SCALE_LOG ? "log"
-		: scale == IFOREST_SCALE_MIXED ? "mixed" : "linear";
-}
+/* options.iforest.scale, indexed by IFOREST_SCALE_* */
+const char *const iforest_scale_names[IFOREST_NUM_SCALES] = {
+	"linear", "log", "mixed"
+};
 
 /*
  * A split point in [lo, hi] (lo < hi), uniform on the linear or on the log

@@ -156,6 +156,7 @@ extern const char *objective_name(NidsObjective objective);
 #define IFOREST_SCALE_LINEAR	0	/* uniform between min and max */
 #define IFOREST_SCALE_LOG		1	/* uniform on sign(v) log(1 + |v|) */
 #define IFOREST_SCALE_MIXED		2	/* one or the other, by a coin per split */
+#define IFOREST_NUM_SCALES		3
 
 typedef struct IForestParams
 {
@@ -169,7 +170,7 @@ typedef struct IForestParams
 extern NidsForest *iforest_train(const float *x, int num_features,
 								 const int64 *rows, int64 num_rows,
 								 const IForestParams *params);
-extern const char *iforest_scale_name(int scale);
+extern const char *const iforest_scale_names[IFOREST_NUM_SCALES];
 extern double iforest_score(const NidsForest *forest, const float *x,
 							float *scratch);
 extern double iforest_threshold(const NidsForest *forest, const float *x,

@@ -930,7 +930,7 @@ nids_train(PG_FUNCTION_ARGS)
 						 iforest->num_trees, iforest->sample_size,
 						 opt.iforest.max_depth > 0 ? opt.iforest.max_depth
 						 : (int) ceil(log2(Max(iforest->sample_size, 2))),
-						 iforest_scale_name(opt.iforest.scale),
+						 iforest_scale_names[opt.iforest.scale],
 						 (long long) nbenign);
 		json_number(&m, opt.benign_fpr);
 		appendStringInfoString(&m, ", \"threshold\": ");

@@ -229,13 +229,11 @@ iforest_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 	{
 		char	   *s = string_value(v, name);
 
-		if (strcmp(s, "linear") == 0)
-			opt->iforest.scale = IFOREST_SCALE_LINEAR;
-		else if (strcmp(s, "log") == 0)
-			opt->iforest.scale = IFOREST_SCALE_LOG;
-		else if (strcmp(s, "mixed") == 0)
-			opt->iforest.scale = IFOREST_SCALE_MIXED;
-		else
+		opt->iforest.scale = -1;
+		for (int i = 0; i < IFOREST_NUM_SCALES; i++)
+			if (strcmp(s, iforest_scale_names[i]) == 0)
+				opt->iforest.scale = i;
+		if (opt->iforest.scale < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option %s must be \"linear\", \"log\" or \"mixed\"", name)));
