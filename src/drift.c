@@ -346,10 +346,15 @@ drift_receive(TupleTableSlot *slot, DestReceiver *self)
 	{
 		if (!slot->tts_isnull[0])
 		{
-			vector_from_array(DatumGetArrayTypeP(slot->tts_values[0]), nf, r->model->name, r->vec);
+			ArrayType  *array = DatumGetArrayTypeP(slot->tts_values[0]);
+
+			vector_from_array(array, nf, r->model->name, r->vec);
 			for (int f = 0; f < nf; f++)
 				if (!isnan(r->vec[f]))
 					count_value(&r->ref->features[f], &r->counts[f], r->vec[f]);
+			/* a detoasted copy would otherwise live as long as the window */
+			if ((Pointer) array != DatumGetPointer(slot->tts_values[0]))
+				pfree(array);
 		}
 		return true;
 	}
