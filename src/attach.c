@@ -111,6 +111,8 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 			ArrayType  *arr = DatumGetArrayTypeP(v);
 
 			vector_from_array(arr, d, name, x + n * d);
+			if ((Pointer) arr != DatumGetPointer(v))
+				pfree(arr);		/* a detoasted copy */
 			n++;
 		}
 		SPI_freetuptable(SPI_tuptable);

@@ -213,6 +213,7 @@ read_source(const char *qualified, const char *label, TrainData *td,
 			bool		isnull;
 			Datum		lab = SPI_getbinval(tup, desc, 1, &isnull);
 			float	   *row = td->x + td->n * td->d;
+			char	   *label_text;
 			MemoryContext old;
 
 			if (isnull)
@@ -220,9 +221,11 @@ read_source(const char *qualified, const char *label, TrainData *td,
 				td->skipped++;
 				continue;
 			}
+			label_text = TextDatumGetCString(lab);
 			old = MemoryContextSwitchTo(cxt);
-			td->y[td->n] = class_of(td, TextDatumGetCString(lab), classes);
+			td->y[td->n] = class_of(td, label_text, classes);
 			MemoryContextSwitchTo(old);
+			pfree(label_text);
 			for (int j = 0; j < td->d; j++)
 			{
 				Datum		v = SPI_getbinval(tup, desc, j + 2, &isnull);
