@@ -316,6 +316,7 @@ typedef struct DriftReceiver
 	bool		vector_mode;
 	FeatureMap	map;			/* feature -> result column, by canonical name */
 	float	   *vec;
+	MemoryContext rowcxt;		/* detoasted values of one row, reset after it */
 } DriftReceiver;
 
 static void
@@ -328,6 +329,7 @@ drift_startup(DestReceiver *self, int operation, TupleDesc desc)
 		return;
 	old = MemoryContextSwitchTo(r->cxt);
 	r->vec = palloc(sizeof(float) * r->model->num_features);
+	r->rowcxt = AllocSetContextCreate(r->cxt, "ks_drift row", ALLOCSET_SMALL_SIZES);
 	r->vector_mode = (desc->natts == 1 && TupleDescAttr(desc, 0)->atttypid == FLOAT8ARRAYOID);
 	if (!r->vector_mode)
 		feature_map_build(&r->map, r->model, desc, r->cxt);
@@ -340,35 +342,38 @@ drift_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	DriftReceiver *r = (DriftReceiver *) self;
 	int			nf = r->model->num_features;
+	MemoryContext old;
 
 	slot_getallattrs(slot);
+
+	/* detoasting an array or a numeric allocates: one row at a time */
+	old = MemoryContextSwitchTo(r->rowcxt);
 	if (r->vector_mode)
 	{
 		if (!slot->tts_isnull[0])
 		{
-			ArrayType  *array = DatumGetArrayTypeP(slot->tts_values[0]);
-
-			vector_from_array(array, nf, r->model->name, r->vec);
+			vector_from_array(DatumGetArrayTypeP(slot->tts_values[0]), nf, r->model->name, r->vec);
 			for (int f = 0; f < nf; f++)
 				if (!isnan(r->vec[f]))
 					count_value(&r->ref->features[f], &r->counts[f], r->vec[f]);
-			/* a detoasted copy would otherwise live as long as the window */
-			if ((Pointer) array != DatumGetPointer(slot->tts_values[0]))
-				pfree(array);
 		}
-		return true;
 	}
-	for (int f = 0; f < nf; f++)
+	else
 	{
-		int			a = r->map.attnum[f];
-		float		x;
+		for (int f = 0; f < nf; f++)
+		{
+			int			a = r->map.attnum[f];
+			float		x;
 
-		if (a < 0 || slot->tts_isnull[a])
-			continue;
-		x = nids_map_value(nids_datum_to_double(slot->tts_values[a], r->map.atttype[f]));
-		if (!isnan(x))
-			count_value(&r->ref->features[f], &r->counts[f], x);
+			if (a < 0 || slot->tts_isnull[a])
+				continue;
+			x = nids_map_value(nids_datum_to_double(slot->tts_values[a], r->map.atttype[f]));
+			if (!isnan(x))
+				count_value(&r->ref->features[f], &r->counts[f], x);
+		}
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->rowcxt);
 	return true;
 }
 
