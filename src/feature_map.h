@@ -19,11 +19,10 @@ typedef struct FeatureMap
 	Oid			tupType;		/* ... and this row type */
 	int32		tupTypmod;
 	TupleDesc	desc;			/* copy, in the map's context */
-	int			natts;			/* attributes to deform */
 	int		   *attnum;			/* [num_features] 0-based attribute, or -1 */
 	Oid		   *atttype;		/* [num_features] its base type */
 	int			matched;		/* features the row type has */
-	Datum	   *values;			/* deform buffers [natts] */
+	Datum	   *values;			/* deform buffers [desc->natts] */
 	bool	   *nulls;
 } FeatureMap;
 

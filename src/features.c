@@ -58,7 +58,6 @@ feature_map_build(FeatureMap *map, NidsModel *model, TupleDesc desc,
 	map->attnum = palloc(sizeof(int) * nf);
 	map->atttype = palloc(sizeof(Oid) * nf);
 	map->matched = 0;
-	map->natts = 0;
 	for (int f = 0; f < nf; f++)
 	{
 		map->attnum[f] = -1;
@@ -78,7 +77,6 @@ feature_map_build(FeatureMap *map, NidsModel *model, TupleDesc desc,
 								format_type_be(att->atttypid)),
 						 errhint("Feature columns must be numeric (float8, float4, integer or numeric).")));
 			map->attnum[f] = i;
-			map->natts = Max(map->natts, i + 1);
 			map->matched++;
 			break;
 		}
