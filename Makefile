@@ -40,6 +40,10 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
+
+# PGXS does not track headers: every object depends on all of ours, so
+# editing a struct can never leave an object built with its old layout
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
 else
 # Before scripts/setup has installed the server headers, only these work.
 all install installcheck:
