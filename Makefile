@@ -3,29 +3,37 @@ EXTENSION = nids
 MODULE_big = nids
 # "make demo DATA=dir" names a directory of CSVs; PGXS's DATA stays ours
 DEMO_DATA := $(if $(filter command line,$(origin DATA)),$(DATA))
-override DATA = nids--1.0.sql
+override DATA = nids--1.0.sql nids--1.0--1.1.sql
 OBJS = \
 	src/nids.o \
+	src/flow_names.o \
+	src/flow_map.o \
+	src/flow_reader.o \
 	src/model_doc.o \
-	src/forest.o \
-	src/iforest.o \
-	src/vector.o \
-	src/xgb.o \
+	src/model_convert.o \
+	src/model_eval.o \
+	src/model_format.o \
+	src/model_iforest.o \
+	src/model_catalog.o \
 	src/model_cache.o \
-	src/catalog.o \
-	src/scoring.o \
-	src/canonical.o \
-	src/preprocess.o \
-	src/train_options.o \
 	src/train.o \
+	src/train_data.o \
+	src/train_xgboost.o \
+	src/train_preprocess.o \
+	src/train_random.o \
+	src/train_options.o \
+	src/train_report.o \
+	src/train_attach.o \
 	src/drift_reference.o \
-	src/features.o \
-	src/trigger.o \
-	src/attach.o \
+	src/drift_stats.o \
 	src/drift.o \
-	src/drift_log.o
+	src/scoring.o \
+	src/trigger.o \
+	src/admin.o
 
-PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+# scripts/setup installs PostgreSQL 15; any pg_config on the PATH, or
+# PG_CONFIG=..., builds against another installation
+PG_CONFIG ?= pg_config
 SHLIB_LINK += -lxgboost -lm
 PG_CPPFLAGS += -I$(srcdir)/src
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
@@ -61,11 +69,11 @@ fuzz:
 valgrind: setup
 	scripts/valgrind-tests
 
-# nids-load: a libpq client sharing src/canonical.c with the extension
+# nids-load: a libpq client sharing src/flow_names.c with the extension
 PG_INCLUDEDIR = $(shell $(PG_CONFIG) --includedir)
-tools/nids-load: tools/nids-load.c src/canonical.c src/canonical.h
-	$(CC) -O2 -g -Wall -Wextra -Werror -I$(srcdir)/src -I$(PG_INCLUDEDIR) \
-		-o $@ tools/nids-load.c src/canonical.c -lpq -lz
+tools/nids-load: tools/nids-load.c src/flow_names.c src/flow.h
+	$(CC) -O2 -g -Wall -Wextra -Werror -DFRONTEND -I$(srcdir)/src -I$(PG_INCLUDEDIR) \
+		-o $@ tools/nids-load.c src/flow_names.c -lpq -lz
 
 # also on the PATH, where /usr/local/bin is writable
 install: install-nids-load-link

@@ -1,7 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * drift.h
- *	  The stored training distribution and the KS statistics over it.
+ *	  The drift_* family: the training distribution stored with a model
+ *	  (drift_reference.c), the KS statistics over it (drift_stats.c), and
+ *	  the SQL functions ks_drift, nids_log_drift and nids_schedule_drift
+ *	  (drift.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -28,12 +31,67 @@ typedef struct DriftReference
 	DriftFeatureRef *features;
 } DriftReference;
 
+/* ---- the reference (drift_reference.c) ---- */
 extern bytea *drift_reference_build(const float *x, int d, const int64 *rows,
 									int64 nrows, uint64 seed);
 extern DriftReference *drift_reference_parse(const char *data, size_t len, int d,
 											 char **error);
 
-/* KS (drift.c) */
+/* ---- statistics (drift_stats.c) ---- */
+
+/* a window's counts at one feature's reference points */
+typedef struct FeatureCounts
+{
+	int64		m;				/* window values */
+	int64	   *at;				/* [npoints] values equal to point i */
+	int64	   *between;		/* [npoints + 1] values in (v[i-1], v[i]) */
+} FeatureCounts;
+
+/* count one window value against a feature's reference points */
+static inline void
+drift_count_value(const DriftFeatureRef *ref, FeatureCounts *fc, float v)
+{
+	int			lo = 0,
+				hi = ref->npoints;
+
+	/* lo = number of points < v */
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) >> 1;
+
+		if (ref->values[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < ref->npoints && ref->values[lo] == v)
+		fc->at[lo]++;
+	else
+		fc->between[lo]++;
+	fc->m++;
+}
+
+extern FeatureCounts *drift_counts_create(const DriftReference *ref);
+extern double ks_statistic(const DriftFeatureRef *ref, const FeatureCounts *fc);
 extern double ks_pvalue(double d, double n, double m);
+extern const char *drift_level(double d, double p, int num_features);
+
+/* ---- one drift report: a row per model feature (drift.c) ---- */
+typedef struct DriftRow
+{
+	const char *feature;
+	bool		tested;			/* false: no values on one side, no statistic */
+	double		ks_statistic;
+	double		p_value;
+	int64		n_reference;
+	int64		n_window;
+	const char *drift_level;
+} DriftRow;
+
+typedef struct DriftResult
+{
+	int			num_rows;
+	DriftRow   *rows;
+} DriftResult;
 
 #endif							/* NIDS_DRIFT_H */

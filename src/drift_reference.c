@@ -29,6 +29,7 @@
 #include <math.h>
 
 #include "drift.h"
+#include "train.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 
@@ -58,7 +59,7 @@ drift_reference_build(const float *x, int d, const int64 *rows, int64 nrows,
 	float	   *vals = palloc_extended(sizeof(float) * Max(take, 1), MCXT_ALLOC_HUGE);
 	int64	   *pick = palloc_extended(sizeof(int64) * Max(take, 1), MCXT_ALLOC_HUGE);
 	uint32		header[3] = {REF_MAGIC, REF_FORMAT, (uint32) d};
-	uint64		state = seed ^ UINT64CONST(0x5DEECE66D);
+	NidsRandom	rng;
 	bytea	   *out;
 
 	/* the same sample of rows for every feature: uniform without replacement */
@@ -69,12 +70,11 @@ drift_reference_build(const float *x, int d, const int64 *rows, int64 nrows,
 		/* selection sampling (Knuth's algorithm S), in row order */
 		int64		chosen = 0;
 
+		nids_random_init(&rng, seed ^ UINT64CONST(0x5DEECE66D));
 		for (int64 i = 0; i < nrows && chosen < take; i++)
 		{
-			double		u;
+			double		u = nids_random_unit(&rng);
 
-			state = state * UINT64CONST(6364136223846793005) + UINT64CONST(1442695040888963407);
-			u = (state >> 11) * (1.0 / 9007199254740992.0);
 			if ((double) (nrows - i) * u < (double) (take - chosen))
 				pick[chosen++] = rows[i];
 		}

@@ -19,24 +19,17 @@
  */
 #include "postgres.h"
 
-#include "access/heapam.h"
-#include "access/xact.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "access/tableam.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_type.h"
+#include <math.h>
+
 #include "commands/trigger.h"
 #include "drift.h"
-#include "nids.h"
-#include "storage/lmgr.h"
+#include "model.h"
+#include "train.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 
 typedef struct ModelCacheEntry
 {
@@ -47,20 +40,20 @@ typedef struct ModelCacheEntry
 static HTAB *model_cache = NULL;
 static MemoryContext model_cache_context = NULL;
 static uint64 cache_generation = 1;
-static Oid	models_relid = InvalidOid;
 
 static void
 model_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == models_relid)
+	if (relid == InvalidOid)
 	{
 		cache_generation++;
-		if (relid == InvalidOid)
-			models_relid = InvalidOid;
+		catalog_forget();
 	}
+	else if (relid == catalog_models_relid_if_known())
+		cache_generation++;
 }
 
-void
+static void
 model_cache_init(void)
 {
 	HASHCTL		ctl;
@@ -79,40 +72,9 @@ model_cache_init(void)
 	CacheRegisterRelcacheCallback(model_relcache_callback, (Datum) 0);
 }
 
-static Oid
-models_relation(void)
-{
-	Oid			nsp;
-
-	if (OidIsValid(models_relid))
-		return models_relid;
-	nsp = get_namespace_oid("nids", true);
-	if (OidIsValid(nsp))
-		models_relid = get_relname_relid("model_versions", nsp);
-	if (!OidIsValid(models_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table nids.model_versions does not exist"),
-				 errhint("Run CREATE EXTENSION nids in this database.")));
-	return models_relid;
-}
-
-/*
- * The newest committed catalogue state; a parallel worker cannot take a new
- * snapshot and sees what its leader sees.
- */
-static Snapshot
-catalogue_snapshot(void)
-{
-	if (IsInParallelMode())
-		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-	return GetLatestSnapshot();
-}
-
 static char **
-text_array_to_cstrings(Datum d, int *n)
+text_array_to_cstrings(ArrayType *arr, int *n)
 {
-	ArrayType  *arr = DatumGetArrayTypeP(d);
 	Datum	   *elems;
 	bool	   *nulls;
 	char	  **out;
@@ -124,100 +86,64 @@ text_array_to_cstrings(Datum d, int *n)
 	return out;
 }
 
-static bool
-attr_bytes(HeapTuple tup, TupleDesc desc, const char *attname,
-		   const char **data, size_t *len, bytea **copy)
+static void
+corrupt_model(const NidsModel *m, const char *what, const char *detail)
 {
-	int			attnum = -1;
-	bool		isnull;
-	Datum		d;
-
-	for (int i = 0; i < desc->natts; i++)
-		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname), attname) == 0)
-			attnum = i + 1;
-	if (attnum < 0)
-		elog(ERROR, "nids.model_versions has no column %s", attname);
-	d = heap_getattr(tup, attnum, desc, &isnull);
-	if (isnull)
-		return false;
-	*copy = DatumGetByteaPCopy(d);
-	*data = VARDATA_ANY(*copy);
-	*len = VARSIZE_ANY_EXHDR(*copy);
-	return true;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("model \"%s\" version %d %s", m->name, m->version, what),
+			 errdetail("%s", detail)));
 }
 
-static Datum
-attr_datum(HeapTuple tup, TupleDesc desc, const char *attname, bool *isnull)
+/* the model's parts from its catalogue row, validated; in m->context */
+static void
+model_fill(NidsModel *m, const ModelRecord *rec)
 {
-	for (int i = 0; i < desc->natts; i++)
-		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname), attname) == 0)
-			return heap_getattr(tup, i + 1, desc, isnull);
-	elog(ERROR, "nids.model_versions has no column %s", attname);
-	return (Datum) 0;
+	char	   *error;
+	const char *benign = rec->benign_label ? rec->benign_label : "BENIGN";
+
+	m->feature_names = text_array_to_cstrings(rec->feature_names, &m->num_features);
+	m->class_labels = text_array_to_cstrings(rec->class_labels, &m->num_classes);
+	if (rec->native == NULL)
+		elog(ERROR, "model \"%s\" version %d has no native form", m->name, m->version);
+	m->forest = forest_deserialize(VARDATA_ANY(rec->native), VARSIZE_ANY_EXHDR(rec->native), &error);
+	if (m->forest == NULL)
+		corrupt_model(m, "is corrupt", error);
+	if (m->forest->num_features != m->num_features ||
+		forest_num_outputs(m->forest) != m->num_classes)
+		corrupt_model(m, "is corrupt", "Its feature or class lists do not match its trees.");
+	if (rec->iforest != NULL)
+	{
+		m->iforest = iforest_deserialize(VARDATA_ANY(rec->iforest), VARSIZE_ANY_EXHDR(rec->iforest),
+										 m->num_features, &error);
+		if (m->iforest == NULL)
+			corrupt_model(m, "has a corrupt isolation forest", error);
+	}
+	m->anomaly_threshold = isnan(rec->anomaly_threshold) ? 1.0 : rec->anomaly_threshold;
+	m->benign_class = -1;
+	for (int i = 0; i < m->num_classes; i++)
+		if (pg_strcasecmp(m->class_labels[i], benign) == 0)
+			m->benign_class = i;
 }
 
+/* a new cached model from its catalogue row */
 static NidsModel *
-model_build(const char *name, int32 version, HeapTuple tup, TupleDesc desc)
+model_build(const char *name, const ModelRecord *rec)
 {
 	MemoryContext cxt = AllocSetContextCreate(model_cache_context,
 											  "nids model",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	NidsModel  *m = palloc0(sizeof(NidsModel));
-	const char *data;
-	size_t		len;
-	bytea	   *copy;
-	char	   *error;
-	bool		isnull;
-	Datum		d;
 
 	PG_TRY();
 	{
 		m->context = cxt;
 		m->name = pstrdup(name);
-		m->version = version;
+		m->version = rec->version;
 		m->generation = cache_generation;
-		m->tid = tup->t_self;
-		m->feature_names = text_array_to_cstrings(attr_datum(tup, desc, "feature_names", &isnull),
-												  &m->num_features);
-		m->class_labels = text_array_to_cstrings(attr_datum(tup, desc, "class_labels", &isnull),
-												 &m->num_classes);
-		if (!attr_bytes(tup, desc, "native", &data, &len, &copy))
-			elog(ERROR, "model \"%s\" version %d has no native form", name, version);
-		m->forest = forest_deserialize(data, len, &error);
-		if (m->forest == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("model \"%s\" version %d is corrupt", name, version),
-					 errdetail("%s", error)));
-		pfree(copy);
-		if (m->forest->num_features != m->num_features ||
-			forest_num_outputs(m->forest) != m->num_classes)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("model \"%s\" version %d is corrupt", name, version),
-					 errdetail("Its feature or class lists do not match its trees.")));
-		if (attr_bytes(tup, desc, "iforest", &data, &len, &copy))
-		{
-			m->iforest = iforest_deserialize(data, len, m->num_features, &error);
-			if (m->iforest == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("model \"%s\" version %d has a corrupt isolation forest", name, version),
-						 errdetail("%s", error)));
-			pfree(copy);
-		}
-		d = attr_datum(tup, desc, "anomaly_threshold", &isnull);
-		m->anomaly_threshold = isnull ? 1.0 : DatumGetFloat8(d);
-		m->benign_class = -1;
-		d = attr_datum(tup, desc, "benign_label", &isnull);
-		{
-			char	   *benign = isnull ? "BENIGN" : TextDatumGetCString(d);
-
-			for (int i = 0; i < m->num_classes; i++)
-				if (pg_strcasecmp(m->class_labels[i], benign) == 0)
-					m->benign_class = i;
-		}
+		m->tid = rec->tid;
+		model_fill(m, rec);
 	}
 	PG_CATCH();
 	{
@@ -231,58 +157,41 @@ model_build(const char *name, int32 version, HeapTuple tup, TupleDesc desc)
 }
 
 /*
- * Scan nids.model_versions for the deployed version of name.  When the
- * cached version is still the deployed one, keep it; otherwise build the
- * new one.  Returns the model; raises 42704 when there is none.
+ * The deployed version of name.  When the cached version is still the
+ * deployed one, from the same row, keep it; otherwise build the new one.
+ * Raises 42704 when there is none.
  */
 static NidsModel *
 model_refresh(const char *name, NidsModel *cached)
 {
-	Relation	rel;
-	Snapshot	snapshot;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	NidsModel  *result = NULL;
-	bool		found = false;
+	ModelRecord rec;
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "nids model read",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	NidsModel  *result;
 
-	rel = table_open(models_relation(), AccessShareLock);
-	desc = RelationGetDescr(rel);
-	snapshot = RegisterSnapshot(catalogue_snapshot());
-	scan = table_beginscan(rel, snapshot, 0, NULL);
-	while (!found && (tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-		Datum		d = attr_datum(tup, desc, "deployed", &isnull);
-		char	   *rowname;
-		int32		version;
-
-		if (isnull || !DatumGetBool(d))
-			continue;
-		rowname = TextDatumGetCString(attr_datum(tup, desc, "name", &isnull));
-		if (strcmp(rowname, name) != 0)
-			continue;
-		found = true;
-		version = DatumGetInt32(attr_datum(tup, desc, "version", &isnull));
-		/* the same row, not edited since: keep what was built from it */
-		if (cached != NULL && cached->version == version &&
-			ItemPointerEquals(&cached->tid, &tup->t_self))
-		{
-			cached->generation = cache_generation;
-			result = cached;
-		}
-		else
-			result = model_build(name, version, tup, desc);
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
-
-	if (!found)
+	/* the version and its row first; the large columns only when needed */
+	if (!catalog_read(name, 0, 0, &rec))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist or has no deployed version", name),
 				 errhint("See nids.models for the models and their deployed versions.")));
+	if (cached != NULL && cached->version == rec.version &&
+		ItemPointerEquals(&cached->tid, &rec.tid))
+	{
+		cached->generation = cache_generation;
+		result = cached;
+	}
+	else
+	{
+		if (!catalog_read(name, rec.version, CATALOG_READ_MODEL, &rec))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist or has no deployed version", name)));
+		result = model_build(name, &rec);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
 	return result;
 }
 
@@ -306,9 +215,7 @@ model_lookup(const char *name)
 	model = model_refresh(name, found ? entry->model : NULL);
 	entry = hash_search(model_cache, name, HASH_ENTER, &found);
 	if (found && entry->model != model)
-	{
 		MemoryContextDelete(entry->model->context);
-	}
 	entry->model = model;
 	return model;
 }
@@ -339,40 +246,17 @@ model_lookup_cached(FnModelCache *fc, text *name)
 }
 
 /*
- * A bytea column of the model's version row (NULL when it is NULL).
+ * A large column of the model's version row (CATALOG_READ_BOOSTER or
+ * CATALOG_READ_REFERENCE); NULL when it is NULL.
  */
 static bytea *
-model_column_bytes(NidsModel *model, const char *column)
+model_column_bytes(NidsModel *model, int what)
 {
-	Relation	rel;
-	Snapshot	snapshot;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bytea	   *result = NULL;
+	ModelRecord rec;
 
-	rel = table_open(models_relation(), AccessShareLock);
-	desc = RelationGetDescr(rel);
-	snapshot = RegisterSnapshot(catalogue_snapshot());
-	scan = table_beginscan(rel, snapshot, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		bool		isnull;
-		const char *data;
-		size_t		len;
-
-		if (strcmp(TextDatumGetCString(attr_datum(tup, desc, "name", &isnull)),
-				   model->name) != 0 ||
-			DatumGetInt32(attr_datum(tup, desc, "version", &isnull)) != model->version)
-			continue;
-		if (!attr_bytes(tup, desc, column, &data, &len, &result))
-			result = NULL;
-		break;
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
-	return result;
+	if (!catalog_read(model->name, model->version, what, &rec))
+		return NULL;
+	return what == CATALOG_READ_BOOSTER ? rec.booster : rec.reference;
 }
 
 /*
@@ -381,7 +265,7 @@ model_column_bytes(NidsModel *model, const char *column)
 bytea *
 model_booster_bytes(NidsModel *model)
 {
-	bytea	   *result = model_column_bytes(model, "booster");
+	bytea	   *result = model_column_bytes(model, CATALOG_READ_BOOSTER);
 
 	if (result == NULL)
 		ereport(ERROR,
@@ -400,7 +284,7 @@ model_drift_reference(NidsModel *model)
 {
 	if (model->drift_reference == NULL)
 	{
-		bytea	   *bytes = model_column_bytes(model, "reference");
+		bytea	   *bytes = model_column_bytes(model, CATALOG_READ_REFERENCE);
 		MemoryContext old;
 		char	   *error;
 

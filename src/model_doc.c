@@ -19,7 +19,7 @@
 
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
-#include "nids.h"
+#include "model.h"
 
 #define DOC_MAX_DEPTH	64
 
@@ -683,8 +683,29 @@ ubj_value(DocReader *r, DocValue *out, int marker)
 }
 
 /*
- * Parse an XGBoost model document.  JSON starts with '{' followed by
- * white space or '"'; UBJSON starts with '{' followed by a length marker.
+ * Which of the two an XGBoost model document is: JSON starts with '{'
+ * followed by white space or '"'; anything else that starts with '{' is
+ * taken for UBJSON.  Returns false when it starts with neither.
+ */
+bool
+doc_format(const char *data, size_t len, DocFormat *format)
+{
+	const unsigned char *s = (const unsigned char *) data;
+	size_t		i = 0;
+
+	while (i < len && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
+		i++;
+	if (i >= len || s[i] != '{')
+		return false;
+	i++;
+	while (i < len && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
+		i++;
+	*format = (i < len && (s[i] == '"' || s[i] == '}')) ? DOC_FORMAT_JSON : DOC_FORMAT_UBJSON;
+	return true;
+}
+
+/*
+ * Parse an XGBoost model document, JSON or UBJSON (doc_format).
  */
 DocValue *
 doc_parse(const char *data, size_t len, DocFormat *format, char **error)
@@ -692,7 +713,6 @@ doc_parse(const char *data, size_t len, DocFormat *format, char **error)
 	DocReader	r;
 	DocValue   *root = palloc0(sizeof(DocValue));
 	const unsigned char *s = (const unsigned char *) data;
-	size_t		i = 0;
 	bool		ok;
 
 	r.p = r.start = s;
@@ -700,19 +720,13 @@ doc_parse(const char *data, size_t len, DocFormat *format, char **error)
 	r.depth = 0;
 	r.error = NULL;
 
-	while (i < len && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
-		i++;
-	if (i >= len || s[i] != '{')
+	if (!doc_format(data, len, format))
 	{
 		*error = pstrdup("the document is not a JSON or UBJSON object");
 		return NULL;
 	}
-	i++;
-	while (i < len && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
-		i++;
-	if (i < len && (s[i] == '"' || s[i] == '}'))
+	if (*format == DOC_FORMAT_JSON)
 	{
-		*format = DOC_FORMAT_JSON;
 		ok = json_value(&r, root);
 		if (ok)
 		{
@@ -723,8 +737,7 @@ doc_parse(const char *data, size_t len, DocFormat *format, char **error)
 	}
 	else
 	{
-		*format = DOC_FORMAT_UBJSON;
-		r.p++;
+		r.p++;					/* the object's '{' */
 		ok = ubj_container(&r, root, true);
 	}
 	if (!ok)

@@ -2,12 +2,13 @@
  *
  * scoring.c
  *	  SQL-callable scoring functions: nids_classify, nids_classify_proba,
- *	  nids_anomaly, nids_ensemble.
+ *	  nids_anomaly, nids_ensemble, and nids_features, which builds their
+ *	  input from a row.
  *
  * Each call finds its model through fn_extra (model_cache.c), converts the
- * float8[] into float32 with the one value mapping (vector.c) and walks the
- * native trees (forest.c): no XGBoost call and no allocation per row but
- * the result.  Buffers live in fn_mcxt and are sized for the model.
+ * float8[] into float32 with the one value mapping (flow_map.c) and walks
+ * the native trees (model_eval.c): no XGBoost call and no allocation per
+ * row but the result.  Buffers live in fn_mcxt and are sized for the model.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,8 +17,12 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
-#include "nids.h"
+#include "flow.h"
 #include "scoring.h"
+#include "train.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/typcache.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
@@ -25,54 +30,45 @@ PG_FUNCTION_INFO_V1(nids_classify);
 PG_FUNCTION_INFO_V1(nids_classify_proba);
 PG_FUNCTION_INFO_V1(nids_anomaly);
 PG_FUNCTION_INFO_V1(nids_ensemble);
+PG_FUNCTION_INFO_V1(nids_features);
+
+const char *const nids_verdict_names[NIDS_NUM_VERDICTS] = {
+	"attack", "anomaly", "benign"
+};
 
 static void *
-score_buffer(FunctionCallInfo fcinfo, void *buf, int *cap, int need, size_t size)
+score_buffer(MemoryContext mcxt, void *buf, int *cap, int need, size_t size)
 {
 	if (buf != NULL && *cap >= need)
 		return buf;
 	if (buf != NULL)
 		pfree(buf);
 	*cap = Max(need, 1);
-	return MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, size * *cap);
+	return MemoryContextAlloc(mcxt, size * *cap);
 }
 
 /*
- * The per-call-site state: the model and buffers large enough for it.
+ * Find the model of this call and make st's buffers large enough for it
+ * (in mcxt, which outlives the call: fn_mcxt).  st starts zeroed.
  */
-const char *const nids_verdict_names[NIDS_NUM_VERDICTS] = {
-	"attack", "anomaly", "benign"
-};
-
-ScoreState *
-score_state(FunctionCallInfo fcinfo, text *model_name)
+void
+score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name)
 {
-	ScoreState *st = (ScoreState *) fcinfo->flinfo->fn_extra;
-	NidsModel  *model;
+	NidsModel  *model = model_lookup_cached(&st->cache, model_name);
+	int			trees = forest_scratch_size(model->forest);
 
-	if (st == NULL)
-	{
-		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ScoreState));
-		fcinfo->flinfo->fn_extra = st;
-	}
-	model = model_lookup_cached(&st->cache, model_name);
-	{
-		int			trees = forest_scratch_size(model->forest);
-
-		if (model->iforest)
-			trees = Max(trees, forest_scratch_size(model->iforest));
-		/* sizes are compared, not pointers: a new model may reuse an address */
-		st->x = score_buffer(fcinfo, st->x, &st->cap_features,
-							 model->num_features, sizeof(float));
-		st->margin = score_buffer(fcinfo, st->margin, &st->cap_groups,
-								  model->forest->num_groups, sizeof(float));
-		st->scratch = score_buffer(fcinfo, st->scratch, &st->cap_trees,
-								   trees, sizeof(float));
-		st->proba = score_buffer(fcinfo, st->proba, &st->cap_classes,
-								 model->num_classes, sizeof(double));
-		st->model = model;
-	}
-	return st;
+	if (model->iforest)
+		trees = Max(trees, forest_scratch_size(model->iforest));
+	/* sizes are compared, not pointers: a new model may reuse an address */
+	st->x = score_buffer(mcxt, st->x, &st->cap_features,
+						 model->num_features, sizeof(float));
+	st->margin = score_buffer(mcxt, st->margin, &st->cap_groups,
+							  model->forest->num_groups, sizeof(float));
+	st->scratch = score_buffer(mcxt, st->scratch, &st->cap_trees,
+							   trees, sizeof(float));
+	st->proba = score_buffer(mcxt, st->proba, &st->cap_classes,
+							 model->num_classes, sizeof(double));
+	st->model = model;
 }
 
 /*
@@ -128,7 +124,14 @@ score_args(FunctionCallInfo fcinfo)
 {
 	ArrayType  *features = PG_GETARG_ARRAYTYPE_P(0);
 	text	   *name = PG_GETARG_TEXT_PP(1);
-	ScoreState *st = score_state(fcinfo, name);
+	ScoreState *st = (ScoreState *) fcinfo->flinfo->fn_extra;
+
+	if (st == NULL)
+	{
+		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ScoreState));
+		fcinfo->flinfo->fn_extra = st;
+	}
+	score_prepare(st, fcinfo->flinfo->fn_mcxt, name);
 
 	vector_from_array(features, st->model->num_features, st->model->name, st->x);
 	return st;
@@ -168,7 +171,7 @@ nids_anomaly(PG_FUNCTION_ARGS)
 /*
  * The verdict of the classifier and the novelty gate together.
  */
-HeapTupleHeader
+static HeapTupleHeader
 score_verdict(FunctionCallInfo fcinfo, ScoreState *st)
 {
 	NidsModel  *model = st->model;
@@ -208,4 +211,83 @@ nids_ensemble(PG_FUNCTION_ARGS)
 	ScoreState *st = score_args(fcinfo);
 
 	PG_RETURN_HEAPTUPLEHEADER(score_verdict(fcinfo, st));
+}
+
+/*
+ * nids_features(record, model): the model's vector from any row, by
+ * canonical column name.  The map is built once per call site, row type
+ * and model version.
+ */
+typedef struct FeaturesState
+{
+	FnModelCache cache;
+	FeatureMap	map;
+	NidsModel  *model;			/* the map was built for this model ... */
+	int32		version;		/* ... at this version ... */
+	Oid			tupType;		/* ... and this row type */
+	int32		tupTypmod;
+	MemoryContext cxt;			/* holds the map; reset on rebuild */
+	double	   *raw;
+	bool	   *missing;
+	Datum	   *elems;
+} FeaturesState;
+
+static void
+features_rebuild(FeaturesState *st, NidsModel *model, Oid tupType, int32 tupTypmod)
+{
+	TupleDesc	desc;
+	int			nf = model->num_features;
+
+	MemoryContextReset(st->cxt);
+	st->model = NULL;
+	desc = lookup_rowtype_tupdesc_copy(tupType, tupTypmod);
+	feature_map_build(&st->map, model->feature_names, nf, model->name, desc, st->cxt);
+	pfree(desc);
+	st->raw = MemoryContextAlloc(st->cxt, sizeof(double) * nf);
+	st->missing = MemoryContextAlloc(st->cxt, sizeof(bool) * nf);
+	st->elems = MemoryContextAlloc(st->cxt, sizeof(Datum) * nf);
+	st->model = model;
+	st->version = model->version;
+	st->tupType = tupType;
+	st->tupTypmod = tupTypmod;
+}
+
+Datum
+nids_features(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
+	text	   *name = PG_GETARG_TEXT_PP(1);
+	FeaturesState *st = (FeaturesState *) fcinfo->flinfo->fn_extra;
+	Oid			tupType = HeapTupleHeaderGetTypeId(rec);
+	int32		tupTypmod = HeapTupleHeaderGetTypMod(rec);
+	NidsModel  *model;
+	HeapTupleData tuple;
+	int			nf;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (st == NULL)
+	{
+		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(FeaturesState));
+		st->cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "nids_features map",
+										ALLOCSET_SMALL_SIZES);
+		fcinfo->flinfo->fn_extra = st;
+	}
+	model = model_lookup_cached(&st->cache, name);
+	nf = model->num_features;
+	if (st->model != model || st->version != model->version ||
+		st->tupType != tupType || st->tupTypmod != tupTypmod)
+		features_rebuild(st, model, tupType, tupTypmod);
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&(tuple.t_self));
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = rec;
+	feature_map_fill(&st->map, &tuple, NULL, st->raw, st->missing);
+	for (int f = 0; f < nf; f++)
+		st->elems[f] = Float8GetDatum(st->raw[f]);
+	dims[0] = nf;
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(st->elems, st->missing, 1, dims, lbs,
+											 FLOAT8OID, sizeof(float8),
+											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

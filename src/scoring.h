@@ -1,20 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * scoring.h
- *	  Per-call-site scoring state, shared by the scoring functions and the
- *	  trigger.
+ *	  The scoring state shared by the scoring functions (scoring.c) and the
+ *	  trigger (trigger.c): a model and buffers large enough for it.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef NIDS_SCORING_H
 #define NIDS_SCORING_H
 
-#include "nids.h"
-#include "access/tupdesc.h"
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "model.h"
 
 typedef struct ScoreState
 {
-	FnModelCache cache;			/* must be first */
+	FnModelCache cache;			/* finds the model per call */
+	MemoryContext mcxt;			/* where the buffers live */
 	NidsModel  *model;			/* the model the buffers are sized for */
 	float	   *x;
 	float	   *margin;
@@ -27,9 +30,8 @@ typedef struct ScoreState
 	TupleDesc	verdict_desc;
 } ScoreState;
 
-extern ScoreState *score_state(FunctionCallInfo fcinfo, text *model_name);
+extern void score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name);
 extern int	score_classify(ScoreState *st);
 extern double score_anomaly(ScoreState *st);
-extern HeapTupleHeader score_verdict(FunctionCallInfo fcinfo, ScoreState *st);
 
 #endif							/* NIDS_SCORING_H */

@@ -5,1008 +5,399 @@
  *	  classifier, the isolation forest and the drift reference, evaluate on
  *	  a stratified hold-out split, and register a new model version.
  *
- * The source is read through a cursor in chunks, with the caller's
- * privileges, into one float32 matrix (values mapped by nids_map_value).
- * Everything allocated lives in one memory context, and every XGBoost
- * handle is owned by it: an ERROR, a cancel or a statement_timeout in the
- * middle of training frees everything and registers nothing.
+ * nids_train is a list of steps over one TrainState, each a short
+ * function: the data (train_data.c), the booster (train_xgboost.c), the
+ * report (train_report.c).  Everything allocated lives in one memory
+ * context, and every XGBoost handle is owned by it: an ERROR, a cancel or
+ * a statement_timeout in the middle of training frees everything and
+ * registers nothing.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <float.h>
 #include <math.h>
 
-#include <xgboost/c_api.h>
-
-#include "access/relation.h"
-#include "access/table.h"
-#include "canonical.h"
 #include "catalog/pg_type.h"
 #include "drift.h"
-#include "feature_map.h"
-#include "executor/spi.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "nids.h"
-#include "portability/instr_time.h"
-#include "preprocess.h"
-#include "train_options.h"
+#include "train.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
-#include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(nids_train);
 
-#define FETCH_ROWS	10000
-
-typedef struct TrainData
+/* timings, in seconds from the start */
+enum
 {
-	int			d;				/* candidate feature columns */
-	char	  **colnames;		/* relation column names */
-	char	  **features;		/* canonical feature names */
-	int64		n;
-	int64		cap;
-	float	   *x;				/* row-major n x d */
-	int32	   *y;				/* class per row */
-	int			nclasses;
-	char	  **classes;
-	int64		skipped;		/* rows with a NULL label */
-} TrainData;
+	T_READ,
+	T_PREPROCESS,
+	T_IFOREST,
+	T_TRAIN,
+	T_TOTAL,
+	NUM_TIMINGS
+};
 
-static double
-elapsed_since(instr_time start)
+typedef struct TrainState
 {
-	instr_time	now;
+	/* arguments */
+	Oid			relid;
+	const char *label;
+	const char *model;
+	TrainOptions opt;
 
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, start);
-	return INSTR_TIME_GET_DOUBLE(now);
+	MemoryContext cxt;
+	instr_time	start;
+	double		timings[NUM_TIMINGS];
+	char	   *qualified;		/* the source, quoted */
+
+	TrainData	td;				/* all rows, then the test rows only */
+	int64		ntrain;
+	int64		ntest;
+	Preprocessing pre;
+	int			k;				/* features kept */
+	char	  **kept;			/* their canonical names */
+
+	/* the models */
+	char	   *booster_json;
+	size_t		booster_len;
+	NidsForest *forest;
+	int			benign;			/* the benign class, or -1 */
+	int64		nbenign;		/* benign training rows */
+	NidsForest *iforest;
+	double		threshold_train;	/* novelty threshold on training rows */
+	double		threshold;
+	bytea	   *reference;
+	float	   *scratch;
+
+	/* hold-out results */
+	int		   *pred;
+	int64	   *confusion;
+	double		auc;
+	int64		verdicts[NIDS_NUM_VERDICTS];
+} TrainState;
+
+static void
+train_init(TrainState *ts, FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source, label_column and model must not be NULL")));
+	memset(ts, 0, sizeof(*ts));
+	ts->relid = PG_GETARG_OID(0);
+	ts->label = NameStr(*PG_GETARG_NAME(1));
+	ts->model = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	CheckModelName(ts->model);
+	train_options_parse(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &ts->opt);
+	INSTR_TIME_SET_CURRENT(ts->start);
+	ts->cxt = AllocSetContextCreate(CurrentMemoryContext, "nids train", ALLOCSET_DEFAULT_SIZES);
+	ts->td.cxt = ts->cxt;
+	ts->benign = -1;
+	ts->threshold = NAN;
+	ts->threshold_train = NAN;
 }
 
-/*
- * The candidate feature columns: numeric, not the label, not excluded.
- */
+/* the labelled rows of the source, classes in name order */
 static void
-resolve_columns(Oid relid, const char *label, const TrainOptions *opt,
-				TrainData *td, char **qualified)
+train_read(TrainState *ts)
 {
-	Relation	rel = relation_open(relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	bool		has_label = false;
+	TrainData  *td = &ts->td;
 
-	*qualified = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-											RelationGetRelationName(rel));
-	td->colnames = palloc(sizeof(char *) * Max(desc->natts, 1));
-	td->features = palloc(sizeof(char *) * Max(desc->natts, 1));
-	td->d = 0;
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const char *name = NameStr(att->attname);
-		char		norm[NAMEDATALEN * 2];
-		CanonicalKind kind;
-		const char *canon;
-		bool		excluded = false;
-
-		if (att->attisdropped)
-			continue;
-		if (strcmp(name, label) == 0)
-		{
-			has_label = true;
-			continue;
-		}
-		if (!nids_numeric_type(getBaseType(att->atttypid)))
-			continue;
-		canonical_normalise(name, strlen(name), norm, sizeof(norm));
-		canon = canonical_name(norm, &kind);
-		for (int e = 0; e < opt->nexclude; e++)
-			if (strcmp(opt->exclude[e], name) == 0 || strcmp(opt->exclude[e], canon) == 0)
-				excluded = true;
-		if (excluded)
-			continue;
-		for (int j = 0; j < td->d; j++)
-			if (strcmp(td->features[j], canon) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_COLUMN),
-						 errmsg("columns \"%s\" and \"%s\" have the same canonical feature name \"%s\"",
-								td->colnames[j], name, canon),
-						 errhint("Exclude one of them with options.exclude.")));
-		td->colnames[td->d] = pstrdup(name);
-		td->features[td->d] = pstrdup(canon);
-		td->d++;
-	}
-	relation_close(rel, AccessShareLock);
-	if (!has_label)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("label column \"%s\" does not exist in %s", label, *qualified)));
-	if (td->d == 0)
+	train_data_columns(td, ts->relid, ts->label, &ts->opt, &ts->qualified);
+	train_data_read(td, ts->qualified, ts->label);
+	if (td->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has no numeric feature column", *qualified),
-				 errhint("Features are the numeric columns other than the label and options.exclude.")));
+				 errmsg("%s has no labelled rows", ts->qualified)));
+	if (td->nclasses < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s has %d class in column \"%s\"; at least two are needed",
+						ts->qualified, td->nclasses, ts->label)));
+	train_data_order_classes(td);
+	ts->timings[T_READ] = elapsed_since(ts->start);
 }
 
-static int
-class_of(TrainData *td, const char *label, HTAB *classes)
+/* the split, then the feature selection on the training rows */
+static void
+train_preprocess(TrainState *ts)
 {
-	bool		found;
-	struct
-	{
-		char		key[NAMEDATALEN * 4];
-		int			id;
-	}		   *entry;
-	char		key[NAMEDATALEN * 4];
+	TrainData  *td = &ts->td;
 
-	strlcpy(key, label, sizeof(key));
-	entry = hash_search(classes, key, HASH_ENTER, &found);
-	if (!found)
-	{
-		if (td->nclasses >= NIDS_MAX_CLASSES)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("the label column has more than %d distinct values", NIDS_MAX_CLASSES)));
-		entry->id = td->nclasses;
-		td->classes[td->nclasses++] = pstrdup(label);
-	}
-	return entry->id;
+	ts->ntrain = train_data_split(td, ts->opt.test_size, ts->opt.seed);
+	ts->ntest = td->n - ts->ntrain;
+	preprocess_select(td->x, td->n, td->d, ts->ntrain, td->colnames,
+					  ts->opt.correlation_threshold, &ts->pre);
+	ts->k = ts->pre.nkept;
+	if (ts->k == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("every feature column of %s is constant", ts->qualified)));
+	preprocess_compact(td->x, td->n, td->d, &ts->pre);
+	td->x = repalloc_huge(td->x, sizeof(float) * td->n * ts->k);
+	ts->kept = palloc(sizeof(char *) * ts->k);
+	for (int j = 0; j < ts->k; j++)
+		ts->kept[j] = td->features[ts->pre.kept[j]];
+	ts->timings[T_PREPROCESS] = elapsed_since(ts->start);
 }
 
 /*
- * Read the source through a cursor into td's float32 matrix.
+ * What needs the training rows comes before boosting, which gives them
+ * back: the isolation forest on the benign ones (and its threshold on
+ * them, used when the hold-out has no benign flow), and the training
+ * distribution for ks_drift.
  */
 static void
-read_source(const char *qualified, const char *label, TrainData *td,
-			MemoryContext cxt)
+train_gate_and_reference(TrainState *ts)
 {
-	StringInfoData sql;
-	Portal		portal;
-	HASHCTL		ctl;
-	HTAB	   *classes;
-	instr_time	start;
-	double		last_notice = 0;
+	TrainData  *td = &ts->td;
+	int64	   *rows = palloc_extended(sizeof(int64) * Max(ts->ntrain, 1), MCXT_ALLOC_HUGE);
 
-	INSTR_TIME_SET_CURRENT(start);
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s::text", quote_identifier(label));
-	for (int j = 0; j < td->d; j++)
-		appendStringInfo(&sql, ", %s::float8", quote_identifier(td->colnames[j]));
-	appendStringInfo(&sql, " FROM %s", qualified);
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = NAMEDATALEN * 4;
-	ctl.entrysize = NAMEDATALEN * 4 + sizeof(int);
-	ctl.hcxt = cxt;
-	classes = hash_create("nids train classes", 64, &ctl,
-						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	td->classes = MemoryContextAlloc(cxt, sizeof(char *) * NIDS_MAX_CLASSES);
-	td->cap = 65536;
-	td->x = MemoryContextAllocHuge(cxt, sizeof(float) * td->cap * td->d);
-	td->y = MemoryContextAllocHuge(cxt, sizeof(int32) * td->cap);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		CHECK_FOR_INTERRUPTS();
-		if (td->n + (int64) SPI_processed > td->cap)
-		{
-			int64		newcap = Max(td->cap + td->cap / 2, td->n + (int64) SPI_processed);
-
-			td->x = repalloc_huge(td->x, sizeof(float) * newcap * td->d);
-			td->y = repalloc_huge(td->y, sizeof(int32) * newcap);
-			td->cap = newcap;
-		}
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			Datum		lab = SPI_getbinval(tup, desc, 1, &isnull);
-			float	   *row = td->x + td->n * td->d;
-			char	   *label_text;
-			MemoryContext old;
-
-			if (isnull)
-			{
-				td->skipped++;
-				continue;
-			}
-			label_text = TextDatumGetCString(lab);
-			old = MemoryContextSwitchTo(cxt);
-			td->y[td->n] = class_of(td, label_text, classes);
-			MemoryContextSwitchTo(old);
-			pfree(label_text);
-			for (int j = 0; j < td->d; j++)
-			{
-				Datum		v = SPI_getbinval(tup, desc, j + 2, &isnull);
-
-				row[j] = isnull ? NAN : nids_map_value(DatumGetFloat8(v));
-			}
-			td->n++;
-		}
-		SPI_freetuptable(SPI_tuptable);
-		if (elapsed_since(start) - last_notice > 5.0)
-		{
-			last_notice = elapsed_since(start);
-			ereport(NOTICE,
-					(errmsg("nids_train: read %lld rows, %.0f s", (long long) td->n, last_notice)));
-		}
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
-}
-
-/* sort classes by name and renumber the rows' classes to match */
-static void
-order_classes(TrainData *td)
-{
-	int		   *order = palloc(sizeof(int) * td->nclasses);
-	int		   *remap = palloc(sizeof(int) * td->nclasses);
-	char	  **sorted = palloc(sizeof(char *) * td->nclasses);
-
-	for (int i = 0; i < td->nclasses; i++)
-		order[i] = i;
-	for (int i = 1; i < td->nclasses; i++)
-		for (int k = i; k > 0 && strcmp(td->classes[order[k - 1]], td->classes[order[k]]) > 0; k--)
-		{
-			int			t = order[k];
-
-			order[k] = order[k - 1];
-			order[k - 1] = t;
-		}
-	for (int i = 0; i < td->nclasses; i++)
-	{
-		remap[order[i]] = i;
-		sorted[i] = td->classes[order[i]];
-	}
-	for (int64 r = 0; r < td->n; r++)
-		td->y[r] = remap[td->y[r]];
-	td->classes = sorted;
-}
-
-static uint64
-split_next(uint64 *s)
-{
-	uint64		z = (*s += UINT64CONST(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
-/*
- * Stratified split: per class, a seeded shuffle puts round(test_size * n_c)
- * rows in the test split, keeping at least one in training.  Rows are then
- * permuted in place so that training rows come first.
- */
-static int64
-stratified_split(TrainData *td, double test_size, uint64 seed)
-{
-	int64	   *count = palloc0(sizeof(int64) * td->nclasses);
-	int64	  **members = palloc(sizeof(int64 *) * td->nclasses);
-	int64	   *fill = palloc0(sizeof(int64) * td->nclasses);
-	bool	   *is_test = palloc_extended(sizeof(bool) * Max(td->n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	int64	   *perm = palloc_extended(sizeof(int64) * Max(td->n, 1), MCXT_ALLOC_HUGE);
-	int64		ntrain = 0,
-				k = 0;
-	uint64		state = seed;
-	float	   *tmp = palloc(sizeof(float) * td->d);
-
-	for (int64 r = 0; r < td->n; r++)
-		count[td->y[r]]++;
 	for (int c = 0; c < td->nclasses; c++)
-		members[c] = palloc_extended(sizeof(int64) * Max(count[c], 1), MCXT_ALLOC_HUGE);
-	for (int64 r = 0; r < td->n; r++)
-		members[td->y[r]][fill[td->y[r]]++] = r;
-	for (int c = 0; c < td->nclasses; c++)
+		if (pg_strcasecmp(td->classes[c], ts->opt.benign_label) == 0)
+			ts->benign = c;
+	ts->scratch = palloc(sizeof(float) * (ts->opt.iforest.num_trees + 2 * ts->k + 1));
+	if (ts->benign >= 0)
 	{
-		int64		ntest = (int64) floor(test_size * count[c] + 0.5);
-
-		ntest = Min(ntest, count[c] - 1);
-		/* partial Fisher-Yates: the first ntest of the shuffle are test rows */
-		for (int64 i = 0; i < ntest; i++)
-		{
-			int64		j = i + (int64) (split_next(&state) % (uint64) (count[c] - i));
-			int64		t = members[c][i];
-
-			members[c][i] = members[c][j];
-			members[c][j] = t;
-			is_test[members[c][i]] = true;
-		}
-		pfree(members[c]);
+		for (int64 r = 0; r < ts->ntrain; r++)
+			if (td->y[r] == ts->benign)
+				rows[ts->nbenign++] = r;
+		ts->iforest = iforest_train(td->x, ts->k, rows, ts->nbenign, &ts->opt.iforest);
+		ts->threshold_train = iforest_threshold(ts->iforest, td->x, ts->k, rows, ts->nbenign,
+												ts->opt.benign_fpr, ts->scratch);
 	}
-	/* perm[k] = the row that goes to position k: training rows first */
-	for (int64 r = 0; r < td->n; r++)
-		if (!is_test[r])
-			perm[k++] = r;
-	ntrain = k;
-	for (int64 r = 0; r < td->n; r++)
-		if (is_test[r])
-			perm[k++] = r;
+	for (int64 r = 0; r < ts->ntrain; r++)
+		rows[r] = r;
+	ts->reference = drift_reference_build(td->x, ts->k, rows, ts->ntrain, ts->opt.seed);
+	pfree(rows);
+	ts->timings[T_IFOREST] = elapsed_since(ts->start);
+}
 
-	/* apply the permutation in place, cycle by cycle */
-	for (int64 start = 0; start < td->n; start++)
+/* the booster, and its native form; td keeps the test rows only */
+static void
+train_classifier(TrainState *ts)
+{
+	DocFormat	format;
+	DocValue   *doc;
+	char	   *error;
+
+	ts->booster_json = xgb_train(&ts->td, ts->ntrain, ts->k, &ts->opt, &ts->booster_len);
+	doc = doc_parse(ts->booster_json, ts->booster_len, &format, &error);
+	ts->forest = doc ? forest_from_xgboost(doc, &error) : NULL;
+	if (ts->forest == NULL)
+		elog(ERROR, "XGBoost's own model did not convert: %s", error);
+	ts->timings[T_TRAIN] = elapsed_since(ts->start);
+}
+
+/* hold-out predictions with the native evaluator that will score */
+static void
+train_evaluate(TrainState *ts)
+{
+	TrainData  *td = &ts->td;
+	int			nclasses = td->nclasses;
+	float	   *margin = palloc(sizeof(float) * ts->forest->num_groups);
+	double	   *proba = palloc(sizeof(double) * nclasses);
+
+	ts->confusion = palloc0(sizeof(int64) * nclasses * nclasses);
+	ts->pred = palloc_extended(sizeof(int) * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
+	ts->scratch = repalloc(ts->scratch, sizeof(float) * Max(forest_scratch_size(ts->forest),
+															ts->opt.iforest.num_trees + 2 * ts->k + 1));
+	for (int64 r = 0; r < ts->ntest; r++)
 	{
-		int64		cur;
-		int32		ylab;
+		int			best = 0;
 
-		if (perm[start] < 0 || perm[start] == start)
-			continue;
-		memcpy(tmp, td->x + start * td->d, sizeof(float) * td->d);
-		ylab = td->y[start];
-		cur = start;
-		for (;;)
-		{
-			int64		src = perm[cur];
-
-			perm[cur] = -1;
-			if (src == start)
-			{
-				memcpy(td->x + cur * td->d, tmp, sizeof(float) * td->d);
-				td->y[cur] = ylab;
-				break;
-			}
-			memcpy(td->x + cur * td->d, td->x + src * td->d, sizeof(float) * td->d);
-			td->y[cur] = td->y[src];
-			cur = src;
-		}
+		forest_predict_margin(ts->forest, td->x + r * ts->k, margin, ts->scratch);
+		forest_transform(ts->forest, margin, proba);
+		for (int c = 1; c < nclasses; c++)
+			if (proba[c] > proba[best])
+				best = c;
+		ts->pred[r] = best;
+		ts->confusion[td->y[r] * nclasses + best]++;
+		if ((r & 4095) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
-	pfree(is_test);
-	pfree(perm);
-	pfree(tmp);
-	return ntrain;
-}
-
-static void
-dmatrix_free_callback(void *arg)
-{
-	DMatrixHandle *h = (DMatrixHandle *) arg;
-
-	if (*h)
-		XGDMatrixFree(*h);
-	*h = NULL;
-}
-
-static void
-booster_free_callback(void *arg)
-{
-	BoosterHandle *h = (BoosterHandle *) arg;
-
-	if (*h)
-		XGBoosterFree(*h);
-	*h = NULL;
-}
-
-static void *
-owned_handle(void (*fn) (void *))
-{
-	void	  **h = palloc0(sizeof(void *));
-	MemoryContextCallback *cb = palloc(sizeof(MemoryContextCallback));
-
-	cb->func = fn;
-	cb->arg = h;
-	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
-	return h;
 }
 
 /*
- * Batches of the training rows for XGBoost's QuantileDMatrix, which
- * quantises the data as it reads it instead of copying it: the float32
- * matrix plus one byte per value, rather than three copies.  XGBoost calls
- * these back from inside its own C++ frames, so they must never raise a
- * PostgreSQL error: a failure is recorded and reported after the call.
+ * The novelty threshold: the (1 - benign_fpr) quantile of the held-out
+ * benign flows' scores; the forest's ROC-AUC and the ensemble's verdicts on
+ * the hold-out.
  */
-#define TRAIN_BATCH_ROWS	65536
-
-typedef struct TrainIter
+static void
+train_novelty(TrainState *ts)
 {
-	DMatrixHandle proxy;
-	const float *x;
-	const float *label;
-	const float *weight;
-	int64		n;
-	int			k;
-	int64		pos;
-	bool		failed;
-	char		array[256];
-} TrainIter;
+	TrainData  *td = &ts->td;
+	int64		nheld = 0;
+	int64	   *held = palloc_extended(sizeof(int64) * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
+	double	   *pairs = palloc_extended(sizeof(double) * 2 * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
+
+	for (int64 r = 0; r < ts->ntest; r++)
+	{
+		pairs[r * 2] = iforest_score(ts->iforest, td->x + r * ts->k, ts->scratch);
+		pairs[r * 2 + 1] = td->y[r] != ts->benign;
+		if (td->y[r] == ts->benign)
+			held[nheld++] = r;
+		if ((r & 4095) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	ts->threshold = nheld > 0
+		? iforest_threshold(ts->iforest, td->x, ts->k, held, nheld, ts->opt.benign_fpr, ts->scratch)
+		: ts->threshold_train;
+	for (int64 r = 0; r < ts->ntest; r++)
+		ts->verdicts[nids_verdict(ts->pred[r], ts->benign, pairs[r * 2], ts->threshold)]++;
+	ts->auc = roc_auc(pairs, ts->ntest);
+	pfree(held);
+	pfree(pairs);
+}
 
 static void
-train_iter_reset(DataIterHandle handle)
+report_novelty(TrainState *ts, JsonbParseState **st)
 {
-	((TrainIter *) handle)->pos = 0;
-}
+	const IForestParams *p = &ts->opt.iforest;
 
-static int
-train_iter_next(DataIterHandle handle)
-{
-	TrainIter  *it = (TrainIter *) handle;
-	int64		rows;
-
-	if (it->pos >= it->n || it->failed)
-		return 0;
-	rows = Min((int64) TRAIN_BATCH_ROWS, it->n - it->pos);
-	snprintf(it->array, sizeof(it->array),
-			 "{\"data\": [%lu, true], \"shape\": [%lld, %d], \"typestr\": \"<f4\", \"version\": 3}",
-			 (unsigned long) (uintptr_t) (it->x + it->pos * it->k), (long long) rows, it->k);
-	if (XGProxyDMatrixSetDataDense(it->proxy, it->array) != 0 ||
-		XGDMatrixSetFloatInfo(it->proxy, "label", it->label + it->pos, rows) != 0 ||
-		XGDMatrixSetFloatInfo(it->proxy, "weight", it->weight + it->pos, rows) != 0)
+	if (ts->iforest == NULL)
 	{
-		it->failed = true;
-		return 0;
+		report_key(st, "iforest");
+		pushJsonbValue(st, WJB_VALUE, &(JsonbValue) {.type = jbvNull});
+		report_string(st, "iforest_note",
+					  psprintf("no class matches benign_label \"%s\"; the model has no isolation forest",
+							   ts->opt.benign_label));
+		return;
 	}
-	it->pos += rows;
-	return 1;
+	report_begin(st, "iforest");
+	report_int(st, "trees", ts->iforest->num_trees);
+	report_int(st, "sample_size", ts->iforest->sample_size);
+	report_int(st, "max_depth", p->max_depth > 0 ? p->max_depth
+			   : (int) ceil(log2(Max(ts->iforest->sample_size, 2))));
+	report_string(st, "scale", iforest_scale_names[p->scale]);
+	report_int(st, "benign_training_rows", ts->nbenign);
+	report_number(st, "benign_fpr", ts->opt.benign_fpr);
+	report_number(st, "threshold", ts->threshold);
+	report_number(st, "roc_auc", ts->auc);
+	report_end(st);
+	report_begin(st, "ensemble");
+	report_int(st, "attack", ts->verdicts[NIDS_VERDICT_ATTACK]);
+	report_int(st, "anomaly", ts->verdicts[NIDS_VERDICT_ANOMALY]);
+	report_int(st, "benign", ts->verdicts[NIDS_VERDICT_BENIGN]);
+	report_end(st);
 }
 
-static const char *
-train_param(const TrainOptions *opt, const char *key, const char *dflt)
+static void
+report_training(TrainState *ts, JsonbParseState **st)
 {
+	const TrainOptions *opt = &ts->opt;
+
+	report_begin(st, "params");
+	report_string(st, "objective", "multi:softprob");
+	report_int(st, "num_class", ts->td.nclasses);
+	report_int(st, "rounds", opt->rounds);
 	for (int i = 0; i < opt->nparams; i++)
-		if (strcmp(opt->param_keys[i], key) == 0)
-			return opt->param_values[i];
-	return dflt;
+		report_string(st, opt->param_keys[i], opt->param_values[i]);
+	report_end(st);
+	report_int(st, "seed", (int64) opt->seed);
+	report_number(st, "test_size", opt->test_size);
+	report_number(st, "correlation_threshold", opt->correlation_threshold);
+	report_begin(st, "timings");
+	report_number(st, "read_s", ts->timings[T_READ]);
+	report_number(st, "preprocess_s", ts->timings[T_PREPROCESS] - ts->timings[T_READ]);
+	report_number(st, "iforest_and_reference_s", ts->timings[T_IFOREST] - ts->timings[T_PREPROCESS]);
+	report_number(st, "train_s", ts->timings[T_TRAIN] - ts->timings[T_IFOREST]);
+	report_number(st, "total_s", ts->timings[T_TOTAL]);
+	report_end(st);
 }
 
-/*
- * Train the booster on the first ntrain rows of the k-column matrix x.
- * Returns its JSON document.
- */
-/*
- * Once XGBoost holds its own (quantised) training matrix, only the test
- * rows of ours are still needed: move them to the front and give the rest
- * back, before boosting allocates its gradients.
- */
-static void
-release_training_rows(TrainData *td, int64 ntrain, int k)
+static Jsonb *
+train_report(TrainState *ts)
 {
-	int64		ntest = td->n - ntrain;
+	JsonbParseState *st = NULL;
+	TrainData  *td = &ts->td;
 
-	memmove(td->x, td->x + ntrain * k, sizeof(float) * ntest * k);
-	memmove(td->y, td->y + ntrain, sizeof(int32) * ntest);
-	td->x = repalloc_huge(td->x, sizeof(float) * Max(ntest, 1) * k);
-	td->y = repalloc_huge(td->y, sizeof(int32) * Max(ntest, 1));
-	td->n = ntest;
+	ts->timings[T_TOTAL] = elapsed_since(ts->start);
+	report_begin(&st, NULL);
+	report_string(&st, "source", "nids_train");
+	report_string(&st, "relation", ts->qualified);
+	report_string(&st, "label_column", ts->label);
+	report_names(&st, "feature_names", ts->kept, ts->k);
+	report_names(&st, "class_labels", td->classes, td->nclasses);
+	report_key(&st, "dropped");
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < ts->pre.ndropped; i++)
+	{
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		report_string(&st, "column", td->colnames[ts->pre.dropped[i]]);
+		report_string(&st, "reason", ts->pre.reasons[i]);
+		report_end(&st);
+	}
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	report_begin(&st, "rows");
+	report_int(&st, "total", ts->ntrain + ts->ntest);
+	report_int(&st, "train", ts->ntrain);
+	report_int(&st, "test", ts->ntest);
+	report_int(&st, "null_label_skipped", td->skipped);
+	report_end(&st);
+	report_classifier(&st, ts->confusion, td->classes, td->nclasses, ts->ntest);
+	report_novelty(ts, &st);
+	report_training(ts, &st);
+	return report_finish(&st);
 }
 
-static char *
-train_booster(TrainData *td, int64 ntrain, int k, int nclasses,
-			  const TrainOptions *opt, StringInfo params_json, size_t *json_len)
+static ArrayType *
+text_array(char **names, int n)
 {
-	const float *x = td->x;
-	const int32 *y = td->y;
-	DMatrixHandle *dm = owned_handle(dmatrix_free_callback);
-	BoosterHandle *bst = owned_handle(booster_free_callback);
-	float	   *label = palloc_extended(sizeof(float) * Max(ntrain, 1), MCXT_ALLOC_HUGE);
-	float	   *weight = palloc_extended(sizeof(float) * Max(ntrain, 1), MCXT_ALLOC_HUGE);
-	int64	   *count = palloc0(sizeof(int64) * nclasses);
-	int			present = 0;
-	instr_time	start;
-	double		last_notice = 0;
-	const char *json;
-	bst_ulong	len;
-	char	   *copy;
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
 
-	xgb_init_backend();
-	for (int64 r = 0; r < ntrain; r++)
-		count[y[r]]++;
-	for (int c = 0; c < nclasses; c++)
-		if (count[c] > 0)
-			present++;
-	/* class-balancing weights n / (k * n_c): the data itself is untouched */
-	for (int64 r = 0; r < ntrain; r++)
-	{
-		label[r] = (float) y[r];
-		weight[r] = (float) ((double) ntrain / ((double) present * count[y[r]]));
-	}
-	if (strcmp(train_param(opt, "tree_method", "hist"), "hist") == 0)
-	{
-		/* hist: quantise batch by batch, no copy of the matrix */
-		DMatrixHandle *proxy = owned_handle(dmatrix_free_callback);
-		TrainIter  *it = palloc0(sizeof(TrainIter));
-		char	   *config;
-
-		xgb_check(XGProxyDMatrixCreate(proxy), "create a proxy matrix");
-		it->proxy = *proxy;
-		it->x = x;
-		it->label = label;
-		it->weight = weight;
-		it->n = ntrain;
-		it->k = k;
-		config = psprintf("{\"missing\": NaN, \"nthread\": %d, \"max_bin\": %s}",
-						  nids_threads, train_param(opt, "max_bin", "256"));
-		if (XGQuantileDMatrixCreateFromCallback(it, *proxy, NULL, train_iter_reset,
-												train_iter_next, config, dm) != 0 || it->failed)
-			ereport(ERROR,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("XGBoost could not build the training matrix"),
-					 errdetail("%s", xgb_last_error())));
-		dmatrix_free_callback(proxy);
-	}
-	else
-	{
-		xgb_check(XGDMatrixCreateFromMat(x, ntrain, k, NAN, dm), "build the training matrix");
-		xgb_check(XGDMatrixSetFloatInfo(*dm, "label", label, ntrain), "set labels");
-		xgb_check(XGDMatrixSetFloatInfo(*dm, "weight", weight, ntrain), "set weights");
-	}
-	pfree(label);
-	pfree(weight);
-	release_training_rows(td, ntrain, k);
-
-	xgb_check(XGBoosterCreate(dm, 1, bst), "create a booster");
-	xgb_check(XGBoosterSetParam(*bst, "nthread", psprintf("%d", nids_threads)), "set nthread");
-	xgb_check(XGBoosterSetParam(*bst, "objective", "multi:softprob"), "set the objective");
-	xgb_check(XGBoosterSetParam(*bst, "num_class", psprintf("%d", nclasses)), "set num_class");
-	xgb_check(XGBoosterSetParam(*bst, "seed", psprintf("%llu", (unsigned long long) (opt->seed % 2147483647))), "set seed");
-	xgb_check(XGBoosterSetParam(*bst, "verbosity", "0"), "set verbosity");
-	appendStringInfo(params_json, "{\"objective\": \"multi:softprob\", \"num_class\": %d, \"rounds\": %d",
-					 nclasses, opt->rounds);
-	for (int i = 0; i < opt->nparams; i++)
-	{
-		if (XGBoosterSetParam(*bst, opt->param_keys[i], opt->param_values[i]) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("XGBoost refused parameter %s = %s",
-							opt->param_keys[i], opt->param_values[i]),
-					 errdetail("%s", xgb_last_error())));
-		appendStringInfoString(params_json, ", ");
-		escape_json(params_json, opt->param_keys[i]);
-		appendStringInfoString(params_json, ": ");
-		escape_json(params_json, opt->param_values[i]);
-	}
-	appendStringInfoChar(params_json, '}');
-
-	INSTR_TIME_SET_CURRENT(start);
-	for (int it = 0; it < opt->rounds; it++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		xgb_check(XGBoosterUpdateOneIter(*bst, it, *dm), "train a boosting round");
-		if (elapsed_since(start) - last_notice > 5.0)
-		{
-			last_notice = elapsed_since(start);
-			ereport(NOTICE,
-					(errmsg("nids_train: round %d of %d, %.0f s", it + 1, opt->rounds, last_notice)));
-		}
-	}
-	/* the training matrix is not needed any more: free it now */
-	dmatrix_free_callback(dm);
-	xgb_check(XGBoosterSaveModelToBuffer(*bst, "{\"format\": \"json\"}", &len, &json),
-			  "save the model");
-	copy = palloc_extended(len + 1, MCXT_ALLOC_HUGE);
-	memcpy(copy, json, len);
-	copy[len] = '\0';
-	*json_len = len;
-	booster_free_callback(bst);
-	return copy;
-}
-
-static int
-compare_score(const void *a, const void *b)
-{
-	double		x = ((const double *) a)[0];
-	double		y = ((const double *) b)[0];
-
-	return (x > y) - (x < y);
-}
-
-/* ROC-AUC of scores for positives vs negatives (Mann-Whitney, ties halved) */
-static double
-roc_auc(double *pairs, int64 n)
-{
-	int64		npos = 0,
-				nneg = 0;
-	double		rank_sum = 0;
-
-	qsort(pairs, n, sizeof(double) * 2, compare_score);
-	for (int64 i = 0; i < n;)
-	{
-		int64		j = i;
-		double		avg_rank;
-
-		while (j < n && pairs[j * 2] == pairs[i * 2])
-			j++;
-		avg_rank = (i + 1 + j) / 2.0;
-		for (int64 k = i; k < j; k++)
-		{
-			if (pairs[k * 2 + 1] > 0)
-			{
-				npos++;
-				rank_sum += avg_rank;
-			}
-			else
-				nneg++;
-		}
-		i = j;
-	}
-	if (npos == 0 || nneg == 0)
-		return NAN;
-	return (rank_sum - npos * (npos + 1) / 2.0) / ((double) npos * nneg);
-}
-
-static void
-json_number(StringInfo s, double v)
-{
-	if (isnan(v) || isinf(v))
-		appendStringInfoString(s, "null");
-	else
-		appendStringInfo(s, "%.6g", v);
-}
-
-static void
-json_names(StringInfo s, char **names, int n)
-{
-	appendStringInfoChar(s, '[');
 	for (int i = 0; i < n; i++)
-	{
-		if (i > 0)
-			appendStringInfoString(s, ", ");
-		escape_json(s, names[i]);
-	}
-	appendStringInfoChar(s, ']');
+		d[i] = CStringGetTextDatum(names[i]);
+	return construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/* register the version; returns its metrics, with the version */
+static Jsonb *
+train_register(TrainState *ts, Jsonb *metrics)
+{
+	ModelRecord rec;
+	bytea	   *booster = palloc_extended(VARHDRSZ + ts->booster_len, MCXT_ALLOC_HUGE);
+
+	SET_VARSIZE(booster, VARHDRSZ + ts->booster_len);
+	memcpy(VARDATA(booster), ts->booster_json, ts->booster_len);
+	memset(&rec, 0, sizeof(rec));
+	rec.name = ts->model;
+	rec.booster = booster;
+	rec.native = forest_serialize(ts->forest);
+	rec.feature_names = text_array(ts->kept, ts->k);
+	rec.class_labels = text_array(ts->td.classes, ts->td.nclasses);
+	rec.metrics = metrics;
+	rec.deployed = ts->opt.deploy;
+	rec.iforest = ts->iforest ? forest_serialize(ts->iforest) : NULL;
+	rec.anomaly_threshold = ts->threshold;
+	rec.reference = ts->reference;
+	rec.benign_label = ts->opt.benign_label;
+	catalog_register(&rec);
+	return rec.metrics;
 }
 
 Datum
 nids_train(PG_FUNCTION_ARGS)
 {
-	Oid			relid;
-	char	   *label;
-	char	   *model;
-	TrainOptions opt;
-	MemoryContext cxt,
-				old;
-	TrainData	td;
-	char	   *qualified;
-	int64		ntrain,
-				ntest;
-	Preprocessing pre;
-	int			k;
-	char	   *booster_json;
-	size_t		booster_len;
-	NidsForest *forest;
-	StringInfoData m;
-	StringInfoData params;
-	instr_time	t0;
-	double		t_read,
-				t_pre,
-				t_train,
-				t_iforest,
-				t_total;
-	int64	   *confusion;
-	int		   *pred;
-	float	   *scratch;
-	float	   *margin;
-	double	   *proba;
-	int			benign = -1;
-	int64		nbenign = 0;
-	NidsForest *iforest = NULL;
-	double		threshold = NAN;
-	double		threshold_train = NAN;
-	ModelRecord rec;
-	int32		version;
+	TrainState	ts;
+	MemoryContext old;
+	Jsonb	   *metrics;
 	Jsonb	   *result;
-	bytea	   *reference;
-	char	   *error;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("source, label_column and model must not be NULL")));
-	relid = PG_GETARG_OID(0);
-	label = NameStr(*PG_GETARG_NAME(1));
-	model = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	if (strlen(model) == 0 || strlen(model) > 63)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model name must have 1 to 63 characters")));
-	train_options_parse(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &opt);
-
-	INSTR_TIME_SET_CURRENT(t0);
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "nids train", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	memset(&td, 0, sizeof(td));
-
-	resolve_columns(relid, label, &opt, &td, &qualified);
-	read_source(qualified, label, &td, cxt);
-	if (td.n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has no labelled rows", qualified)));
-	if (td.nclasses < 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has %d class in column \"%s\"; at least two are needed",
-						qualified, td.nclasses, label)));
-	order_classes(&td);
-	t_read = elapsed_since(t0);
-
-	ntrain = stratified_split(&td, opt.test_size, opt.seed);
-	ntest = td.n - ntrain;
-
-	preprocess_select(td.x, td.n, td.d, ntrain, td.colnames, opt.correlation_threshold, &pre);
-	k = pre.nkept;
-	if (k == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("every feature column of %s is constant", qualified)));
-	preprocess_compact(td.x, td.n, td.d, &pre);
-	td.x = repalloc_huge(td.x, sizeof(float) * td.n * k);
-	t_pre = elapsed_since(t0) - t_read;
-
-	/*
-	 * What needs the training rows comes first: the isolation forest on the
-	 * benign ones (and its threshold on them, used when the hold-out has no
-	 * benign flow), and the training distribution for ks_drift.
-	 */
-	for (int c = 0; c < td.nclasses; c++)
-		if (pg_strcasecmp(td.classes[c], opt.benign_label) == 0)
-			benign = c;
-	scratch = palloc(sizeof(float) * (opt.iforest.num_trees + 2 * k + 1));
-	if (benign >= 0)
-	{
-		int64	   *rows = palloc_extended(sizeof(int64) * Max(ntrain, 1), MCXT_ALLOC_HUGE);
-
-		for (int64 r = 0; r < ntrain; r++)
-			if (td.y[r] == benign)
-				rows[nbenign++] = r;
-		iforest = iforest_train(td.x, k, rows, nbenign, &opt.iforest);
-		threshold_train = iforest_threshold(iforest, td.x, k, rows, nbenign, opt.benign_fpr, scratch);
-		pfree(rows);
-	}
-	{
-		int64	   *rows = palloc_extended(sizeof(int64) * Max(ntrain, 1), MCXT_ALLOC_HUGE);
-
-		for (int64 r = 0; r < ntrain; r++)
-			rows[r] = r;
-		reference = drift_reference_build(td.x, k, rows, ntrain, opt.seed);
-		pfree(rows);
-	}
-	t_iforest = elapsed_since(t0) - t_read - t_pre;
-
-	/* from here on td holds the test rows only */
-	initStringInfo(&params);
-	booster_json = train_booster(&td, ntrain, k, td.nclasses, &opt, &params, &booster_len);
-	{
-		DocFormat	format;
-		DocValue   *doc = doc_parse(booster_json, booster_len, &format, &error);
-
-		forest = doc ? forest_from_xgboost(doc, &error) : NULL;
-		if (forest == NULL)
-			elog(ERROR, "XGBoost's own model did not convert: %s", error);
-	}
-	t_train = elapsed_since(t0) - t_read - t_pre - t_iforest;
-
-	/* hold-out evaluation with the native evaluator that will score */
-	confusion = palloc0(sizeof(int64) * td.nclasses * td.nclasses);
-	pred = palloc_extended(sizeof(int) * Max(ntest, 1), MCXT_ALLOC_HUGE);
-	scratch = repalloc(scratch, sizeof(float) * Max(forest_scratch_size(forest),
-													opt.iforest.num_trees + 2 * k + 1));
-	margin = palloc(sizeof(float) * forest->num_groups);
-	proba = palloc(sizeof(double) * td.nclasses);
-	for (int64 r = 0; r < ntest; r++)
-	{
-		int			best = 0;
-
-		forest_predict_margin(forest, td.x + r * k, margin, scratch);
-		forest_transform(forest, margin, proba);
-		for (int c = 1; c < td.nclasses; c++)
-			if (proba[c] > proba[best])
-				best = c;
-		pred[r] = best;
-		confusion[td.y[r] * td.nclasses + best]++;
-		if ((r & 4095) == 0)
-			CHECK_FOR_INTERRUPTS();
-	}
-
-	initStringInfo(&m);
-	appendStringInfoString(&m, "{\"source\": \"nids_train\", \"relation\": ");
-	escape_json(&m, qualified);
-	appendStringInfoString(&m, ", \"label_column\": ");
-	escape_json(&m, label);
-	appendStringInfoString(&m, ", \"feature_names\": ");
-	{
-		char	  **kept = palloc(sizeof(char *) * k);
-
-		for (int j = 0; j < k; j++)
-			kept[j] = td.features[pre.kept[j]];
-		json_names(&m, kept, k);
-	}
-	appendStringInfoString(&m, ", \"class_labels\": ");
-	json_names(&m, td.classes, td.nclasses);
-	appendStringInfoString(&m, ", \"dropped\": [");
-	for (int i = 0; i < pre.ndropped; i++)
-	{
-		if (i > 0)
-			appendStringInfoString(&m, ", ");
-		appendStringInfoString(&m, "{\"column\": ");
-		escape_json(&m, td.colnames[pre.dropped[i]]);
-		appendStringInfoString(&m, ", \"reason\": ");
-		escape_json(&m, pre.reasons[i]);
-		appendStringInfoChar(&m, '}');
-	}
-	appendStringInfo(&m, "], \"rows\": {\"total\": %lld, \"train\": %lld, \"test\": %lld, \"null_label_skipped\": %lld}",
-					 (long long) (ntrain + ntest), (long long) ntrain, (long long) ntest, (long long) td.skipped);
-
-	/* classifier metrics */
-	{
-		double		f1sum = 0;
-		int			nf1 = 0;
-		int64		correct = 0;
-
-		appendStringInfoString(&m, ", \"per_class\": {");
-		for (int c = 0; c < td.nclasses; c++)
-		{
-			int64		tp = confusion[c * td.nclasses + c],
-						fp = 0,
-						fn = 0,
-						support = 0;
-			double		precision,
-						recall,
-						f1;
-
-			for (int o = 0; o < td.nclasses; o++)
-			{
-				support += confusion[c * td.nclasses + o];
-				if (o != c)
-				{
-					fp += confusion[o * td.nclasses + c];
-					fn += confusion[c * td.nclasses + o];
-				}
-			}
-			correct += tp;
-			precision = (tp + fp) > 0 ? (double) tp / (tp + fp) : 0.0;
-			recall = (tp + fn) > 0 ? (double) tp / (tp + fn) : 0.0;
-			f1 = (precision + recall) > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
-			if (support > 0)
-			{
-				f1sum += f1;
-				nf1++;
-			}
-			if (c > 0)
-				appendStringInfoString(&m, ", ");
-			escape_json(&m, td.classes[c]);
-			appendStringInfoString(&m, ": {\"precision\": ");
-			json_number(&m, precision);
-			appendStringInfoString(&m, ", \"recall\": ");
-			json_number(&m, recall);
-			appendStringInfoString(&m, ", \"f1\": ");
-			json_number(&m, f1);
-			appendStringInfo(&m, ", \"support\": %lld}", (long long) support);
-		}
-		appendStringInfoString(&m, "}, \"macro_f1\": ");
-		json_number(&m, nf1 > 0 ? f1sum / nf1 : NAN);
-		appendStringInfoString(&m, ", \"accuracy\": ");
-		json_number(&m, ntest > 0 ? (double) correct / ntest : NAN);
-		appendStringInfoString(&m, ", \"confusion_matrix\": {\"labels\": ");
-		json_names(&m, td.classes, td.nclasses);
-		appendStringInfoString(&m, ", \"rows_are\": \"true class\", \"matrix\": [");
-		for (int c = 0; c < td.nclasses; c++)
-		{
-			appendStringInfoString(&m, c > 0 ? ", [" : "[");
-			for (int o = 0; o < td.nclasses; o++)
-				appendStringInfo(&m, o > 0 ? ", %lld" : "%lld",
-								 (long long) confusion[c * td.nclasses + o]);
-			appendStringInfoChar(&m, ']');
-		}
-		appendStringInfoString(&m, "]}");
-	}
-
-	/* the novelty gate */
-	if (benign >= 0)
-	{
-		int64		nheld = 0;
-		int64	   *held;
-		double	   *pairs;
-		double		auc;
-		int64		verdicts[NIDS_NUM_VERDICTS] = {0, 0, 0};
-
-		/* threshold: the (1 - benign_fpr) quantile of held-out benign scores */
-		pairs = palloc_extended(sizeof(double) * 2 * Max(ntest, 1), MCXT_ALLOC_HUGE);
-		held = palloc_extended(sizeof(int64) * Max(ntest, 1), MCXT_ALLOC_HUGE);
-		for (int64 r = 0; r < ntest; r++)
-		{
-			pairs[r * 2] = iforest_score(iforest, td.x + r * k, scratch);
-			pairs[r * 2 + 1] = td.y[r] != benign;
-			if (td.y[r] == benign)
-				held[nheld++] = r;
-			if ((r & 4095) == 0)
-				CHECK_FOR_INTERRUPTS();
-		}
-		if (nheld > 0)
-			threshold = iforest_threshold(iforest, td.x, k, held, nheld, opt.benign_fpr, scratch);
-		else
-			threshold = threshold_train;
-		for (int64 r = 0; r < ntest; r++)
-			verdicts[nids_verdict(pred[r], benign, pairs[r * 2], threshold)]++;
-		auc = roc_auc(pairs, ntest);
-		appendStringInfo(&m, ", \"iforest\": {\"trees\": %d, \"sample_size\": %d, \"max_depth\": %d, \"scale\": \"%s\", \"benign_training_rows\": %lld, \"benign_fpr\": ",
-						 iforest->num_trees, iforest->sample_size,
-						 opt.iforest.max_depth > 0 ? opt.iforest.max_depth
-						 : (int) ceil(log2(Max(iforest->sample_size, 2))),
-						 iforest_scale_names[opt.iforest.scale],
-						 (long long) nbenign);
-		json_number(&m, opt.benign_fpr);
-		appendStringInfoString(&m, ", \"threshold\": ");
-		json_number(&m, threshold);
-		appendStringInfoString(&m, ", \"roc_auc\": ");
-		json_number(&m, auc);
-		appendStringInfo(&m, "}, \"ensemble\": {\"attack\": %lld, \"anomaly\": %lld, \"benign\": %lld}",
-						 (long long) verdicts[NIDS_VERDICT_ATTACK],
-						 (long long) verdicts[NIDS_VERDICT_ANOMALY],
-						 (long long) verdicts[NIDS_VERDICT_BENIGN]);
-	}
-	else
-	{
-		appendStringInfoString(&m, ", \"iforest\": null, \"iforest_note\": ");
-		escape_json(&m, psprintf("no class matches benign_label \"%s\"; the model has no isolation forest",
-								 opt.benign_label));
-	}
-	t_total = elapsed_since(t0);
-	appendStringInfoString(&m, ", \"params\": ");
-	appendStringInfoString(&m, params.data);
-	appendStringInfo(&m, ", \"seed\": %llu, \"test_size\": ", (unsigned long long) opt.seed);
-	json_number(&m, opt.test_size);
-	appendStringInfoString(&m, ", \"correlation_threshold\": ");
-	json_number(&m, opt.correlation_threshold);
-	appendStringInfoString(&m, ", \"timings\": {\"read_s\": ");
-	json_number(&m, t_read);
-	appendStringInfoString(&m, ", \"preprocess_s\": ");
-	json_number(&m, t_pre);
-	appendStringInfoString(&m, ", \"train_s\": ");
-	json_number(&m, t_train);
-	appendStringInfoString(&m, ", \"iforest_and_reference_s\": ");
-	json_number(&m, t_iforest);
-	appendStringInfoString(&m, ", \"total_s\": ");
-	json_number(&m, t_total);
-	appendStringInfoString(&m, "}}");
-
-	/* register */
-	{
-		Datum	   *fd = palloc(sizeof(Datum) * k);
-		Datum	   *cd = palloc(sizeof(Datum) * td.nclasses);
-		bytea	   *booster = palloc_extended(VARHDRSZ + booster_len, MCXT_ALLOC_HUGE);
-
-		for (int j = 0; j < k; j++)
-			fd[j] = CStringGetTextDatum(td.features[pre.kept[j]]);
-		for (int c = 0; c < td.nclasses; c++)
-			cd[c] = CStringGetTextDatum(td.classes[c]);
-		SET_VARSIZE(booster, VARHDRSZ + booster_len);
-		memcpy(VARDATA(booster), booster_json, booster_len);
-		memset(&rec, 0, sizeof(rec));
-		rec.name = model;
-		rec.booster = booster;
-		rec.native = forest_serialize(forest);
-		rec.feature_names = construct_array(fd, k, TEXTOID, -1, false, TYPALIGN_INT);
-		rec.class_labels = construct_array(cd, td.nclasses, TEXTOID, -1, false, TYPALIGN_INT);
-		rec.metrics_json = m.data;
-		rec.deploy = opt.deploy;
-		rec.iforest = iforest ? forest_serialize(iforest) : NULL;
-		rec.anomaly_threshold = threshold;
-		rec.reference = reference;
-		rec.benign_label = opt.benign_label;
-		version = catalog_register(&rec);
-	}
-
+	train_init(&ts, fcinfo);
+	old = MemoryContextSwitchTo(ts.cxt);
+	train_read(&ts);
+	train_preprocess(&ts);
+	train_gate_and_reference(&ts);
+	train_classifier(&ts);
+	train_evaluate(&ts);
+	if (ts.iforest != NULL)
+		train_novelty(&ts);
+	metrics = train_register(&ts, train_report(&ts));
 	MemoryContextSwitchTo(old);
-	{
-		char	   *text = psprintf("%s", m.data);
-		char	   *withversion;
-
-		/* the registered metrics, with the version, are the result */
-		text[strlen(text) - 1] = '\0';
-		withversion = psprintf("%s, \"version\": %d}", text, version);
-		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(withversion)));
-	}
-	MemoryContextDelete(cxt);
+	result = (Jsonb *) palloc(VARSIZE(metrics));
+	memcpy(result, metrics, VARSIZE(metrics));
+	MemoryContextDelete(ts.cxt);
 	PG_RETURN_JSONB_P(result);
 }

@@ -15,7 +15,7 @@
 
 #include <math.h>
 
-#include "train_options.h"
+#include "train.h"
 #include "utils/builtins.h"
 #include "utils/numeric.h"
 
@@ -311,4 +311,20 @@ train_options_parse(Jsonb *options, TrainOptions *opt)
 	if (options != NULL)
 		for_each_pair(&options->root, "options", top_pair, opt);
 	opt->iforest.seed = opt->seed;
+}
+
+/*
+ * The value of an XGBoost parameter nids passes: the user's, or nids'
+ * default (every parameter nids sets has one); NULL for one it does not set.
+ */
+const char *
+train_param(const TrainOptions *opt, const char *key)
+{
+	for (int i = 0; i < opt->nparams; i++)
+		if (strcmp(opt->param_keys[i], key) == 0)
+			return opt->param_values[i];
+	for (size_t i = 0; i < lengthof(default_params); i++)
+		if (strcmp(default_params[i][0], key) == 0)
+			return default_params[i][1];
+	return NULL;
 }

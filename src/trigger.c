@@ -19,7 +19,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "feature_map.h"
+#include "flow.h"
 #include "scoring.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -47,9 +47,10 @@ static const Oid output_types[NUM_OUTPUTS] = {
 
 typedef struct TriggerState
 {
-	ScoreState	score;			/* must be first: holds the model cache */
+	ScoreState	score;
 	FeatureMap	map;
-	bool		built;
+	NidsModel  *map_model;		/* the map was built for this model ... */
+	int32		map_version;	/* ... at this version */
 	MemoryContext cxt;
 	int			outcol[NUM_OUTPUTS];	/* 1-based attribute numbers, 0: absent */
 	text	   *model_name;		/* the trigger's argument, made once */
@@ -57,22 +58,10 @@ typedef struct TriggerState
 	Datum		verdict_text[NIDS_NUM_VERDICTS];	/* nids_verdict_names as text */
 } TriggerState;
 
-Datum
-nids_score_trigger(PG_FUNCTION_ARGS)
+static TriggerData *
+trigger_check_call(FunctionCallInfo fcinfo)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TriggerState *st;
-	Relation	rel;
-	TupleDesc	desc;
-	HeapTuple	tuple;
-	HeapTuple	scored;
-	const char *model_name;
-	NidsModel  *model;
-	Datum	   *values;
-	bool	   *nulls;
-	int			label = -1;
-	double		anomaly = 0;
-	bool		need_class;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -87,70 +76,111 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("nids_score_trigger() takes at most one argument, the model name")));
+	return trigdata;
+}
 
-	rel = trigdata->tg_relation;
-	desc = RelationGetDescr(rel);
-	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
-		: trigdata->tg_trigtuple;
+/* the state of this trigger's call site, created on its first row */
+static TriggerState *
+trigger_state(FunctionCallInfo fcinfo, TriggerData *trigdata)
+{
+	TriggerState *st = (TriggerState *) fcinfo->flinfo->fn_extra;
+	const char *model_name;
+
+	if (st != NULL)
+		return st;
 	model_name = trigdata->tg_trigger->tgnargs == 1 ? trigdata->tg_trigger->tgargs[0] : "default";
+	st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(TriggerState));
+	st->cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "nids trigger map",
+									ALLOCSET_SMALL_SIZES);
+	st->model_name = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+												 VARHDRSZ + strlen(model_name));
+	SET_VARSIZE(st->model_name, VARHDRSZ + strlen(model_name));
+	memcpy(VARDATA(st->model_name), model_name, strlen(model_name));
+	fcinfo->flinfo->fn_extra = st;
+	return st;
+}
 
-	st = (TriggerState *) fcinfo->flinfo->fn_extra;
-	if (st == NULL)
+/* the output columns the table has, type-checked */
+static void
+find_output_columns(TriggerState *st, TupleDesc desc)
+{
+	for (int o = 0; o < NUM_OUTPUTS; o++)
 	{
-		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(TriggerState));
-		st->cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "nids trigger map",
-										ALLOCSET_SMALL_SIZES);
-		st->model_name = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
-													 VARHDRSZ + strlen(model_name));
-		SET_VARSIZE(st->model_name, VARHDRSZ + strlen(model_name));
-		memcpy(VARDATA(st->model_name), model_name, strlen(model_name));
-		fcinfo->flinfo->fn_extra = st;
+		st->outcol[o] = 0;
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped || strcmp(NameStr(att->attname), output_names[o]) != 0)
+				continue;
+			if (getBaseType(att->atttypid) != output_types[o])
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" must have type %s, not %s",
+								output_names[o], format_type_be(output_types[o]),
+								format_type_be(att->atttypid))));
+			st->outcol[o] = i + 1;
+		}
 	}
-	score_state(fcinfo, st->model_name);
+}
+
+/* the column map, output columns and texts, for model and this table */
+static void
+trigger_rebuild(TriggerState *st, Relation rel, NidsModel *model)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext old;
+
+	MemoryContextReset(st->cxt);
+	st->map_model = NULL;
+	feature_map_build(&st->map, model->feature_names, model->num_features, model->name,
+					  desc, st->cxt);
+	if (st->map.matched == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("table \"%s\" has none of the %d features of model \"%s\"",
+						RelationGetRelationName(rel), model->num_features, model->name),
+				 errhint("Columns are matched by canonical name, e.g. \"%s\"; nids-load creates them.",
+						 model->feature_names[0])));
+	find_output_columns(st, desc);
+	old = MemoryContextSwitchTo(st->cxt);
+	st->label_text = palloc(sizeof(Datum) * model->num_classes);
+	for (int c = 0; c < model->num_classes; c++)
+		st->label_text[c] = CStringGetTextDatum(model->class_labels[c]);
+	for (int v = 0; v < NIDS_NUM_VERDICTS; v++)
+		st->verdict_text[v] = CStringGetTextDatum(nids_verdict_names[v]);
+	MemoryContextSwitchTo(old);
+	st->map_model = model;
+	st->map_version = model->version;
+}
+
+static inline void
+set_output(TriggerState *st, int output, Datum value)
+{
+	if (st->outcol[output])
+	{
+		st->map.values[st->outcol[output] - 1] = value;
+		st->map.nulls[st->outcol[output] - 1] = false;
+	}
+}
+
+Datum
+nids_score_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = trigger_check_call(fcinfo);
+	TriggerState *st = trigger_state(fcinfo, trigdata);
+	HeapTuple	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple
+		: trigdata->tg_trigtuple;
+	HeapTuple	scored;
+	NidsModel  *model;
+	int			label = -1;
+	double		anomaly = 0;
+	bool		need_class;
+
+	score_prepare(&st->score, fcinfo->flinfo->fn_mcxt, st->model_name);
 	model = st->score.model;
-
-	if (!st->built || st->map.model != model || st->map.version != model->version)
-	{
-		MemoryContextReset(st->cxt);
-		st->built = false;
-		feature_map_build(&st->map, model, desc, st->cxt);
-		if (st->map.matched == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("table \"%s\" has none of the %d features of model \"%s\"",
-							RelationGetRelationName(rel), model->num_features, model->name),
-					 errhint("Columns are matched by canonical name, e.g. \"%s\"; nids-load creates them.",
-							 model->feature_names[0])));
-		for (int o = 0; o < NUM_OUTPUTS; o++)
-		{
-			st->outcol[o] = 0;
-			for (int i = 0; i < desc->natts; i++)
-			{
-				Form_pg_attribute att = TupleDescAttr(desc, i);
-
-				if (att->attisdropped || strcmp(NameStr(att->attname), output_names[o]) != 0)
-					continue;
-				if (getBaseType(att->atttypid) != output_types[o])
-					ereport(ERROR,
-							(errcode(ERRCODE_DATATYPE_MISMATCH),
-							 errmsg("column \"%s\" must have type %s, not %s",
-									output_names[o], format_type_be(output_types[o]),
-									format_type_be(att->atttypid))));
-				st->outcol[o] = i + 1;
-			}
-		}
-		{
-			MemoryContext old = MemoryContextSwitchTo(st->cxt);
-
-			st->label_text = palloc(sizeof(Datum) * model->num_classes);
-			for (int c = 0; c < model->num_classes; c++)
-				st->label_text[c] = CStringGetTextDatum(model->class_labels[c]);
-			for (int v = 0; v < NIDS_NUM_VERDICTS; v++)
-				st->verdict_text[v] = CStringGetTextDatum(nids_verdict_names[v]);
-			MemoryContextSwitchTo(old);
-		}
-		st->built = true;
-	}
+	if (st->map_model != model || st->map_version != model->version)
+		trigger_rebuild(st, trigdata->tg_relation, model);
 
 	need_class = st->outcol[OUT_LABEL] || st->outcol[OUT_PROBABILITY] || st->outcol[OUT_VERDICT];
 	if (!need_class && !st->outcol[OUT_ANOMALY] && !st->outcol[OUT_NOVEL])
@@ -170,39 +200,19 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 		anomaly = score_anomaly(&st->score);
 
 	/* the deformed row, with the result columns replaced */
-	values = st->map.values;
-	nulls = st->map.nulls;
-	if (st->outcol[OUT_LABEL])
+	if (need_class)
 	{
-		values[st->outcol[OUT_LABEL] - 1] = st->label_text[label];
-		nulls[st->outcol[OUT_LABEL] - 1] = false;
+		set_output(st, OUT_LABEL, st->label_text[label]);
+		set_output(st, OUT_PROBABILITY, Float8GetDatum(st->score.proba[label]));
+		set_output(st, OUT_VERDICT,
+				   st->verdict_text[nids_verdict(label, model->benign_class, anomaly,
+												 model->anomaly_threshold)]);
 	}
-	if (st->outcol[OUT_PROBABILITY])
-	{
-		values[st->outcol[OUT_PROBABILITY] - 1] = Float8GetDatum(st->score.proba[label]);
-		nulls[st->outcol[OUT_PROBABILITY] - 1] = false;
-	}
-	if (st->outcol[OUT_ANOMALY])
-	{
-		values[st->outcol[OUT_ANOMALY] - 1] = Float8GetDatum(anomaly);
-		nulls[st->outcol[OUT_ANOMALY] - 1] = false;
-	}
-	if (st->outcol[OUT_NOVEL])
-	{
-		values[st->outcol[OUT_NOVEL] - 1] = BoolGetDatum(nids_is_novel(anomaly, model->anomaly_threshold));
-		nulls[st->outcol[OUT_NOVEL] - 1] = false;
-	}
-	if (st->outcol[OUT_VERDICT])
-	{
-		NidsVerdict verdict = nids_verdict(label, model->benign_class, anomaly,
-										   model->anomaly_threshold);
-
-		values[st->outcol[OUT_VERDICT] - 1] = st->verdict_text[verdict];
-		nulls[st->outcol[OUT_VERDICT] - 1] = false;
-	}
+	set_output(st, OUT_ANOMALY, Float8GetDatum(anomaly));
+	set_output(st, OUT_NOVEL, BoolGetDatum(nids_is_novel(anomaly, model->anomaly_threshold)));
 
 	/* as heap_modify_tuple does, without deforming the row a second time */
-	scored = heap_form_tuple(desc, values, nulls);
+	scored = heap_form_tuple(RelationGetDescr(trigdata->tg_relation), st->map.values, st->map.nulls);
 	scored->t_data->t_ctid = tuple->t_data->t_ctid;
 	scored->t_self = tuple->t_self;
 	scored->t_tableOid = tuple->t_tableOid;

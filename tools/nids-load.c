@@ -6,7 +6,7 @@
  *
  *	  nids-load [-d DBNAME] [-h HOST] [-p PORT] [-U USER] -t TABLE FILE.csv ...
  *
- * Column names are mapped to nids' canonical names (src/canonical.c, the
+ * Column names are mapped to nids' canonical names (src/flow_names.c, the
  * same code the extension uses).  The table is created when missing:
  * float8 for numeric features, text for identifiers and the label; columns
  * a file has and the table lacks are added.  Each file is streamed with
@@ -32,7 +32,7 @@
 #include <libpq-fe.h>
 #include <zlib.h>
 
-#include "canonical.h"
+#include "flow.h"
 
 #define SAMPLE_ROWS		1000
 #define COPY_CHUNK		(256 * 1024)

@@ -67,7 +67,7 @@ SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_depend d ON d.objid = p.o
 	WHERE e.extname = 'nids' AND a.grantee = 0
 	AND p.proname IN ('nids_train', 'nids_import_xgboost', 'nids_deploy', 'nids_drop_model',
 		'nids_attach_benign', 'nids_log_drift', 'nids_schedule_drift', 'nids_export_xgboost',
-		'_register_model')), 0,
+		'nids_unschedule_drift')), 0,
 	'PUBLIC cannot execute the functions that change models or reports');
 
 SELECT * FROM finish();

@@ -19,15 +19,15 @@
  * increasing, so every tree is an ordinary isolation tree over the raw
  * values and scoring is unchanged.
  *
- * The forest is stored and evaluated as a NidsForest (forest.c): same
+ * The forest is stored and evaluated as a NidsForest (model_eval.c, model_format.c): same
  * layout, same lock-step evaluator, same validation of untrusted bytes.
  *
  * Missing values (NaN) follow one rule: at each split they go to the side
  * that received more of the node's training rows (left on a tie), in
  * training and in scoring alike.  Infinities arrive as +/-FLT_MAX (see
- * vector.c) and are ordinary, extreme values.
+ * flow_map.c) and are ordinary, extreme values.
  *
- * Randomness comes from a splitmix64 generator seeded by the caller, so a
+ * Randomness comes from the one seeded generator (train_random.c), so a
  * forest depends on the data and the seed only, on every machine.
  *
  *-------------------------------------------------------------------------
@@ -38,34 +38,8 @@
 #include <math.h>
 
 #include "miscadmin.h"
-#include "nids.h"
-
-typedef struct SplitMix
-{
-	uint64		state;
-} SplitMix;
-
-static inline uint64
-splitmix_next(SplitMix *r)
-{
-	uint64		z = (r->state += UINT64CONST(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
-static inline double
-splitmix_unit(SplitMix *r)
-{
-	return (splitmix_next(r) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static inline uint64
-splitmix_below(SplitMix *r, uint64 n)
-{
-	return (uint64) (splitmix_unit(r) * (double) n) % n;
-}
+#include "model.h"
+#include "train.h"
 
 /* g(v) = sign(v) log(1 + |v|) and its inverse */
 static inline double
@@ -90,11 +64,11 @@ const char *const iforest_scale_names[IFOREST_NUM_SCALES] = {
  * scale, rounded to float and kept above lo so both sides get a row.
  */
 static float
-split_point(float lo, float hi, int scale, SplitMix *rng)
+split_point(float lo, float hi, int scale, NidsRandom *rng)
 {
 	bool		on_log_scale = scale == IFOREST_SCALE_LOG ||
-		(scale == IFOREST_SCALE_MIXED && (splitmix_next(rng) & 1));
-	double		u = splitmix_unit(rng);
+		(scale == IFOREST_SCALE_MIXED && (nids_random_next(rng) & 1));
+	double		u = nids_random_unit(rng);
 	double		t;
 	float		threshold;
 
@@ -131,7 +105,7 @@ typedef struct BuildItem
 
 static void
 build_tree(NidsForest *f, int tree, const float *x, int nf, int64 *sample,
-		   int n, int max_depth, int scale, SplitMix *rng, BuildItem *queue,
+		   int n, int max_depth, int scale, NidsRandom *rng, BuildItem *queue,
 		   int *candidates, float *fmin, float *fmax)
 {
 	NidsNode   *nodes = f->nodes + f->tree_offset[tree];
@@ -187,7 +161,7 @@ build_tree(NidsForest *f, int tree, const float *x, int nf, int64 *sample,
 			continue;
 		}
 
-		feature = candidates[splitmix_below(rng, ncand)];
+		feature = candidates[nids_random_below(rng, ncand)];
 		threshold = split_point(fmin[feature], fmax[feature], scale, rng);
 		for (int i = it.begin; i < it.end; i++)
 		{
@@ -246,7 +220,7 @@ iforest_train(const float *x, int num_features, const int64 *rows,
 			  int64 num_rows, const IForestParams *params)
 {
 	NidsForest *f = palloc0(sizeof(NidsForest));
-	SplitMix	rng = {params->seed};
+	NidsRandom	rng;
 	int			psi = (int) Min((int64) params->sample_size, num_rows);
 	int			max_depth = params->max_depth > 0 ? params->max_depth
 		: (int) ceil(log2(Max(psi, 2)));
@@ -256,6 +230,8 @@ iforest_train(const float *x, int num_features, const int64 *rows,
 	int		   *candidates = palloc(sizeof(int) * num_features);
 	float	   *fmin = palloc(sizeof(float) * num_features);
 	float	   *fmax = palloc(sizeof(float) * num_features);
+
+	nids_random_init(&rng, params->seed);
 
 	Assert(psi >= 1);
 	f->objective = NIDS_OBJ_ISOLATION;
@@ -285,7 +261,7 @@ iforest_train(const float *x, int num_features, const int64 *rows,
 
 			while (k < psi)
 			{
-				int64		r = rows[splitmix_below(&rng, num_rows)];
+				int64		r = rows[nids_random_below(&rng, num_rows)];
 				bool		dup = false;
 
 				for (int i = 0; i < k && !dup; i++)

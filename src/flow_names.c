@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * canonical.c
+ * flow_names.c
  *	  The mapping from every CICFlowMeter naming variant to one canonical
  *	  set of column names.
  *
@@ -14,7 +14,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "canonical.h"
+#include "flow.h"
 
 #include <string.h>
 

@@ -1,14 +1,12 @@
 /*-------------------------------------------------------------------------
  *
- * catalog.c
- *	  The model catalogue's SQL entry points: nids_import_xgboost,
- *	  nids_export_xgboost, and the registration of a new model version.
+ * admin.c
+ *	  The catalogue's SQL entry points: nids_import_xgboost,
+ *	  nids_export_xgboost, nids_deploy and nids_drop_model.
  *
- * The catalogue is the table nids.model_versions (see nids--1.0.sql).  A
- * version holds the XGBoost document as given (JSON or UBJSON) and its
- * native form, converted and validated once, at import.  Versions are
- * numbered and deployed by nids._register_model in SQL, under an advisory
- * lock per model name.
+ * A version holds the XGBoost document as given (JSON or UBJSON) and its
+ * native form, converted and validated once, at import.  Every read and
+ * write of the tables is model_catalog.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,74 +15,15 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
-#include "checks.h"
-#include "executor/spi.h"
-#include "nids.h"
+#include "model.h"
+#include "train.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(nids_import_xgboost);
 PG_FUNCTION_INFO_V1(nids_export_xgboost);
-
-bool
-booster_is_json(const char *data, size_t len)
-{
-	size_t		i = 0;
-
-	while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t'))
-		i++;
-	if (i < len && data[i] == '{')
-		i++;
-	while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t'))
-		i++;
-	return i < len && (data[i] == '"' || data[i] == '}');
-}
-
-/*
- * Insert a new version through nids._register_model; returns its number.
- */
-int32
-catalog_register(const ModelRecord *rec)
-{
-	Oid			types[11] = {TEXTOID, BYTEAOID, BYTEAOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTOID, BOOLOID, BYTEAOID, FLOAT8OID, BYTEAOID, TEXTOID};
-	Datum		values[11];
-	char		nulls[11];
-	bool		isnull;
-	int32		version;
-	int			rc;
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = CStringGetTextDatum(rec->name);
-	values[1] = PointerGetDatum(rec->booster);
-	values[2] = PointerGetDatum(rec->native);
-	values[3] = PointerGetDatum(rec->feature_names);
-	values[4] = PointerGetDatum(rec->class_labels);
-	values[5] = CStringGetTextDatum(rec->metrics_json ? rec->metrics_json : "{}");
-	values[6] = BoolGetDatum(rec->deploy);
-	values[7] = PointerGetDatum(rec->iforest);
-	if (rec->iforest == NULL)
-		nulls[7] = 'n';
-	values[8] = Float8GetDatum(rec->anomaly_threshold);
-	if (isnan(rec->anomaly_threshold))
-		nulls[8] = 'n';
-	values[9] = PointerGetDatum(rec->reference);
-	if (rec->reference == NULL)
-		nulls[9] = 'n';
-	values[10] = rec->benign_label ? CStringGetTextDatum(rec->benign_label) : (Datum) 0;
-	if (rec->benign_label == NULL)
-		nulls[10] = 'n';
-
-	SPI_connect();
-	rc = SPI_execute_with_args("SELECT nids._register_model($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)",
-							   11, types, values, nulls, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "nids._register_model failed: %s", SPI_result_code_string(rc));
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	return version;
-}
+PG_FUNCTION_INFO_V1(nids_deploy);
+PG_FUNCTION_INFO_V1(nids_drop_model);
 
 static void
 check_not_null(FunctionCallInfo fcinfo, int arg, const char *what)
@@ -119,12 +58,23 @@ check_unique_names(ArrayType *array, const char *what)
 	}
 }
 
+/* what import needs of a converted booster */
+typedef struct ConvertedBooster
+{
+	bytea	   *native;			/* the native form, to store */
+	int			num_features;
+	int			num_outputs;
+	int			num_trees;
+	NidsObjective objective;
+} ConvertedBooster;
+
 /*
- * Parse and convert an XGBoost document; raise 22P03 when it is not one we
- * can score.  The document tree is built in a temporary context.
+ * Parse, convert and serialise an XGBoost document once; raise 22P03 when
+ * it is not one we can score.  The document tree lives in a temporary
+ * context: only the native bytes are copied out.
  */
-static NidsForest *
-convert_booster(bytea *booster)
+static void
+convert_booster(bytea *booster, ConvertedBooster *out)
 {
 	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext,
 											  "nids booster parse",
@@ -134,15 +84,12 @@ convert_booster(bytea *booster)
 	char	   *error = NULL;
 	DocValue   *doc;
 	NidsForest *forest = NULL;
-	bytea	   *native = NULL;
 
 	doc = doc_parse(VARDATA_ANY(booster), VARSIZE_ANY_EXHDR(booster), &format, &error);
 	if (doc != NULL)
 		forest = forest_from_xgboost(doc, &error);
-	if (forest != NULL)
-		native = forest_serialize(forest);
 	MemoryContextSwitchTo(old);
-	if (native == NULL)
+	if (forest == NULL)
 	{
 		char	   *msg = pstrdup(error ? error : "unknown error");
 
@@ -153,18 +100,28 @@ convert_booster(bytea *booster)
 				 errdetail("XGBoost model document: %s.", msg),
 				 errhint("Save the booster with XGBoost's save_model or save_raw as JSON or UBJSON.")));
 	}
-	/* copy the result out of the temporary context */
-	{
-		bytea	   *copy = (bytea *) palloc_extended(VARSIZE(native), MCXT_ALLOC_HUGE);
-		NidsForest *result;
+	out->native = forest_serialize(forest);
+	out->num_features = forest->num_features;
+	out->num_outputs = forest_num_outputs(forest);
+	out->num_trees = forest->num_trees;
+	out->objective = forest->objective;
+	MemoryContextDelete(tmp);
+}
 
-		memcpy(copy, native, VARSIZE(native));
-		MemoryContextDelete(tmp);
-		result = forest_deserialize(VARDATA(copy), VARSIZE(copy) - VARHDRSZ, &error);
-		if (result == NULL)
-			elog(ERROR, "converted model failed validation: %s", error);
-		return result;
-	}
+/* the metrics of an imported version */
+static Jsonb *
+import_report(const ConvertedBooster *conv, bytea *booster)
+{
+	JsonbParseState *st = NULL;
+	DocFormat	format = DOC_FORMAT_JSON;
+
+	(void) doc_format(VARDATA_ANY(booster), VARSIZE_ANY_EXHDR(booster), &format);
+	report_begin(&st, NULL);
+	report_string(&st, "source", "import");
+	report_string(&st, "objective", objective_name(conv->objective));
+	report_int(&st, "trees", conv->num_trees);
+	report_string(&st, "format", format == DOC_FORMAT_JSON ? "json" : "ubjson");
+	return report_finish(&st);
 }
 
 Datum
@@ -174,7 +131,7 @@ nids_import_xgboost(PG_FUNCTION_ARGS)
 	bytea	   *booster;
 	ArrayType  *features;
 	ArrayType  *classes;
-	NidsForest *forest;
+	ConvertedBooster conv;
 	ModelRecord rec;
 	int			nfeatures,
 				nclasses;
@@ -195,31 +152,29 @@ nids_import_xgboost(PG_FUNCTION_ARGS)
 	check_unique_names(features, "feature_names");
 	check_unique_names(classes, "class_labels");
 
-	forest = convert_booster(booster);
+	convert_booster(booster, &conv);
 	nfeatures = ARR_DIMS(features)[0];
 	nclasses = ARR_DIMS(classes)[0];
-	if (forest->num_features != nfeatures)
+	if (conv.num_features != nfeatures)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("booster has %d features, but feature_names has %d",
-						forest->num_features, nfeatures)));
-	if (forest_num_outputs(forest) != nclasses)
+						conv.num_features, nfeatures)));
+	if (conv.num_outputs != nclasses)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("booster predicts %d classes, but class_labels has %d",
-						forest_num_outputs(forest), nclasses),
+						conv.num_outputs, nclasses),
 				 errhint("A binary:logistic model has two labels: the negative class, then the positive one.")));
 
 	memset(&rec, 0, sizeof(rec));
 	rec.name = name;
 	rec.booster = DatumGetByteaPP(PointerGetDatum(booster));
-	rec.native = forest_serialize(forest);
+	rec.native = conv.native;
 	rec.feature_names = features;
 	rec.class_labels = classes;
-	rec.metrics_json = psprintf("{\"source\": \"import\", \"objective\": \"%s\", \"trees\": %d, \"format\": \"%s\"}",
-								objective_name(forest->objective), forest->num_trees,
-								booster_is_json(VARDATA_ANY(booster), VARSIZE_ANY_EXHDR(booster)) ? "json" : "ubjson");
-	rec.deploy = PG_GETARG_BOOL(4);
+	rec.metrics = import_report(&conv, booster);
+	rec.deployed = PG_GETARG_BOOL(4);
 	rec.anomaly_threshold = NAN;
 	PG_RETURN_INT32(catalog_register(&rec));
 }
@@ -237,7 +192,8 @@ nids_export_xgboost(PG_FUNCTION_ARGS)
 	size_t		len;
 	bytea	   *out;
 
-	if (booster_is_json(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes)))
+	if (doc_format(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes), &format) &&
+		format == DOC_FORMAT_JSON)
 		PG_RETURN_BYTEA_P(bytes);
 	doc = doc_parse(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes), &format, &error);
 	if (doc == NULL)
@@ -251,4 +207,27 @@ nids_export_xgboost(PG_FUNCTION_ARGS)
 	SET_VARSIZE(out, VARHDRSZ + len);
 	memcpy(VARDATA(out), json, len);
 	PG_RETURN_BYTEA_P(out);
+}
+
+Datum
+nids_deploy(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model and version must not be NULL")));
+	catalog_deploy(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_INT32(1));
+	PG_RETURN_VOID();
+}
+
+Datum
+nids_drop_model(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model must not be NULL")));
+	catalog_drop(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+				 PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1), PG_ARGISNULL(1));
+	PG_RETURN_VOID();
 }

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * preprocess.c
+ * train_preprocess.c
  *	  Deterministic feature selection: drop constant columns, then one of
  *	  each pair of highly correlated columns.
  *
@@ -27,7 +27,7 @@
 #include <math.h>
 
 #include "miscadmin.h"
-#include "preprocess.h"
+#include "train.h"
 
 static inline bool
 usable(float v)

@@ -1,0 +1,23 @@
+-- nids--1.0--1.1.sql: update nids 1.0 to 1.1
+\echo Use "ALTER EXTENSION nids UPDATE TO '1.1'" to load this file. \quit
+
+-- The catalogue is read and written by C (src/model_catalog.c) alone: deploy
+-- and drop become C functions, and the PL/pgSQL registration helper and the
+-- window-query check that C code reached through SQL are gone.  Stored
+-- model versions are untouched and score as before.
+CREATE OR REPLACE FUNCTION nids_deploy(model text, version integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'nids_deploy'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION nids_deploy(text, integer) IS
+	'Makes a version the deployed one of its model (deploy, or roll back); every session scores with it from its next statement';
+
+CREATE OR REPLACE FUNCTION nids_drop_model(model text, version integer DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'nids_drop_model'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION nids_drop_model(text, integer) IS
+	'Drops one version of a model, or all its versions when version is NULL';
+
+DROP FUNCTION nids._register_model(text, bytea, bytea, text[], text[], jsonb, boolean, bytea, float8, bytea, text);
+DROP FUNCTION nids._check_window_query(text);

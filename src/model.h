@@ -1,0 +1,299 @@
+/*-------------------------------------------------------------------------
+ *
+ * model.h
+ *	  The model_* family: XGBoost documents (model_doc.c), their conversion
+ *	  into native forests (model_convert.c), the evaluator (model_eval.c),
+ *	  the isolation forest (model_iforest.c), the byte formats
+ *	  (model_format.c), the catalogue tables (model_catalog.c) and the
+ *	  per-backend cache (model_cache.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef NIDS_MODEL_H
+#define NIDS_MODEL_H
+
+#include "postgres.h"
+
+#include "nids.h"
+#include "storage/itemptr.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+
+/* ---- model documents: XGBoost JSON / UBJSON (model_doc.c) ---- */
+typedef enum DocType
+{
+	DOC_NULL,
+	DOC_BOOL,
+	DOC_NUMBER,
+	DOC_STRING,
+	DOC_ARRAY,
+	DOC_OBJECT,
+	DOC_NUMARRAY				/* homogeneous array of numbers, stored flat */
+} DocType;
+
+typedef struct DocValue DocValue;
+
+struct DocValue
+{
+	DocType		type;
+	bool		is_integer;		/* number(s) written as integers */
+	bool		is_float32;		/* number(s) stored as float32 in UBJSON */
+	int			len;			/* string bytes, array/object members */
+	union
+	{
+		bool		boolean;
+		double		number;
+		char	   *string;		/* not NUL-terminated; see len */
+		DocValue   *items;		/* DOC_ARRAY */
+		double	   *numbers;	/* DOC_NUMARRAY */
+		struct
+		{
+			char	  **keys;	/* NUL-terminated */
+			DocValue   *values;
+		}			object;
+	}			u;
+};
+
+typedef enum DocFormat
+{
+	DOC_FORMAT_JSON,
+	DOC_FORMAT_UBJSON
+} DocFormat;
+
+extern bool doc_format(const char *data, size_t len, DocFormat *format);
+
+/* parse; on malformed input returns NULL and sets *error (palloc'd) */
+extern DocValue *doc_parse(const char *data, size_t len, DocFormat *format,
+						   char **error);
+extern DocValue *doc_get(const DocValue *object, const char *key);
+extern char *doc_to_json(const DocValue *value, size_t *len);
+
+/* ---- native forest (model_eval.c, model_convert.c) ---- */
+typedef enum NidsObjective
+{
+	NIDS_OBJ_SOFTPROB,
+	NIDS_OBJ_SOFTMAX,
+	NIDS_OBJ_LOGISTIC,
+	NIDS_OBJ_ISOLATION			/* an isolation forest: leaves hold path lengths */
+} NidsObjective;
+
+/*
+ * One internal node or leaf.  Children of a node are adjacent: right is
+ * left + 1.  A leaf points at itself and has threshold +Inf with default
+ * left, so a traversal step on a leaf never moves; its value is in
+ * leaf_value[].  Indices are relative to the tree's first node.
+ */
+typedef struct NidsNode
+{
+	float		threshold;
+	uint32		feature_dl;		/* feature index | NIDS_DEFAULT_LEFT */
+	int32		left;
+} NidsNode;
+
+#define NIDS_DEFAULT_LEFT	0x80000000U
+#define NIDS_FEATURE_MASK	0x7FFFFFFFU
+
+/*
+ * The compact form the evaluator walks when every tree has at most 65536
+ * nodes and the model at most 32767 features (nearly always): 8 bytes a
+ * node, the leaf value in the node itself, and no test for missing values.
+ * The input is laid out twice: slot f holds x[f] with a missing value as
+ * +Inf (so it goes right), slot num_features + f holds it as -Inf (so it
+ * goes left); a node reads the copy that sends a missing value its default
+ * way.  A node holds the distance to its left child, so a walk keeps one
+ * pointer per tree and a step is node += skip + !(input < value).  Slot
+ * 2 * num_features is -Inf and a leaf's skip is 0: a leaf reads that slot
+ * and stays where it is.  Real infinities never reach the trees (vector.c
+ * maps them to +/-FLT_MAX).
+ */
+typedef struct NidsNodeC
+{
+	float		value;			/* threshold, or the leaf value */
+	uint16		skip;			/* left child = this node + skip, right =
+								 * + skip + 1; 0 on a leaf */
+	uint16		input;			/* slot of the doubled input */
+} NidsNodeC;
+
+typedef struct NidsForest
+{
+	NidsObjective objective;
+	int32		num_features;
+	int32		num_groups;		/* margins per row: classes, or 1 (binary) */
+	int32		num_trees;
+	int32		num_nodes;
+	int32		sample_size;	/* isolation forest: rows per tree */
+	float	   *base_margin;	/* [num_groups] */
+	int32	   *tree_group;		/* [num_trees], XGBoost's tree order */
+	int32	   *tree_offset;	/* [num_trees] first node of each tree */
+	int32	   *tree_depth;		/* [num_trees] */
+	int32	   *eval_order;		/* [num_trees] trees sorted by depth */
+	int32	   *eval_offset;	/* [num_trees] tree_offset[eval_order[i]] */
+	bool		round_robin;	/* tree i belongs to group i % num_groups */
+	NidsNode   *nodes;			/* [num_nodes] */
+	float	   *leaf_value;		/* [num_nodes] */
+	NidsNodeC  *cnodes;			/* [num_nodes] compact copy, or NULL */
+} NidsForest;
+
+extern NidsForest *forest_from_xgboost(const DocValue *doc, char **error);
+extern void forest_predict_margin(const NidsForest *forest, const float *x,
+								  float *margin, float *scratch);
+extern void forest_transform(const NidsForest *forest, const float *margin,
+							 double *proba);
+extern int	forest_num_outputs(const NidsForest *forest);
+extern int	forest_scratch_size(const NidsForest *forest);
+extern const char *objective_name(NidsObjective objective);
+
+/* ---- isolation forest (model_iforest.c) ---- */
+#define IFOREST_SCALE_LINEAR	0	/* uniform between min and max */
+#define IFOREST_SCALE_LOG		1	/* uniform on sign(v) log(1 + |v|) */
+#define IFOREST_SCALE_MIXED		2	/* one or the other, by a coin per split */
+#define IFOREST_NUM_SCALES		3
+
+typedef struct IForestParams
+{
+	int			num_trees;
+	int			sample_size;
+	int			max_depth;		/* 0: ceil(log2(sample_size)) */
+	int			scale;			/* IFOREST_SCALE_*: where split points are drawn */
+	uint64		seed;
+} IForestParams;
+
+extern NidsForest *iforest_train(const float *x, int num_features,
+								 const int64 *rows, int64 num_rows,
+								 const IForestParams *params);
+extern const char *const iforest_scale_names[IFOREST_NUM_SCALES];
+extern double iforest_score(const NidsForest *forest, const float *x,
+							float *scratch);
+
+extern double iforest_threshold(const NidsForest *forest, const float *x,
+								int num_features, const int64 *rows, int64 n,
+								double fpr, float *scratch);
+
+/* ---- evaluator internals shared by the converter and the formats ---- */
+extern void forest_finish(NidsForest *forest);
+
+/* ---- byte formats (model_format.c) ---- */
+extern bytea *forest_serialize(const NidsForest *forest);
+extern NidsForest *forest_deserialize(const char *data, size_t len, char **error);
+extern NidsForest *iforest_deserialize(const char *data, size_t len,
+									   int num_features, char **error);
+
+/* ---- a model version in the backend cache (model_cache.c) ---- */
+typedef void *XgbBooster;		/* an XGBoost BoosterHandle (train_xgboost.c) */
+struct DriftReference;
+
+typedef struct NidsModel
+{
+	char	   *name;
+	int32		version;
+	int32		num_features;
+	int32		num_classes;
+	char	  **feature_names;
+	char	  **class_labels;
+	NidsForest *forest;
+	NidsForest *iforest;		/* NULL when the model has none */
+	double		anomaly_threshold;
+	XgbBooster	xgb;			/* created lazily for the xgboost predictor */
+	struct DriftReference *drift_reference; /* parsed lazily */
+	int			benign_class;	/* index of the benign label, -1 if none */
+	uint64		generation;
+	ItemPointerData tid;		/* the catalogue row it was built from */
+	MemoryContext context;
+} NidsModel;
+
+/* what a scoring function keeps in fn_extra to find its model per call */
+typedef struct FnModelCache
+{
+	uint64		generation;
+	NidsModel  *model;
+	int			namelen;
+	char		name[NAMEDATALEN];
+} FnModelCache;
+
+extern NidsModel *model_lookup(const char *name);
+extern NidsModel *model_lookup_cached(FnModelCache *fc, text *name);
+extern XgbBooster model_xgboost(NidsModel *model);
+extern bytea *model_booster_bytes(NidsModel *model);
+extern struct DriftReference *model_drift_reference(NidsModel *model);
+
+/* ---- the catalogue tables (model_catalog.c) ---- */
+
+/* nids.model_versions, by attribute number */
+#define Anum_model_versions_name				1
+#define Anum_model_versions_version				2
+#define Anum_model_versions_deployed			3
+#define Anum_model_versions_created_at			4
+#define Anum_model_versions_feature_names		5
+#define Anum_model_versions_class_labels		6
+#define Anum_model_versions_metrics				7
+#define Anum_model_versions_booster				8
+#define Anum_model_versions_native				9
+#define Anum_model_versions_iforest				10
+#define Anum_model_versions_anomaly_threshold	11
+#define Anum_model_versions_reference			12
+#define Anum_model_versions_benign_label		13
+#define Natts_model_versions					13
+
+/* a version's row: what registration writes and the cache reads */
+typedef struct ModelRecord
+{
+	const char *name;
+	int32		version;		/* read: the version; register: assigned */
+	bool		deployed;		/* register: deploy it */
+	ItemPointerData tid;		/* read: the row's address */
+	bytea	   *booster;		/* read: only when asked for */
+	bytea	   *native;
+	ArrayType  *feature_names;
+	ArrayType  *class_labels;
+	Jsonb	   *metrics;		/* register: NULL is {} */
+	bytea	   *iforest;		/* NULL: none */
+	double		anomaly_threshold;	/* NaN: none */
+	bytea	   *reference;		/* NULL: none; read: only when asked for */
+	const char *benign_label;	/* NULL: BENIGN */
+} ModelRecord;
+
+/* which of the large columns catalog_read fetches */
+#define CATALOG_READ_MODEL		0x01	/* lists, native, iforest, threshold */
+#define CATALOG_READ_BOOSTER	0x02
+#define CATALOG_READ_REFERENCE	0x04
+
+extern bool catalog_read(const char *name, int32 version, int what,
+						 ModelRecord *rec);
+extern int32 catalog_register(ModelRecord *rec);
+extern void catalog_deploy(const char *name, int32 version);
+extern void catalog_drop(const char *name, int32 version, bool all_versions);
+extern Oid	catalog_models_relid(void);
+extern Oid	catalog_models_relid_if_known(void);
+extern void catalog_forget(void);
+
+struct DriftResult;
+extern int64 catalog_log_drift(const char *model, int32 version,
+							   const struct DriftResult *result);
+
+/* ---- input checks of the entry points ---- */
+static inline void
+CheckModelName(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len > NIDS_MAX_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must have 1 to %d characters", NIDS_MAX_NAME)));
+}
+
+/* a text[] of names: one dimension, no NULL */
+static inline void
+CheckNameArray(ArrayType *array, const char *what)
+{
+	if (ARR_NDIM(array) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a non-empty one-dimensional array", what)));
+	if (array_contains_nulls(array))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain NULL", what)));
+}
+
+#endif							/* NIDS_MODEL_H */

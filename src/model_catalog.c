@@ -1,0 +1,404 @@
+/*-------------------------------------------------------------------------
+ *
+ * model_catalog.c
+ *	  Every read and write of nids' own tables: nids.model_versions (the
+ *	  catalogue of model versions) and nids.drift_reports.
+ *
+ * Reads go through the primary key (name, version) with a scan key on the
+ * name, and take columns by attribute number (Anum_model_versions_*), as
+ * pg_cron's job_metadata.c reads cron.job.  Writes are parameterised
+ * statements run through SPI with the caller's privileges, so that the
+ * table's constraints, its partial unique index on the deployed version
+ * and its invalidation trigger all apply; a model name's versions are
+ * numbered and deployed under a transaction-level advisory lock on
+ * (hashtext('nids.model_versions'), hashtext(name)), the lock nids 1.0's
+ * SQL functions took too.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "drift.h"
+#include "executor/spi.h"
+#include "model.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+static Oid	models_relid = InvalidOid;
+static Oid	models_pkey = InvalidOid;
+
+/*
+ * nids.model_versions and its primary key, looked up once per backend (and
+ * again after a relcache reset: model_cache.c calls catalog_forget).
+ */
+Oid
+catalog_models_relid(void)
+{
+	Oid			nsp;
+
+	if (OidIsValid(models_relid) && OidIsValid(models_pkey))
+		return models_relid;
+	nsp = get_namespace_oid("nids", true);
+	if (OidIsValid(nsp))
+	{
+		models_relid = get_relname_relid("model_versions", nsp);
+		models_pkey = get_relname_relid("model_versions_pkey", nsp);
+	}
+	if (!OidIsValid(models_relid) || !OidIsValid(models_pkey))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table nids.model_versions does not exist"),
+				 errhint("Run CREATE EXTENSION nids in this database.")));
+	return models_relid;
+}
+
+/* the table's OID if it was looked up already, else InvalidOid */
+Oid
+catalog_models_relid_if_known(void)
+{
+	return models_relid;
+}
+
+void
+catalog_forget(void)
+{
+	models_relid = InvalidOid;
+	models_pkey = InvalidOid;
+}
+
+/*
+ * The newest committed catalogue state; a parallel worker cannot take a new
+ * snapshot and sees what its leader sees.
+ */
+static Snapshot
+catalogue_snapshot(void)
+{
+	if (IsInParallelMode())
+		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	return GetLatestSnapshot();
+}
+
+static bytea *
+column_bytes(HeapTuple tup, TupleDesc desc, int attnum)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, attnum, desc, &isnull);
+
+	return isnull ? NULL : DatumGetByteaPCopy(d);
+}
+
+/* the columns of rec that what asks for, detoasted and copied */
+static void
+record_from_tuple(HeapTuple tup, TupleDesc desc, int what, ModelRecord *rec)
+{
+	bool		isnull;
+	Datum		d;
+
+	rec->version = DatumGetInt32(heap_getattr(tup, Anum_model_versions_version, desc, &isnull));
+	rec->deployed = DatumGetBool(heap_getattr(tup, Anum_model_versions_deployed, desc, &isnull));
+	rec->tid = tup->t_self;
+	if (what & CATALOG_READ_MODEL)
+	{
+		rec->feature_names = DatumGetArrayTypePCopy(heap_getattr(tup, Anum_model_versions_feature_names, desc, &isnull));
+		rec->class_labels = DatumGetArrayTypePCopy(heap_getattr(tup, Anum_model_versions_class_labels, desc, &isnull));
+		rec->native = column_bytes(tup, desc, Anum_model_versions_native);
+		rec->iforest = column_bytes(tup, desc, Anum_model_versions_iforest);
+		d = heap_getattr(tup, Anum_model_versions_anomaly_threshold, desc, &isnull);
+		rec->anomaly_threshold = isnull ? NAN : DatumGetFloat8(d);
+		d = heap_getattr(tup, Anum_model_versions_benign_label, desc, &isnull);
+		rec->benign_label = isnull ? NULL : TextDatumGetCString(d);
+	}
+	if (what & CATALOG_READ_BOOSTER)
+		rec->booster = column_bytes(tup, desc, Anum_model_versions_booster);
+	if (what & CATALOG_READ_REFERENCE)
+		rec->reference = column_bytes(tup, desc, Anum_model_versions_reference);
+}
+
+/*
+ * Read version (0: the deployed one) of model name into rec; false when
+ * there is none.  Only the columns what names are read beyond the version.
+ */
+bool
+catalog_read(const char *name, int32 version, int what, ModelRecord *rec)
+{
+	Relation	rel;
+	Relation	idx;
+	SysScanDesc scan;
+	ScanKeyData key[2];
+	HeapTuple	tup;
+	Snapshot	snapshot;
+	bool		found = false;
+
+	rel = table_open(catalog_models_relid(), AccessShareLock);
+	idx = index_open(models_pkey, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_model_versions_name, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(name));
+	key[0].sk_collation = idx->rd_indcollation[0];
+	ScanKeyInit(&key[1], Anum_model_versions_version, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(version));
+	snapshot = RegisterSnapshot(catalogue_snapshot());
+	scan = systable_beginscan(rel, models_pkey, true, snapshot, version > 0 ? 2 : 1, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+
+		if (version == 0 &&
+			!DatumGetBool(heap_getattr(tup, Anum_model_versions_deployed,
+									   RelationGetDescr(rel), &isnull)))
+			continue;
+		memset(rec, 0, sizeof(*rec));
+		rec->name = name;
+		record_from_tuple(tup, RelationGetDescr(rel), what, rec);
+		found = true;
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* the highest version of name, 0 when it has none */
+static int32
+catalog_max_version(const char *name)
+{
+	Relation	rel;
+	Relation	idx;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Snapshot	snapshot;
+	int32		max = 0;
+
+	rel = table_open(catalog_models_relid(), AccessShareLock);
+	idx = index_open(models_pkey, AccessShareLock);
+	ScanKeyInit(&key, Anum_model_versions_name, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(name));
+	key.sk_collation = idx->rd_indcollation[0];
+	snapshot = RegisterSnapshot(catalogue_snapshot());
+	scan = systable_beginscan(rel, models_pkey, true, snapshot, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+
+		max = Max(max, DatumGetInt32(heap_getattr(tup, Anum_model_versions_version,
+												  RelationGetDescr(rel), &isnull)));
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return max;
+}
+
+/* serialise changes to one model name's versions until the end of the transaction */
+static void
+lock_model_name(const char *name)
+{
+	Datum		table = DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
+												CStringGetTextDatum("nids.model_versions"));
+	Datum		model = DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
+												CStringGetTextDatum(name));
+
+	DirectFunctionCall2(pg_advisory_xact_lock_int4, table, model);
+}
+
+/* run a parameterised write; returns the rows it processed */
+static uint64
+catalog_write(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+			  int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "nids catalogue write failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* undeploy every version of name but keep (0: all) */
+static void
+undeploy_others(const char *name, int32 keep)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(keep)};
+
+	catalog_write("UPDATE nids.model_versions SET deployed = false "
+				  "WHERE name = $1 AND deployed AND version <> $2",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * Insert rec as the next version of rec->name (deployed when
+ * rec->deployed); sets rec->version and rec->metrics (the metrics given,
+ * with the version added), and returns the version.
+ */
+int32
+catalog_register(ModelRecord *rec)
+{
+	Oid			types[12] = {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTARRAYOID,
+	JSONBOID, BYTEAOID, BYTEAOID, BYTEAOID, FLOAT8OID, BYTEAOID, TEXTOID};
+	Datum		values[12];
+	char		nulls[12];
+	Jsonb	   *version_json;
+
+	CheckModelName(rec->name);
+	SPI_connect();
+	lock_model_name(rec->name);
+	rec->version = catalog_max_version(rec->name) + 1;
+	if (rec->deployed)
+		undeploy_others(rec->name, 0);
+	version_json = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													  CStringGetDatum(psprintf("{\"version\": %d}", rec->version))));
+	rec->metrics = rec->metrics == NULL ? version_json
+		: DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(rec->metrics),
+											 JsonbPGetDatum(version_json)));
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(rec->name);
+	values[1] = Int32GetDatum(rec->version);
+	values[2] = BoolGetDatum(rec->deployed);
+	values[3] = PointerGetDatum(rec->feature_names);
+	values[4] = PointerGetDatum(rec->class_labels);
+	values[5] = JsonbPGetDatum(rec->metrics);
+	values[6] = PointerGetDatum(rec->booster);
+	values[7] = PointerGetDatum(rec->native);
+	values[8] = PointerGetDatum(rec->iforest);
+	nulls[8] = rec->iforest ? ' ' : 'n';
+	values[9] = Float8GetDatum(rec->anomaly_threshold);
+	nulls[9] = isnan(rec->anomaly_threshold) ? 'n' : ' ';
+	values[10] = PointerGetDatum(rec->reference);
+	nulls[10] = rec->reference ? ' ' : 'n';
+	values[11] = rec->benign_label ? CStringGetTextDatum(rec->benign_label) : (Datum) 0;
+	nulls[11] = rec->benign_label ? ' ' : 'n';
+	catalog_write("INSERT INTO nids.model_versions (name, version, deployed, feature_names, "
+				  "class_labels, metrics, booster, native, iforest, anomaly_threshold, "
+				  "reference, benign_label) "
+				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+				  12, types, values, nulls, SPI_OK_INSERT);
+	SPI_finish();
+	return rec->version;
+}
+
+/*
+ * Make version the deployed one of name (deploy, or roll back).
+ */
+void
+catalog_deploy(const char *name, int32 version)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
+	ModelRecord rec;
+
+	SPI_connect();
+	lock_model_name(name);
+	if (!catalog_read(name, version, 0, &rec))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no version %d", name, version),
+				 errhint("See nids.models for the versions of each model.")));
+	undeploy_others(name, version);
+	catalog_write("UPDATE nids.model_versions SET deployed = true "
+				  "WHERE name = $1 AND version = $2 AND NOT deployed",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	SPI_finish();
+}
+
+/*
+ * Drop one version of name, or all of them.
+ */
+void
+catalog_drop(const char *name, int32 version, bool all_versions)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
+	char		nulls[2] = {' ', all_versions ? 'n' : ' '};
+
+	SPI_connect();
+	lock_model_name(name);
+	if (catalog_write("DELETE FROM nids.model_versions "
+					  "WHERE name = $1 AND ($2 IS NULL OR version = $2)",
+					  2, types, values, nulls, SPI_OK_DELETE) == 0)
+	{
+		if (all_versions)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist", name)));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no version %d", name, version)));
+	}
+	SPI_finish();
+}
+
+/*
+ * Append a drift report of model version to nids.drift_reports; returns
+ * its id, drawn from nids.drift_report_id.
+ */
+int64
+catalog_log_drift(const char *model, int32 version, const DriftResult *result)
+{
+	int			n = result->num_rows;
+	Datum	   *feature = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *ks = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *p = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *untested = palloc(sizeof(bool) * Max(n, 1));
+	Datum	   *nref = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *nwin = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *level = palloc(sizeof(Datum) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	Oid			types[9] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, FLOAT8ARRAYOID,
+	FLOAT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[9];
+	int64		id;
+
+	for (int i = 0; i < n; i++)
+	{
+		const DriftRow *row = &result->rows[i];
+
+		feature[i] = CStringGetTextDatum(row->feature);
+		ks[i] = Float8GetDatum(row->ks_statistic);
+		p[i] = Float8GetDatum(row->p_value);
+		untested[i] = !row->tested;
+		nref[i] = Int64GetDatum(row->n_reference);
+		nwin[i] = Int64GetDatum(row->n_window);
+		level[i] = CStringGetTextDatum(row->drift_level);
+	}
+	id = DatumGetInt64(DirectFunctionCall1(nextval_oid,
+										   ObjectIdGetDatum(get_relname_relid("drift_report_id",
+																			  get_namespace_oid("nids", false)))));
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(model);
+	values[2] = Int32GetDatum(version);
+	values[3] = PointerGetDatum(construct_array(feature, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_md_array(ks, untested, 1, dims, lbs, FLOAT8OID,
+												   sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[5] = PointerGetDatum(construct_md_array(p, untested, 1, dims, lbs, FLOAT8OID,
+												   sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[6] = PointerGetDatum(construct_array(nref, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[7] = PointerGetDatum(construct_array(nwin, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[8] = PointerGetDatum(construct_array(level, n, TEXTOID, -1, false, TYPALIGN_INT));
+	SPI_connect();
+	catalog_write("INSERT INTO nids.drift_reports (report_id, model, version, ran_at, feature, "
+				  "ks_statistic, p_value, n_reference, n_window, drift_level) "
+				  "SELECT $1, $2, $3, pg_catalog.now(), r.* "
+				  "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+				  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9)) AS r",
+				  9, types, values, NULL, SPI_OK_INSERT);
+	SPI_finish();
+	return id;
+}

@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * model_eval.c
+ *	  The native tree-ensemble evaluator: XGBoost boosters converted once
+ *	  per model version into flat node arrays, and scored without XGBoost.
+ *
+ * One prediction call into XGBoost costs tens of microseconds of fixed
+ * overhead; scoring one row per SQL call cannot pay that.  A booster is
+ * converted here into one node array per tree, laid out breadth-first so
+ * that the two children of a node are adjacent (right = left + 1) and
+ * always come after their parent.  A leaf points at itself with threshold
+ * +Inf and "missing goes left", so a traversal step on a leaf stays put:
+ * trees of equal depth can then be walked in lock-step, several at a time,
+ * without a branch per node.  Trees are evaluated in order of depth and
+ * their leaf values summed in XGBoost's own tree order, in float32, onto
+ * base_score, as XGBoost's CPU predictor does; the split rule is XGBoost's:
+ * left when x < threshold, a missing value (NaN) follows the default
+ * direction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "model.h"
+
+#define LOCKSTEP		16
+
+const char *
+objective_name(NidsObjective objective)
+{
+	switch (objective)
+	{
+		case NIDS_OBJ_SOFTPROB:
+			return "multi:softprob";
+		case NIDS_OBJ_SOFTMAX:
+			return "multi:softmax";
+		case NIDS_OBJ_LOGISTIC:
+			return "binary:logistic";
+		case NIDS_OBJ_ISOLATION:
+			return "isolation forest";
+	}
+	return "unknown";
+}
+
+int
+forest_num_outputs(const NidsForest *forest)
+{
+	if (forest->objective == NIDS_OBJ_ISOLATION)
+		return 1;
+	return forest->objective == NIDS_OBJ_LOGISTIC ? 2 : forest->num_groups;
+}
+
+
+/*
+ * Scratch floats forest_predict_margin needs: a leaf value per tree, and a
+ * copy of the input with the always-missing slot after it.
+ */
+int
+forest_scratch_size(const NidsForest *forest)
+{
+	return forest->num_trees + 2 * forest->num_features + 1;
+}
+
+/* the compact copy, when every index fits in 16 bits */
+static void
+forest_compact(NidsForest *f)
+{
+	if (2 * f->num_features + 1 > PG_UINT16_MAX)
+		return;
+	for (int t = 0; t < f->num_trees; t++)
+		if (f->tree_offset[t + 1] - f->tree_offset[t] > 65536)
+			return;
+	f->cnodes = palloc_extended(sizeof(NidsNodeC) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
+	for (int t = 0; t < f->num_trees; t++)
+	{
+		int			start = f->tree_offset[t];
+
+		for (int i = 0; i < f->tree_offset[t + 1] - start; i++)
+		{
+			const NidsNode *n = &f->nodes[start + i];
+			NidsNodeC  *c = &f->cnodes[start + i];
+
+			if (n->left == i)
+			{
+				c->value = f->leaf_value[start + i];
+				c->skip = 0;
+				c->input = (uint16) (2 * f->num_features);
+			}
+			else
+			{
+				/* children come after their parent: 0 < skip < 65536 */
+				c->value = n->threshold;
+				c->skip = (uint16) (n->left - i);
+				c->input = (uint16) ((n->feature_dl & NIDS_FEATURE_MASK) +
+									 ((n->feature_dl & NIDS_DEFAULT_LEFT) ? f->num_features : 0));
+			}
+		}
+	}
+}
+
+/*
+ * Derived fields every forest needs before it is walked: evaluation order,
+ * the round-robin flag and the compact copy.  Called by the converter, the
+ * deserialiser and the isolation-forest trainer.
+ */
+void
+forest_finish(NidsForest *f)
+{
+	int32	   *order = palloc(sizeof(int32) * Max(f->num_trees, 1));
+	int			n = 0;
+	int			maxdepth = 0;
+
+	/* counting sort of trees by depth keeps XGBoost order within a depth */
+	for (int t = 0; t < f->num_trees; t++)
+		maxdepth = Max(maxdepth, f->tree_depth[t]);
+	for (int d = 0; d <= maxdepth; d++)
+		for (int t = 0; t < f->num_trees; t++)
+			if (f->tree_depth[t] == d)
+				order[n++] = t;
+	f->eval_order = order;
+	f->eval_offset = palloc(sizeof(int32) * Max(f->num_trees, 1));
+	for (int t = 0; t < f->num_trees; t++)
+		f->eval_offset[t] = f->tree_offset[order[t]];
+	f->round_robin = true;
+	for (int t = 0; t < f->num_trees; t++)
+		if (f->tree_group[t] != t % f->num_groups)
+			f->round_robin = false;
+	forest_compact(f);
+}
+
+
+/* ---------------- evaluation ---------------- */
+
+static inline int32
+node_step(const NidsNode *tree, int32 i, const float *x)
+{
+	const NidsNode *node = &tree[i];
+	float		v = x[node->feature_dl & NIDS_FEATURE_MASK];
+	int			dl = (node->feature_dl & NIDS_DEFAULT_LEFT) != 0;
+	int			right = (!(v < node->threshold)) ^ (isnan(v) & dl);
+
+	return node->left + right;
+}
+
+/* one step down a compact tree; a leaf stays where it is */
+static inline const NidsNodeC *
+cnode_step(const NidsNodeC *node, const float *in)
+{
+	return node + node->skip + !(in[node->input] < node->value);
+}
+
+/* the compact walk: leaf values come from the nodes themselves */
+static void
+predict_compact(const NidsForest *f, const float *x, float *leaf)
+{
+	const int32 *order = f->eval_order;
+	const NidsNodeC *nodes = f->cnodes;
+	int			t = 0;
+
+	for (; t + LOCKSTEP <= f->num_trees; t += LOCKSTEP)
+	{
+		const NidsNodeC *p[LOCKSTEP];
+		int			depth = f->tree_depth[order[t + LOCKSTEP - 1]];
+
+		for (int k = 0; k < LOCKSTEP; k++)
+			p[k] = nodes + f->eval_offset[t + k];
+		for (int d = 0; d < depth; d++)
+		{
+#pragma GCC unroll 16
+			for (int k = 0; k < LOCKSTEP; k++)
+				p[k] = cnode_step(p[k], x);
+		}
+		for (int k = 0; k < LOCKSTEP; k++)
+			leaf[order[t + k]] = p[k]->value;
+	}
+	for (; t < f->num_trees; t++)
+	{
+		const NidsNodeC *p = nodes + f->eval_offset[t];
+
+		for (int d = 0; d < f->tree_depth[order[t]]; d++)
+			p = cnode_step(p, x);
+		leaf[order[t]] = p->value;
+	}
+}
+
+/* the wide walk, for trees or feature counts beyond 16 bits */
+static void
+predict_wide(const NidsForest *f, const float *x, float *leaf)
+{
+	const int32 *order = f->eval_order;
+	int			t = 0;
+
+	for (; t + LOCKSTEP <= f->num_trees; t += LOCKSTEP)
+	{
+		const NidsNode *tree[LOCKSTEP];
+		int32		pos[LOCKSTEP];
+		int			depth = f->tree_depth[order[t + LOCKSTEP - 1]];
+
+		for (int k = 0; k < LOCKSTEP; k++)
+		{
+			tree[k] = f->nodes + f->tree_offset[order[t + k]];
+			pos[k] = 0;
+		}
+		for (int d = 0; d < depth; d++)
+			for (int k = 0; k < LOCKSTEP; k++)
+				pos[k] = node_step(tree[k], pos[k], x);
+		for (int k = 0; k < LOCKSTEP; k++)
+			leaf[order[t + k]] = f->leaf_value[f->tree_offset[order[t + k]] + pos[k]];
+	}
+	for (; t < f->num_trees; t++)
+	{
+		const NidsNode *tree = f->nodes + f->tree_offset[order[t]];
+		int32		pos = 0;
+		int			depth = f->tree_depth[order[t]];
+
+		for (int d = 0; d < depth; d++)
+			pos = node_step(tree, pos, x);
+		leaf[order[t]] = f->leaf_value[f->tree_offset[order[t]] + pos];
+	}
+}
+
+/*
+ * Sum the trees for one feature vector x[num_features] into
+ * margin[num_groups].  scratch must hold forest_scratch_size() floats.
+ * Leaves are added in XGBoost's tree order, whatever order they were
+ * reached in, so the float32 sums are XGBoost's.
+ */
+void
+forest_predict_margin(const NidsForest *f, const float *x, float *margin,
+					  float *scratch)
+{
+	float	   *leaf = scratch;
+
+	if (f->cnodes && nids_compact_evaluator)
+	{
+		float	   *in = scratch + f->num_trees;
+		int			nf = f->num_features;
+
+		for (int j = 0; j < nf; j++)
+		{
+			bool		missing = isnan(x[j]);
+
+			in[j] = missing ? INFINITY : x[j];
+			in[nf + j] = missing ? -INFINITY : x[j];
+		}
+		in[2 * nf] = -INFINITY;
+		predict_compact(f, in, leaf);
+	}
+	else
+		predict_wide(f, x, leaf);
+
+	for (int g = 0; g < f->num_groups; g++)
+		margin[g] = f->base_margin[g];
+	if (f->round_robin)
+	{
+		/* one boosting round at a time: independent adds, in tree order */
+		int			ng = f->num_groups;
+		int			i = 0;
+
+		for (; i + ng <= f->num_trees; i += ng)
+			for (int g = 0; g < ng; g++)
+				margin[g] += leaf[i + g];
+		for (int g = 0; i < f->num_trees; i++, g++)
+			margin[g] += leaf[i];
+	}
+	else
+		for (int i = 0; i < f->num_trees; i++)
+			margin[f->tree_group[i]] += leaf[i];
+}
+
+/*
+ * Turn margins into class probabilities as XGBoost's objectives do
+ * (softmax in float32 with a double sum; the logistic sigmoid).
+ */
+void
+forest_transform(const NidsForest *f, const float *margin, double *proba)
+{
+	if (f->objective == NIDS_OBJ_LOGISTIC)
+	{
+		float		p = 1.0f / (1.0f + expf(-margin[0]));
+
+		proba[0] = 1.0 - (double) p;
+		proba[1] = p;
+	}
+	else
+	{
+		float		wmax = margin[0];
+		double		wsum = 0.0;
+		float		e;
+
+		for (int g = 1; g < f->num_groups; g++)
+			wmax = fmaxf(margin[g], wmax);
+		for (int g = 0; g < f->num_groups; g++)
+		{
+			e = expf(margin[g] - wmax);
+			proba[g] = e;
+			wsum += e;
+		}
+		for (int g = 0; g < f->num_groups; g++)
+			proba[g] = (float) proba[g] / (float) wsum;
+	}
+}

@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ *
+ * train.h
+ *	  The train_* family: nids_train (train.c) as a short list of steps
+ *	  over one TrainState, the training data (train_data.c), every XGBoost
+ *	  call (train_xgboost.c), preprocessing (train_preprocess.c), the
+ *	  seeded generator (train_random.c), the options (train_options.c),
+ *	  the metrics report (train_report.c) and nids_attach_benign
+ *	  (train_attach.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef NIDS_TRAIN_H
+#define NIDS_TRAIN_H
+
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "model.h"
+#include "portability/instr_time.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+
+#define NIDS_MAX_CLASSES	1000
+#define NIDS_MAX_PARAMS		48
+
+/* ---- the seeded generator (train_random.c) ---- */
+typedef struct NidsRandom
+{
+	uint64		state;
+} NidsRandom;
+
+extern void nids_random_init(NidsRandom *r, uint64 seed);
+extern uint64 nids_random_next(NidsRandom *r);
+extern double nids_random_unit(NidsRandom *r);
+extern uint64 nids_random_below(NidsRandom *r, uint64 n);
+
+/* ---- options (train_options.c) ---- */
+typedef struct TrainOptions
+{
+	char	  **exclude;
+	int			nexclude;
+	double		correlation_threshold;
+	double		test_size;
+	uint64		seed;
+	bool		deploy;
+	char	   *benign_label;
+	int			rounds;
+	int			nparams;
+	char	   *param_keys[NIDS_MAX_PARAMS];
+	char	   *param_values[NIDS_MAX_PARAMS];
+	IForestParams iforest;
+	double		benign_fpr;
+} TrainOptions;
+
+extern void train_options_parse(Jsonb *options, TrainOptions *opt);
+extern const char *train_param(const TrainOptions *opt, const char *key);
+
+/* ---- preprocessing (train_preprocess.c) ---- */
+#define NIDS_CORR_SAMPLE	100000
+
+typedef struct Preprocessing
+{
+	int			nkept;
+	int		   *kept;			/* column indices, in column order */
+	int			ndropped;
+	int		   *dropped;		/* column indices, in column order */
+	char	  **reasons;		/* why each was dropped */
+} Preprocessing;
+
+extern void preprocess_select(const float *x, int64 n, int d, int64 ntrain,
+							  char **colnames, double threshold,
+							  Preprocessing *out);
+extern void preprocess_compact(float *x, int64 n, int d, const Preprocessing *pre);
+
+/* ---- the training data (train_data.c) ---- */
+typedef struct TrainData
+{
+	int			d;				/* feature columns */
+	char	  **colnames;		/* relation column names */
+	char	  **features;		/* canonical feature names */
+	int64		n;
+	int64		cap;
+	float	   *x;				/* row-major n x d */
+	int32	   *y;				/* class per row */
+	int			nclasses;
+	char	  **classes;
+	int64		skipped;		/* rows with a NULL label */
+	HTAB	   *class_ids;		/* label -> class, while reading */
+	MemoryContext cxt;			/* where x, y and the classes live */
+	instr_time	start;
+	double		last_notice;
+} TrainData;
+
+extern void train_data_columns(TrainData *td, Oid relid, const char *label,
+							   const TrainOptions *opt, char **qualified);
+extern void train_data_read(TrainData *td, const char *qualified, const char *label);
+extern void train_data_order_classes(TrainData *td);
+extern int64 train_data_split(TrainData *td, double test_size, uint64 seed);
+extern void train_data_keep_test_rows(TrainData *td, int64 ntrain, int k);
+extern double elapsed_since(instr_time start);
+
+/* ---- the XGBoost boundary (train_xgboost.c): no other file calls it ---- */
+extern XgbBooster xgb_load(const char *data, size_t len);
+extern void xgb_predict_proba(XgbBooster booster, const NidsForest *forest,
+							  const float *x, int nrow, double *proba);
+extern char *xgb_train(TrainData *td, int64 ntrain, int k,
+					   const TrainOptions *opt, size_t *json_len);
+
+/* ---- the report (train_report.c) ---- */
+typedef struct JsonbParseState JsonbParseState;
+
+extern void report_key(JsonbParseState **st, const char *key);
+extern void report_string(JsonbParseState **st, const char *key, const char *value);
+extern void report_number(JsonbParseState **st, const char *key, double value);
+extern void report_int(JsonbParseState **st, const char *key, int64 value);
+extern void report_names(JsonbParseState **st, const char *key, char **names, int n);
+extern void report_begin(JsonbParseState **st, const char *key);
+extern void report_end(JsonbParseState **st);
+extern Jsonb *report_finish(JsonbParseState **st);
+extern void report_classifier(JsonbParseState **st, const int64 *confusion,
+							  char **classes, int nclasses, int64 ntest);
+extern double roc_auc(double *pairs, int64 n);
+
+#endif							/* NIDS_TRAIN_H */

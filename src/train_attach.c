@@ -1,0 +1,192 @@
+/*-------------------------------------------------------------------------
+ *
+ * train_attach.c
+ *	  nids_attach_benign(model, benign_flows, options): give a model that
+ *	  has no isolation forest or drift reference (an imported XGBoost
+ *	  model) both, from a table of benign flows.
+ *
+ * The flows are read by the one reader (flow_reader.c) with the caller's
+ * privileges and mapped onto the model's features by canonical column
+ * name, as nids_features maps them.  A seeded hold-out of test_size of them sets
+ * the novelty threshold at the (1 - iforest.benign_fpr) quantile; the
+ * forest is trained on the rest; the drift reference is built from all of
+ * them.  The result is a new version of the model, with the same booster.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/relation.h"
+#include "catalog/pg_type.h"
+#include "drift.h"
+#include "flow.h"
+#include "train.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(nids_attach_benign);
+
+typedef struct BenignRows
+{
+	int			d;
+	int64		n;
+	int64		cap;
+	float	   *x;				/* row-major n x d */
+} BenignRows;
+
+static void
+add_benign_row(void *arg, const float *x, Datum label, bool label_isnull)
+{
+	BenignRows *b = (BenignRows *) arg;
+
+	if (b->n == b->cap)
+	{
+		b->cap *= 2;
+		b->x = repalloc_huge(b->x, sizeof(float) * b->cap * b->d);
+	}
+	memcpy(b->x + b->n * b->d, x, sizeof(float) * b->d);
+	b->n++;
+}
+
+/* every row of relid, as model's feature vectors */
+static void
+read_benign(Oid relid, NidsModel *model, BenignRows *b, char **qualified)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	FlowQuery	query;
+
+	*qualified = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											RelationGetRelationName(rel));
+	relation_close(rel, AccessShareLock);
+	b->d = model->num_features;
+	b->cap = 4096;
+	b->x = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * b->cap * b->d);
+	memset(&query, 0, sizeof(query));
+	query.sql = psprintf("SELECT * FROM %s", *qualified);
+	query.features = model->feature_names;
+	query.num_features = model->num_features;
+	query.model = model->name;
+	flow_read(&query, add_benign_row, b);
+	if (b->n < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s has %lld rows; at least two benign flows are needed",
+						*qualified, (long long) b->n)));
+}
+
+/* a seeded permutation of 0 .. n-1 (Fisher-Yates) */
+static int64 *
+shuffled_rows(int64 n, uint64 seed)
+{
+	int64	   *rows = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
+	NidsRandom	rng;
+
+	nids_random_init(&rng, seed);
+	for (int64 i = 0; i < n; i++)
+		rows[i] = i;
+	for (int64 i = n - 1; i > 0; i--)
+	{
+		int64		j = (int64) nids_random_below(&rng, (uint64) (i + 1));
+		int64		t = rows[i];
+
+		rows[i] = rows[j];
+		rows[j] = t;
+	}
+	return rows;
+}
+
+static Jsonb *
+attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest,
+			  const TrainOptions *opt, int64 ntrain, int64 ntest, double threshold)
+{
+	JsonbParseState *st = NULL;
+
+	report_begin(&st, NULL);
+	report_string(&st, "source", "nids_attach_benign");
+	report_int(&st, "from_version", model->version);
+	report_string(&st, "benign_relation", qualified);
+	report_begin(&st, "iforest");
+	report_int(&st, "trees", iforest->num_trees);
+	report_int(&st, "sample_size", iforest->sample_size);
+	report_string(&st, "scale", iforest_scale_names[opt->iforest.scale]);
+	report_int(&st, "benign_training_rows", ntrain);
+	report_int(&st, "held_out_rows", ntest);
+	report_number(&st, "benign_fpr", opt->benign_fpr);
+	report_number(&st, "threshold", threshold);
+	report_end(&st);
+	return report_finish(&st);
+}
+
+static ArrayType *
+text_array(char **names, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(names[i]);
+	return construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+Datum
+nids_attach_benign(PG_FUNCTION_ARGS)
+{
+	TrainOptions opt;
+	NidsModel  *model;
+	char	   *qualified;
+	BenignRows	benign;
+	int64	   *rows;
+	int64		ntest,
+				ntrain;
+	NidsForest *iforest;
+	double		threshold;
+	float	   *scratch;
+	ModelRecord rec;
+	MemoryContext cxt,
+				old;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model and benign_flows must not be NULL")));
+	train_options_parse(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opt);
+	model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "nids attach", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	memset(&benign, 0, sizeof(benign));
+	read_benign(PG_GETARG_OID(1), model, &benign, &qualified);
+
+	/* a seeded hold-out sets the threshold; the rest trains the forest */
+	rows = shuffled_rows(benign.n, opt.seed);
+	ntest = Min((int64) floor(opt.test_size * benign.n + 0.5), benign.n - 1);
+	ntrain = benign.n - ntest;
+	iforest = iforest_train(benign.x, benign.d, rows, ntrain, &opt.iforest);
+	scratch = palloc(sizeof(float) * forest_scratch_size(iforest));
+	threshold = ntest > 0
+		? iforest_threshold(iforest, benign.x, benign.d, rows + ntrain, ntest, opt.benign_fpr, scratch)
+		: iforest_threshold(iforest, benign.x, benign.d, rows, ntrain, opt.benign_fpr, scratch);
+
+	/* the drift reference is built from all of them, in table order */
+	for (int64 i = 0; i < benign.n; i++)
+		rows[i] = i;
+	memset(&rec, 0, sizeof(rec));
+	rec.name = model->name;
+	rec.booster = model_booster_bytes(model);
+	rec.native = forest_serialize(model->forest);
+	rec.feature_names = text_array(model->feature_names, model->num_features);
+	rec.class_labels = text_array(model->class_labels, model->num_classes);
+	rec.metrics = attach_report(model, qualified, iforest, &opt, ntrain, ntest, threshold);
+	rec.deployed = opt.deploy;
+	rec.iforest = forest_serialize(iforest);
+	rec.anomaly_threshold = threshold;
+	rec.reference = drift_reference_build(benign.x, benign.d, rows, benign.n, opt.seed);
+	rec.benign_label = opt.benign_label;
+	catalog_register(&rec);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	PG_RETURN_INT32(rec.version);
+}
