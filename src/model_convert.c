@@ -72,8 +72,12 @@ tree_array(const DocValue *tree, const char *key, int n, char **error, int t)
 }
 
 
-NidsForest *
-forest_from_xgboost(const DocValue *doc, char **error)
+/*
+ * The learner's objective, feature and class counts and base margin, from
+ * learner_model_param; false (and *error) when unusable.
+ */
+static bool
+convert_learner(const DocValue *doc, NidsForest *f, char **error)
 {
 	DocValue   *learner = doc_get(doc, "learner");
 	DocValue   *lmp = doc_get(learner, "learner_model_param");
@@ -81,23 +85,14 @@ forest_from_xgboost(const DocValue *doc, char **error)
 	DocValue   *objname = doc_get(objective, "name");
 	DocValue   *gb = doc_get(learner, "gradient_booster");
 	DocValue   *gbname = doc_get(gb, "name");
-	DocValue   *model = doc_get(gb, "model");
-	DocValue   *trees = doc_get(model, "trees");
-	DocValue   *tree_info = doc_get(model, "tree_info");
-	NidsForest *f = palloc0(sizeof(NidsForest));
 	double		num_class = 0,
 				num_feature = 0,
 				base_score = 0.5;
-	int			total_nodes = 0;
-	int			max_nodes = 1;
-	int32	   *stack;
-	int32	   *newpos;
 
-	*error = NULL;
 	if (learner == NULL || lmp == NULL || gb == NULL)
 	{
 		*error = pstrdup("the document has no \"learner\" with \"learner_model_param\" and \"gradient_booster\"; it is not an XGBoost model");
-		return NULL;
+		return false;
 	}
 	if (gbname == NULL || gbname->type != DOC_STRING ||
 		strncmp(gbname->u.string, "gbtree", gbname->len) != 0 || gbname->len != 6)
@@ -105,12 +100,12 @@ forest_from_xgboost(const DocValue *doc, char **error)
 		*error = psprintf("gradient booster \"%s\" is not supported; only gbtree is",
 						  gbname && gbname->type == DOC_STRING
 						  ? pnstrdup(gbname->u.string, gbname->len) : "?");
-		return NULL;
+		return false;
 	}
 	if (objname == NULL || objname->type != DOC_STRING)
 	{
 		*error = pstrdup("the model has no objective name");
-		return NULL;
+		return false;
 	}
 	if (strcmp(pnstrdup(objname->u.string, objname->len), "multi:softprob") == 0)
 		f->objective = NIDS_OBJ_SOFTPROB;
@@ -122,20 +117,20 @@ forest_from_xgboost(const DocValue *doc, char **error)
 	{
 		*error = psprintf("objective \"%s\" is not supported; expected multi:softprob, multi:softmax or binary:logistic",
 						  pnstrdup(objname->u.string, objname->len));
-		return NULL;
+		return false;
 	}
 	/* positive tests throughout: NaN must fail them */
 	if (!doc_param_number(lmp, "num_feature", &num_feature) ||
 		!(num_feature >= 1 && num_feature <= 100000) || num_feature != floor(num_feature))
 	{
 		*error = pstrdup("learner_model_param.num_feature is missing or out of range");
-		return NULL;
+		return false;
 	}
 	doc_param_number(lmp, "num_class", &num_class);
 	if (!doc_param_number(lmp, "base_score", &base_score) || !isfinite(base_score))
 	{
 		*error = pstrdup("learner_model_param.base_score is missing or is not a single number");
-		return NULL;
+		return false;
 	}
 	f->num_features = (int32) num_feature;
 	if (f->objective == NIDS_OBJ_LOGISTIC)
@@ -143,12 +138,12 @@ forest_from_xgboost(const DocValue *doc, char **error)
 		if (num_class > 1)
 		{
 			*error = psprintf("binary:logistic model has num_class %g", num_class);
-			return NULL;
+			return false;
 		}
 		if (!(base_score > 0.0 && base_score < 1.0))
 		{
 			*error = pstrdup("binary:logistic model has base_score outside (0, 1)");
-			return NULL;
+			return false;
 		}
 		f->num_groups = 1;
 	}
@@ -157,7 +152,7 @@ forest_from_xgboost(const DocValue *doc, char **error)
 		if (!(num_class >= 2 && num_class <= 10000) || num_class != floor(num_class))
 		{
 			*error = psprintf("multi-class model has num_class %g; expected at least 2", num_class);
-			return NULL;
+			return false;
 		}
 		f->num_groups = (int32) num_class;
 	}
@@ -170,16 +165,28 @@ forest_from_xgboost(const DocValue *doc, char **error)
 		else
 			f->base_margin[g] = (float) base_score;
 	}
+	return true;
+}
+
+/*
+ * Each tree's group and node range (first pass over the trees); sets
+ * *max_nodes to the largest tree's size.
+ */
+static bool
+convert_tree_sizes(const DocValue *trees, const DocValue *tree_info, NidsForest *f,
+				   int *max_nodes, char **error)
+{
+	int			total_nodes = 0;
 
 	if (trees == NULL || (trees->type != DOC_ARRAY && trees->type != DOC_NUMARRAY))
 	{
 		*error = pstrdup("gradient_booster.model.trees is missing");
-		return NULL;
+		return false;
 	}
 	if (trees->type == DOC_NUMARRAY)
 	{
 		*error = pstrdup("gradient_booster.model.trees is not an array of trees");
-		return NULL;
+		return false;
 	}
 	f->num_trees = trees->len;
 	if (f->num_trees > 0 &&
@@ -187,7 +194,7 @@ forest_from_xgboost(const DocValue *doc, char **error)
 		 tree_info->len != f->num_trees))
 	{
 		*error = pstrdup("gradient_booster.model.tree_info does not have one group per tree");
-		return NULL;
+		return false;
 	}
 	f->tree_group = palloc(sizeof(int32) * Max(f->num_trees, 1));
 	f->tree_offset = palloc(sizeof(int32) * (f->num_trees + 1));
@@ -207,142 +214,170 @@ forest_from_xgboost(const DocValue *doc, char **error)
 			nn != floor(nn))
 		{
 			*error = psprintf("tree %d has no valid tree_param.num_nodes", t);
-			return NULL;
+			return false;
 		}
 		if (doc_param_number(tp, "size_leaf_vector", &leafvec) && leafvec > 1)
 		{
 			*error = psprintf("tree %d has vector leaves (multi-target trees are not supported)", t);
-			return NULL;
+			return false;
 		}
 		if (!(g >= 0 && g < f->num_groups) || g != floor(g))
 		{
 			*error = psprintf("tree %d belongs to output group %g, but the model has %d",
 							  t, g, f->num_groups);
-			return NULL;
+			return false;
 		}
 		f->tree_group[t] = (int32) g;
 		f->tree_offset[t] = total_nodes;
 		if (total_nodes > PG_INT32_MAX / 2 - (int) nn)
 		{
 			*error = pstrdup("the model has too many nodes");
-			return NULL;
+			return false;
 		}
 		total_nodes += (int) nn;
-		max_nodes = Max(max_nodes, (int) nn);
+		*max_nodes = Max(*max_nodes, (int) nn);
 	}
 	f->tree_offset[f->num_trees] = total_nodes;
 	f->num_nodes = total_nodes;
-	f->nodes = palloc_extended(sizeof(NidsNode) * Max(total_nodes, 1), MCXT_ALLOC_HUGE);
-	f->leaf_value = palloc_extended(sizeof(float) * Max(total_nodes, 1), MCXT_ALLOC_HUGE);
+	return true;
+}
+
+/*
+ * Validate tree t of the document and lay it out breadth first at its
+ * range of f's nodes.  stack and newpos are scratch for max_nodes nodes.
+ */
+static bool
+convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *newpos,
+			 char **error)
+{
+	int			n = f->tree_offset[t + 1] - f->tree_offset[t];
+	const double *left = tree_array(tree, "left_children", n, error, t);
+	const double *right = tree_array(tree, "right_children", n, error, t);
+	const double *split = tree_array(tree, "split_indices", n, error, t);
+	const double *cond = tree_array(tree, "split_conditions", n, error, t);
+	const double *dleft = tree_array(tree, "default_left", n, error, t);
+	DocValue   *stype = doc_get(tree, "split_type");
+	NidsNode   *out = f->nodes + f->tree_offset[t];
+	float	   *leaf = f->leaf_value + f->tree_offset[t];
+	int32	   *depth = stack + n;	/* second half of the scratch area */
+	int			head = 0,
+				tail = 0,
+				placed = 1;
+
+	if (*error)
+		return false;
+	if (stype && stype->type == DOC_NUMARRAY)
+	{
+		for (int i = 0; i < stype->len; i++)
+			if (stype->u.numbers[i] != 0)
+			{
+				*error = psprintf("tree %d has categorical splits, which are not supported", t);
+				return false;
+			}
+	}
+	for (int i = 0; i < n; i++)
+		newpos[i] = -1;
+
+	/* breadth-first walk from the root: every node reached once */
+	stack[tail++] = 0;
+	newpos[0] = 0;
+	depth[0] = 0;
+	while (head < tail)
+	{
+		int			i = stack[head];
+		int			d = depth[head];
+		int			p = newpos[i];
+
+		head++;
+		if (left[i] == -1)
+		{
+			if (right[i] != -1)
+			{
+				*error = psprintf("tree %d node %d has one child", t, i);
+				return false;
+			}
+			if (!isfinite(cond[i]) || fabs(cond[i]) > FLT_MAX)
+			{
+				*error = psprintf("tree %d node %d has a leaf value that is not finite", t, i);
+				return false;
+			}
+			out[p].threshold = INFINITY;
+			out[p].feature_dl = NIDS_DEFAULT_LEFT;
+			out[p].left = p;
+			leaf[p] = (float) cond[i];
+			f->tree_depth[t] = Max(f->tree_depth[t], d);
+			continue;
+		}
+		if (left[i] < 1 || left[i] >= n || right[i] < 1 || right[i] >= n ||
+			left[i] != floor(left[i]) || right[i] != floor(right[i]))
+		{
+			*error = psprintf("tree %d node %d has a child index out of range", t, i);
+			return false;
+		}
+		if (newpos[(int) left[i]] != -1 || newpos[(int) right[i]] != -1 ||
+			left[i] == right[i])
+		{
+			*error = psprintf("tree %d node %d: a node is reached twice (the tree has a cycle or shared nodes)", t, i);
+			return false;
+		}
+		if (split[i] < 0 || split[i] >= f->num_features || split[i] != floor(split[i]))
+		{
+			*error = psprintf("tree %d node %d splits on feature %g, but the model has %d features",
+							  t, i, split[i], f->num_features);
+			return false;
+		}
+		if (isnan(cond[i]) || fabs(cond[i]) > FLT_MAX)
+		{
+			*error = psprintf("tree %d node %d has a threshold that is not finite", t, i);
+			return false;
+		}
+		out[p].threshold = (float) cond[i];
+		out[p].feature_dl = (uint32) split[i] | (dleft[i] != 0 ? NIDS_DEFAULT_LEFT : 0);
+		out[p].left = placed;
+		leaf[p] = 0.0f;
+		newpos[(int) left[i]] = placed;
+		newpos[(int) right[i]] = placed + 1;
+		stack[tail] = (int) left[i];
+		depth[tail++] = d + 1;
+		stack[tail] = (int) right[i];
+		depth[tail++] = d + 1;
+		placed += 2;
+	}
+	/* deleted nodes (XGBoost's pruner leaves them) are dropped */
+	for (int i = placed; i < n; i++)
+	{
+		out[i].threshold = INFINITY;
+		out[i].feature_dl = NIDS_DEFAULT_LEFT;
+		out[i].left = i;
+		leaf[i] = 0.0f;
+	}
+	return true;
+}
+
+NidsForest *
+forest_from_xgboost(const DocValue *doc, char **error)
+{
+	DocValue   *model = doc_get(doc_get(doc_get(doc, "learner"), "gradient_booster"), "model");
+	DocValue   *trees = doc_get(model, "trees");
+	DocValue   *tree_info = doc_get(model, "tree_info");
+	NidsForest *f = palloc0(sizeof(NidsForest));
+	int			max_nodes = 1;
+	int32	   *stack;
+	int32	   *newpos;
+
+	*error = NULL;
+	if (!convert_learner(doc, f, error) ||
+		!convert_tree_sizes(trees, tree_info, f, &max_nodes, error))
+		return NULL;
+	f->nodes = palloc_extended(sizeof(NidsNode) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
+	f->leaf_value = palloc_extended(sizeof(float) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
 
 	/* second pass: validate each tree and lay it out breadth first */
 	stack = palloc(sizeof(int32) * 2 * max_nodes);
 	newpos = palloc(sizeof(int32) * max_nodes);
 	for (int t = 0; t < f->num_trees; t++)
-	{
-		DocValue   *tree = &trees->u.items[t];
-		int			n = f->tree_offset[t + 1] - f->tree_offset[t];
-		const double *left = tree_array(tree, "left_children", n, error, t);
-		const double *right = tree_array(tree, "right_children", n, error, t);
-		const double *split = tree_array(tree, "split_indices", n, error, t);
-		const double *cond = tree_array(tree, "split_conditions", n, error, t);
-		const double *dleft = tree_array(tree, "default_left", n, error, t);
-		DocValue   *stype = doc_get(tree, "split_type");
-		NidsNode   *out = f->nodes + f->tree_offset[t];
-		float	   *leaf = f->leaf_value + f->tree_offset[t];
-		int32	   *depth = stack + n;	/* second half of the scratch area */
-		int			head = 0,
-					tail = 0,
-					placed = 1;
-
-		if (*error)
+		if (!convert_tree(&trees->u.items[t], t, f, stack, newpos, error))
 			return NULL;
-		if (stype && stype->type == DOC_NUMARRAY)
-		{
-			for (int i = 0; i < stype->len; i++)
-				if (stype->u.numbers[i] != 0)
-				{
-					*error = psprintf("tree %d has categorical splits, which are not supported", t);
-					return NULL;
-				}
-		}
-		for (int i = 0; i < n; i++)
-			newpos[i] = -1;
-
-		/* breadth-first walk from the root: every node reached once */
-		stack[tail++] = 0;
-		newpos[0] = 0;
-		depth[0] = 0;
-		while (head < tail)
-		{
-			int			i = stack[head];
-			int			d = depth[head];
-			int			p = newpos[i];
-
-			head++;
-			if (left[i] == -1)
-			{
-				if (right[i] != -1)
-				{
-					*error = psprintf("tree %d node %d has one child", t, i);
-					return NULL;
-				}
-				if (!isfinite(cond[i]) || fabs(cond[i]) > FLT_MAX)
-				{
-					*error = psprintf("tree %d node %d has a leaf value that is not finite", t, i);
-					return NULL;
-				}
-				out[p].threshold = INFINITY;
-				out[p].feature_dl = NIDS_DEFAULT_LEFT;
-				out[p].left = p;
-				leaf[p] = (float) cond[i];
-				f->tree_depth[t] = Max(f->tree_depth[t], d);
-				continue;
-			}
-			if (left[i] < 1 || left[i] >= n || right[i] < 1 || right[i] >= n ||
-				left[i] != floor(left[i]) || right[i] != floor(right[i]))
-			{
-				*error = psprintf("tree %d node %d has a child index out of range", t, i);
-				return NULL;
-			}
-			if (newpos[(int) left[i]] != -1 || newpos[(int) right[i]] != -1 ||
-				left[i] == right[i])
-			{
-				*error = psprintf("tree %d node %d: a node is reached twice (the tree has a cycle or shared nodes)", t, i);
-				return NULL;
-			}
-			if (split[i] < 0 || split[i] >= f->num_features || split[i] != floor(split[i]))
-			{
-				*error = psprintf("tree %d node %d splits on feature %g, but the model has %d features",
-								  t, i, split[i], f->num_features);
-				return NULL;
-			}
-			if (isnan(cond[i]) || fabs(cond[i]) > FLT_MAX)
-			{
-				*error = psprintf("tree %d node %d has a threshold that is not finite", t, i);
-				return NULL;
-			}
-			out[p].threshold = (float) cond[i];
-			out[p].feature_dl = (uint32) split[i] | (dleft[i] != 0 ? NIDS_DEFAULT_LEFT : 0);
-			out[p].left = placed;
-			leaf[p] = 0.0f;
-			newpos[(int) left[i]] = placed;
-			newpos[(int) right[i]] = placed + 1;
-			stack[tail] = (int) left[i];
-			depth[tail++] = d + 1;
-			stack[tail] = (int) right[i];
-			depth[tail++] = d + 1;
-			placed += 2;
-		}
-		/* deleted nodes (XGBoost's pruner leaves them) are dropped */
-		for (int i = placed; i < n; i++)
-		{
-			out[i].threshold = INFINITY;
-			out[i].feature_dl = NIDS_DEFAULT_LEFT;
-			out[i].left = i;
-			leaf[i] = 0.0f;
-		}
-	}
 	pfree(stack);
 	pfree(newpos);
 	forest_finish(f);

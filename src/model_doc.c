@@ -249,6 +249,103 @@ json_number(DocReader *r, DocValue *out)
 	return true;
 }
 
+/* a JSON object; r->p is at its '{' */
+static bool
+json_object(DocReader *r, DocValue *out)
+{
+	int			n = 0,
+				cap = 0;
+	char	  **keys = NULL;
+	DocValue   *values = NULL;
+
+	if (++r->depth > DOC_MAX_DEPTH)
+		return doc_fail(r, "document nested too deeply");
+	r->p++;
+	json_skip_space(r);
+	if (r->p < r->end && *r->p == '}')
+		r->p++;
+	else
+	{
+		for (;;)
+		{
+			char	   *key;
+			int			keylen;
+
+			json_skip_space(r);
+			if (!json_string(r, &key, &keylen))
+				return false;
+			json_skip_space(r);
+			if (r->p >= r->end || *r->p != ':')
+				return doc_fail(r, "expected ':'");
+			r->p++;
+			values = items_push(values, &n, &cap);
+			keys = keys ? repalloc(keys, sizeof(char *) * cap)
+				: palloc(sizeof(char *) * cap);
+			keys[n - 1] = key;
+			if (!json_value(r, &values[n - 1]))
+				return false;
+			json_skip_space(r);
+			if (r->p < r->end && *r->p == ',')
+			{
+				r->p++;
+				continue;
+			}
+			if (r->p < r->end && *r->p == '}')
+			{
+				r->p++;
+				break;
+			}
+			return doc_fail(r, "expected ',' or '}'");
+		}
+	}
+	r->depth--;
+	out->type = DOC_OBJECT;
+	out->len = n;
+	out->u.object.keys = keys;
+	out->u.object.values = values;
+	return true;
+}
+
+/* a JSON array; r->p is at its '[' */
+static bool
+json_array(DocReader *r, DocValue *out)
+{
+	int			n = 0,
+				cap = 0;
+	DocValue   *items = NULL;
+
+	if (++r->depth > DOC_MAX_DEPTH)
+		return doc_fail(r, "document nested too deeply");
+	r->p++;
+	json_skip_space(r);
+	if (r->p < r->end && *r->p == ']')
+		r->p++;
+	else
+	{
+		for (;;)
+		{
+			items = items_push(items, &n, &cap);
+			if (!json_value(r, &items[n - 1]))
+				return false;
+			json_skip_space(r);
+			if (r->p < r->end && *r->p == ',')
+			{
+				r->p++;
+				continue;
+			}
+			if (r->p < r->end && *r->p == ']')
+			{
+				r->p++;
+				break;
+			}
+			return doc_fail(r, "expected ',' or ']'");
+		}
+	}
+	r->depth--;
+	array_finish(out, items, n);
+	return true;
+}
+
 static bool
 json_value(DocReader *r, DocValue *out)
 {
@@ -260,96 +357,9 @@ json_value(DocReader *r, DocValue *out)
 	switch (*r->p)
 	{
 		case '{':
-			{
-				int			n = 0,
-							cap = 0;
-				char	  **keys = NULL;
-				DocValue   *values = NULL;
-
-				if (++r->depth > DOC_MAX_DEPTH)
-					return doc_fail(r, "document nested too deeply");
-				r->p++;
-				json_skip_space(r);
-				if (r->p < r->end && *r->p == '}')
-					r->p++;
-				else
-				{
-					for (;;)
-					{
-						char	   *key;
-						int			keylen;
-
-						json_skip_space(r);
-						if (!json_string(r, &key, &keylen))
-							return false;
-						json_skip_space(r);
-						if (r->p >= r->end || *r->p != ':')
-							return doc_fail(r, "expected ':'");
-						r->p++;
-						values = items_push(values, &n, &cap);
-						keys = keys ? repalloc(keys, sizeof(char *) * cap)
-							: palloc(sizeof(char *) * cap);
-						keys[n - 1] = key;
-						if (!json_value(r, &values[n - 1]))
-							return false;
-						json_skip_space(r);
-						if (r->p < r->end && *r->p == ',')
-						{
-							r->p++;
-							continue;
-						}
-						if (r->p < r->end && *r->p == '}')
-						{
-							r->p++;
-							break;
-						}
-						return doc_fail(r, "expected ',' or '}'");
-					}
-				}
-				r->depth--;
-				out->type = DOC_OBJECT;
-				out->len = n;
-				out->u.object.keys = keys;
-				out->u.object.values = values;
-				return true;
-			}
+			return json_object(r, out);
 		case '[':
-			{
-				int			n = 0,
-							cap = 0;
-				DocValue   *items = NULL;
-
-				if (++r->depth > DOC_MAX_DEPTH)
-					return doc_fail(r, "document nested too deeply");
-				r->p++;
-				json_skip_space(r);
-				if (r->p < r->end && *r->p == ']')
-					r->p++;
-				else
-				{
-					for (;;)
-					{
-						items = items_push(items, &n, &cap);
-						if (!json_value(r, &items[n - 1]))
-							return false;
-						json_skip_space(r);
-						if (r->p < r->end && *r->p == ',')
-						{
-							r->p++;
-							continue;
-						}
-						if (r->p < r->end && *r->p == ']')
-						{
-							r->p++;
-							break;
-						}
-						return doc_fail(r, "expected ',' or ']'");
-					}
-				}
-				r->depth--;
-				array_finish(out, items, n);
-				return true;
-			}
+			return json_array(r, out);
 		case '"':
 			out->type = DOC_STRING;
 			return json_string(r, &out->u.string, &out->len);

@@ -35,17 +35,11 @@ usable(float v)
 	return !isnan(v) && v < FLT_MAX && v > -FLT_MAX;
 }
 
-void
-preprocess_select(const float *x, int64 n, int d, int64 ntrain,
-				  char **colnames, double threshold, Preprocessing *out)
+/* mark constant columns (over the training rows) for dropping */
+static void
+find_constant_columns(const float *x, int d, int64 ntrain, bool *constant,
+					  bool *drop, char **why)
 {
-	bool	   *constant = palloc0(sizeof(bool) * d);
-	bool	   *drop = palloc0(sizeof(bool) * d);
-	char	  **why = palloc0(sizeof(char *) * d);
-	int64		s = Min(ntrain, (int64) NIDS_CORR_SAMPLE);
-	double	   *col = palloc_extended(sizeof(double) * Max(s, 1) * d, MCXT_ALLOC_HUGE);
-
-	/* constant columns */
 	for (int j = 0; j < d; j++)
 	{
 		bool		seen = false;
@@ -73,8 +67,17 @@ preprocess_select(const float *x, int64 n, int d, int64 ntrain,
 				: pstrdup("constant (missing in every training row)");
 		}
 	}
+}
 
-	/* the correlation sample, column-major, centred on the column means */
+/*
+ * The correlation sample: s rows evenly spaced through the training split,
+ * column-major, centred on the column means, unusable values as NaN.
+ */
+static double *
+correlation_sample(const float *x, int d, int64 ntrain, int64 s)
+{
+	double	   *col = palloc_extended(sizeof(double) * Max(s, 1) * d, MCXT_ALLOC_HUGE);
+
 	for (int64 i = 0; i < s; i++)
 	{
 		int64		r = (s == ntrain) ? i : (int64) ((double) i * ntrain / s);
@@ -101,7 +104,59 @@ preprocess_select(const float *x, int64 n, int d, int64 ntrain,
 			for (int64 i = 0; i < s; i++)
 				col[j * s + i] -= sum / cnt;
 	}
+	return col;
+}
 
+/* Pearson's r over pairwise-complete rows; NaN when undefined */
+static double
+pearson(const double *a, const double *b, int64 s)
+{
+	double		cnt = 0,
+				sx = 0,
+				sy = 0,
+				sxx = 0,
+				syy = 0,
+				sxy = 0,
+				vx,
+				vy;
+
+	for (int64 k = 0; k < s; k++)
+	{
+		double		u = a[k],
+					v = b[k];
+
+		if (isnan(u) || isnan(v))
+			continue;
+		cnt++;
+		sx += u;
+		sy += v;
+		sxx += u * u;
+		syy += v * v;
+		sxy += u * v;
+	}
+	if (cnt < 2)
+		return NAN;
+	vx = cnt * sxx - sx * sx;
+	vy = cnt * syy - sy * sy;
+	if (!(vx > 0) || !(vy > 0))
+		return NAN;
+	return (cnt * sxy - sx * sy) / sqrt(vx * vy);
+}
+
+void
+preprocess_select(const float *x, int64 n, int d, int64 ntrain,
+				  char **colnames, double threshold, Preprocessing *out)
+{
+	bool	   *constant = palloc0(sizeof(bool) * d);
+	bool	   *drop = palloc0(sizeof(bool) * d);
+	char	  **why = palloc0(sizeof(char *) * d);
+	int64		s = Min(ntrain, (int64) NIDS_CORR_SAMPLE);
+	double	   *col;
+
+	find_constant_columns(x, d, ntrain, constant, drop, why);
+	col = correlation_sample(x, d, ntrain, s);
+
+	/* the upper triangle, in column order */
 	for (int i = 0; i < d; i++)
 	{
 		if (constant[i])
@@ -109,41 +164,11 @@ preprocess_select(const float *x, int64 n, int d, int64 ntrain,
 		CHECK_FOR_INTERRUPTS();
 		for (int j = i + 1; j < d; j++)
 		{
-			const double *a = col + (int64) i * s;
-			const double *b = col + (int64) j * s;
-			double		cnt = 0,
-						sx = 0,
-						sy = 0,
-						sxx = 0,
-						syy = 0,
-						sxy = 0,
-						r,
-						vx,
-						vy;
+			double		r;
 
 			if (constant[j] || drop[j])
 				continue;
-			for (int64 k = 0; k < s; k++)
-			{
-				double		u = a[k],
-							v = b[k];
-
-				if (isnan(u) || isnan(v))
-					continue;
-				cnt++;
-				sx += u;
-				sy += v;
-				sxx += u * u;
-				syy += v * v;
-				sxy += u * v;
-			}
-			if (cnt < 2)
-				continue;
-			vx = cnt * sxx - sx * sx;
-			vy = cnt * syy - sy * sy;
-			if (!(vx > 0) || !(vy > 0))
-				continue;
-			r = (cnt * sxy - sx * sy) / sqrt(vx * vy);
+			r = pearson(col + (int64) i * s, col + (int64) j * s, s);
 			if (fabs(r) > threshold)
 			{
 				drop[j] = true;
