@@ -415,168 +415,171 @@ append_column(Buf *b, PGconn *conn, const Column *col, bool with_type)
 /*
  * Load one file in one transaction.  Returns rows loaded, or -1 with *e.
  */
-static long
-load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
+/* one CSV file being loaded */
+typedef struct LoadState
 {
-	gzFile		f = gzopen(path, "rb");
-	Buf			line = {0};
-	Record		header = {0};
-	Record		rec = {0};
-	Column	   *cols;
+	gzFile		f;
+	Buf			line;
+	long		lineno;
+	Column	   *cols;			/* the header's columns, canonical names */
 	int			ncols;
-	long		lineno = 0;
-	long		rows = 0;
-	const char *qerr;
-	char	   *qtable;
-	char	   *errmsg = NULL;
-	Buf			sql = {0};
-	Buf			out = {0};
-	PGresult   *res;
-	Record	   *sample;
+	Record	   *sample;			/* the first rows, read ahead */
 	long	   *sample_line;
-	int			nsample = 0;
-	bool		eof = false;
+	int			nsample;
+	bool		eof;			/* the sample holds every row */
+	char	   *qtable;
+} LoadState;
 
-	if (f == NULL)
+/* the header's columns: canonical names, unique within the file */
+static void
+header_columns(LoadState *ls, const Record *header)
+{
+	ls->ncols = header->n;
+	ls->cols = calloc(ls->ncols, sizeof(Column));
+	for (int k = 0; k < ls->ncols; k++)
 	{
-		set_error(e, 0, "cannot open: %s", strerror(errno));
-		return -1;
-	}
-	gzbuffer(f, 1 << 17);
-	if (!read_record(f, &line, &header, &lineno, &qerr) || qerr)
-	{
-		set_error(e, lineno, qerr ? qerr : "the file is empty: no header");
-		gzclose(f);
-		return -1;
-	}
-
-	/* header: canonical names, unique within the file */
-	ncols = header.n;
-	cols = calloc(ncols, sizeof(Column));
-	for (int k = 0; k < ncols; k++)
-	{
+		Column	   *col = &ls->cols[k];
 		char		norm[256];
 		const char *canon;
 		char		unique[300];
 		int			suffix = 0;
 
-		canonical_normalise(header.fields[k], header.lens[k], norm, sizeof(norm));
+		canonical_normalise(header->fields[k], header->lens[k], norm, sizeof(norm));
 		if (norm[0] == '\0')
 			snprintf(norm, sizeof(norm), "column_%d", k + 1);
-		canon = canonical_name(norm, &cols[k].kind);
+		canon = canonical_name(norm, &col->kind);
 		snprintf(unique, sizeof(unique), "%s", canon);
 		for (;;)
 		{
 			bool		dup = false;
 
 			for (int j = 0; j < k && !dup; j++)
-				dup = strcmp(cols[j].name, unique) == 0;
+				dup = strcmp(ls->cols[j].name, unique) == 0;
 			if (!dup)
 				break;
 			snprintf(unique, sizeof(unique), "%s_%d", canon, ++suffix);
 		}
-		cols[k].name = strdup(unique);
+		col->name = strdup(unique);
 		if (suffix > 0)
-			canonical_name(cols[k].name, &cols[k].kind);
-		cols[k].numeric = (cols[k].kind == CANON_FEATURE || cols[k].kind == CANON_UNKNOWN);
+			canonical_name(col->name, &col->kind);
+		col->numeric = (col->kind == CANON_FEATURE || col->kind == CANON_UNKNOWN);
 	}
+}
 
-	/* a sample of rows decides the type of columns nids does not know */
-	sample = calloc(SAMPLE_ROWS, sizeof(Record));
-	sample_line = calloc(SAMPLE_ROWS, sizeof(long));
-	while (nsample < SAMPLE_ROWS)
+/*
+ * Read up to SAMPLE_ROWS rows ahead; they decide the type of the columns
+ * nids does not know (numeric unless a value is not a number).
+ */
+static bool
+read_sample(LoadState *ls, LoadError *e)
+{
+	const char *qerr;
+
+	ls->sample = calloc(SAMPLE_ROWS, sizeof(Record));
+	ls->sample_line = calloc(SAMPLE_ROWS, sizeof(long));
+	while (ls->nsample < SAMPLE_ROWS)
 	{
-		if (!read_record(f, &line, &sample[nsample], &lineno, &qerr))
+		if (!read_record(ls->f, &ls->line, &ls->sample[ls->nsample], &ls->lineno, &qerr))
 		{
-			eof = true;
+			ls->eof = true;
 			break;
 		}
 		if (qerr)
 		{
-			set_error(e, lineno, "%s", qerr);
-			gzclose(f);
-			return -1;
+			set_error(e, ls->lineno, "%s", qerr);
+			return false;
 		}
-		sample_line[nsample++] = lineno;
+		ls->sample_line[ls->nsample++] = ls->lineno;
 	}
-	for (int k = 0; k < ncols; k++)
+	for (int k = 0; k < ls->ncols; k++)
 	{
-		if (cols[k].kind != CANON_UNKNOWN)
+		if (ls->cols[k].kind != CANON_UNKNOWN)
 			continue;
-		for (int r = 0; r < nsample && cols[k].numeric; r++)
+		for (int r = 0; r < ls->nsample && ls->cols[k].numeric; r++)
 		{
 			char	   *s;
 			size_t		len;
 
-			if (sample[r].n != ncols)
+			if (ls->sample[r].n != ls->ncols)
 				continue;
-			s = sample[r].fields[k];
-			len = sample[r].lens[k];
+			s = ls->sample[r].fields[k];
+			len = ls->sample[r].lens[k];
 			trim(&s, &len);
 			if (len > 0 && !parse_number(s, len))
-				cols[k].numeric = false;
+				ls->cols[k].numeric = false;
 		}
 	}
+	return true;
+}
 
-	/* one transaction: create or extend the table, then COPY */
-	qtable = quoted_table(conn, table);
-	if (!exec_ok(conn, "BEGIN", &errmsg))
-		fail_conn(conn, "BEGIN");
-	res = table_columns(conn, qtable);
+/* run one DDL statement; on failure set e and roll back */
+static bool
+exec_ddl(PGconn *conn, const char *sql, LoadError *e, const char *what, const char *name)
+{
+	char	   *errmsg = NULL;
+
+	if (exec_ok(conn, sql, &errmsg))
+		return true;
+	set_error(e, 0, "cannot %s %s: %s", what, name, errmsg);
+	exec_ok(conn, "ROLLBACK", NULL);
+	return false;
+}
+
+/* create the table, or add the columns it lacks */
+static bool
+prepare_table(PGconn *conn, LoadState *ls, const char *table, LoadError *e)
+{
+	PGresult   *res = table_columns(conn, ls->qtable);
+	Buf			sql = {0};
+	bool		ok = true;
+
 	if (PQntuples(res) == 0)
 	{
 		buf_append(&sql, "CREATE TABLE ", 13);
-		buf_append(&sql, qtable, strlen(qtable));
+		buf_append(&sql, ls->qtable, strlen(ls->qtable));
 		buf_append(&sql, " (", 2);
-		for (int k = 0; k < ncols; k++)
+		for (int k = 0; k < ls->ncols; k++)
 		{
 			if (k > 0)
 				buf_append(&sql, ", ", 2);
-			append_column(&sql, conn, &cols[k], true);
+			append_column(&sql, conn, &ls->cols[k], true);
 		}
 		buf_append(&sql, ")", 1);
-		if (!exec_ok(conn, sql.data, &errmsg))
-		{
-			set_error(e, 0, "cannot create table %s: %s", table, errmsg);
-			exec_ok(conn, "ROLLBACK", NULL);
-			return -1;
-		}
+		ok = exec_ddl(conn, sql.data, e, "create table", table);
 	}
-	else
+	for (int k = 0; ok && PQntuples(res) > 0 && k < ls->ncols; k++)
 	{
-		for (int k = 0; k < ncols; k++)
-		{
-			bool		has = false;
+		bool		has = false;
 
-			for (int r = 0; r < PQntuples(res) && !has; r++)
-				has = strcmp(PQgetvalue(res, r, 0), cols[k].name) == 0;
-			if (!has)
-			{
-				sql.len = 0;
-				buf_append(&sql, "ALTER TABLE ", 12);
-				buf_append(&sql, qtable, strlen(qtable));
-				buf_append(&sql, " ADD COLUMN ", 12);
-				append_column(&sql, conn, &cols[k], true);
-				if (!exec_ok(conn, sql.data, &errmsg))
-				{
-					set_error(e, 0, "cannot add column %s: %s", cols[k].name, errmsg);
-					exec_ok(conn, "ROLLBACK", NULL);
-					return -1;
-				}
-			}
-		}
+		for (int r = 0; r < PQntuples(res) && !has; r++)
+			has = strcmp(PQgetvalue(res, r, 0), ls->cols[k].name) == 0;
+		if (has)
+			continue;
+		sql.len = 0;
+		buf_append(&sql, "ALTER TABLE ", 12);
+		buf_append(&sql, ls->qtable, strlen(ls->qtable));
+		buf_append(&sql, " ADD COLUMN ", 12);
+		append_column(&sql, conn, &ls->cols[k], true);
+		ok = exec_ddl(conn, sql.data, e, "add column", ls->cols[k].name);
 	}
 	PQclear(res);
+	return ok;
+}
 
-	sql.len = 0;
+static bool
+begin_copy(PGconn *conn, LoadState *ls, LoadError *e)
+{
+	Buf			sql = {0};
+	PGresult   *res;
+
 	buf_append(&sql, "COPY ", 5);
-	buf_append(&sql, qtable, strlen(qtable));
+	buf_append(&sql, ls->qtable, strlen(ls->qtable));
 	buf_append(&sql, " (", 2);
-	for (int k = 0; k < ncols; k++)
+	for (int k = 0; k < ls->ncols; k++)
 	{
 		if (k > 0)
 			buf_append(&sql, ", ", 2);
-		append_column(&sql, conn, &cols[k], false);
+		append_column(&sql, conn, &ls->cols[k], false);
 	}
 	buf_append(&sql, ") FROM STDIN", 12);
 	res = PQexec(conn, sql.data);
@@ -585,9 +588,23 @@ load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
 		set_error(e, 0, "COPY failed: %s", PQresultErrorMessage(res));
 		PQclear(res);
 		exec_ok(conn, "ROLLBACK", NULL);
-		return -1;
+		return false;
 	}
 	PQclear(res);
+	return true;
+}
+
+/*
+ * Send every row (the sample, then the rest of the file) to COPY; returns
+ * the rows sent, with e->line >= 0 when a row was malformed.
+ */
+static long
+stream_rows(PGconn *conn, LoadState *ls, LoadError *e)
+{
+	Record		rec = {0};
+	Buf			out = {0};
+	const char *qerr;
+	long		rows = 0;
 
 	e->line = -1;
 	for (int r = 0;; r++)
@@ -595,31 +612,31 @@ load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
 		Record	   *cur;
 		long		curline;
 
-		if (r < nsample)
+		if (r < ls->nsample)
 		{
-			cur = &sample[r];
-			curline = sample_line[r];
+			cur = &ls->sample[r];
+			curline = ls->sample_line[r];
 		}
 		else
 		{
-			if (eof || !read_record(f, &line, &rec, &lineno, &qerr))
+			if (ls->eof || !read_record(ls->f, &ls->line, &rec, &ls->lineno, &qerr))
 				break;
 			if (qerr)
 			{
-				set_error(e, lineno, "%s", qerr);
+				set_error(e, ls->lineno, "%s", qerr);
 				break;
 			}
 			cur = &rec;
-			curline = lineno;
+			curline = ls->lineno;
 		}
-		if (cur->n != ncols)
+		if (cur->n != ls->ncols)
 		{
 			if (blank_record(cur))
 				continue;
-			set_error(e, curline, "expected %d fields, found %d", ncols, cur->n);
+			set_error(e, curline, "expected %d fields, found %d", ls->ncols, cur->n);
 			break;
 		}
-		if (!row_to_copy(cur, cols, ncols, &out, curline, e))
+		if (!row_to_copy(cur, ls->cols, ls->ncols, &out, curline, e))
 			break;
 		rows++;
 		if (out.len >= COPY_CHUNK)
@@ -629,17 +646,26 @@ load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
 			out.len = 0;
 		}
 	}
-	gzclose(f);
+	if (e->line < 0 && out.len > 0 && PQputCopyData(conn, out.data, (int) out.len) != 1)
+		fail_conn(conn, "sending rows");
+	return rows;
+}
+
+/* end COPY and commit, or roll back when a row was malformed */
+static bool
+end_copy(PGconn *conn, LoadError *e)
+{
+	PGresult   *res;
+	char	   *errmsg = NULL;
+
 	if (e->line >= 0)
 	{
 		PQputCopyEnd(conn, "nids-load: malformed input");
 		res = PQgetResult(conn);
 		PQclear(res);
 		exec_ok(conn, "ROLLBACK", NULL);
-		return -1;
+		return false;
 	}
-	if (out.len > 0 && PQputCopyData(conn, out.data, (int) out.len) != 1)
-		fail_conn(conn, "sending rows");
 	if (PQputCopyEnd(conn, NULL) != 1)
 		fail_conn(conn, "ending COPY");
 	res = PQgetResult(conn);
@@ -648,15 +674,60 @@ load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
 		set_error(e, 0, "COPY failed: %s", PQresultErrorMessage(res));
 		PQclear(res);
 		exec_ok(conn, "ROLLBACK", NULL);
-		return -1;
+		return false;
 	}
 	PQclear(res);
 	if (!exec_ok(conn, "COMMIT", &errmsg))
 	{
 		set_error(e, 0, "COMMIT failed: %s", errmsg);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Load one CSV file into table in one transaction: create or extend the
+ * table, then COPY.  Returns the rows loaded, or -1 with e set.
+ */
+static long
+load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
+{
+	LoadState	ls = {0};
+	Record		header = {0};
+	const char *qerr;
+	char	   *errmsg = NULL;
+	long		rows;
+
+	ls.f = gzopen(path, "rb");
+	if (ls.f == NULL)
+	{
+		set_error(e, 0, "cannot open: %s", strerror(errno));
 		return -1;
 	}
-	return rows;
+	gzbuffer(ls.f, 1 << 17);
+	if (!read_record(ls.f, &ls.line, &header, &ls.lineno, &qerr) || qerr)
+	{
+		set_error(e, ls.lineno, qerr ? qerr : "the file is empty: no header");
+		gzclose(ls.f);
+		return -1;
+	}
+	header_columns(&ls, &header);
+	if (!read_sample(&ls, e))
+	{
+		gzclose(ls.f);
+		return -1;
+	}
+	ls.qtable = quoted_table(conn, table);
+	if (!exec_ok(conn, "BEGIN", &errmsg))
+		fail_conn(conn, "BEGIN");
+	if (!prepare_table(conn, &ls, table, e) || !begin_copy(conn, &ls, e))
+	{
+		gzclose(ls.f);
+		return -1;
+	}
+	rows = stream_rows(conn, &ls, e);
+	gzclose(ls.f);
+	return end_copy(conn, e) ? rows : -1;
 }
 
 static void
