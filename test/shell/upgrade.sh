@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The update path: a database with nids 1.0, its models (imported and
+# trained) and drift reports, is updated with ALTER EXTENSION nids UPDATE.
+# Every stored version must score identically afterwards, the reports must
+# stay, and the whole pg_regress suite must then pass on that database.
+set -uo pipefail
+# shellcheck source=check.bash
+. "$(dirname "${BASH_SOURCE[0]}")/check.bash"
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+# pg_regress's own database name: the expected output names it
+DB=contrib_regression
+trap 'dropdb --if-exists "$DB" >/dev/null 2>&1' EXIT
+q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" -c "$1"; }
+
+dropdb --if-exists "$DB" >/dev/null 2>&1
+createdb "$DB" || exit 1
+check "nids 1.0 installs" q "CREATE EXTENSION nids VERSION '1.0'"
+
+# models and reports made by 1.0, and what 1.0 scores
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL' || { echo "not ok - 1.0 set-up"; exit 1; }
+\i test/fixtures/xgb_fixtures.sql
+CREATE TABLE legacy_vectors AS SELECT id, features FROM fx_vectors;
+SELECT nids_import_xgboost('legacy_' || name, booster, features, classes) FROM fx_models;
+CREATE TABLE legacy_flows AS SELECT (g % 97)::float8 AS destination_port,
+	(g % 13)::float8 AS total_fwd_packets, (g % 7)::numeric AS syn_flag_count,
+	((g * 7919) % 1000)::float8 AS flow_duration,
+	CASE WHEN g % 3 = 0 THEN 'BENIGN' WHEN g % 3 = 1 THEN 'DDoS' ELSE 'PortScan' END AS label
+	FROM generate_series(1, 3000) g;
+SELECT nids_train('legacy_flows', model => 'legacy_trained',
+	options => '{"xgboost": {"num_boost_round": 5}}');
+SELECT nids_log_drift('SELECT * FROM legacy_flows WHERE destination_port > 40', 'legacy_trained');
+CREATE TABLE scores_before AS
+	SELECT m.name, v.id, nids_classify(v.features, m.name) AS label,
+		nids_classify_proba(v.features, m.name) AS proba
+	FROM nids.models m, legacy_vectors v WHERE m.name LIKE 'legacy_%' AND m.name <> 'legacy_trained';
+CREATE TABLE trained_before AS
+	SELECT f.ctid::text AS row, (e).* FROM legacy_flows f,
+		LATERAL (SELECT nids_ensemble(nids_features(f, 'legacy_trained'), 'legacy_trained') AS e) s;
+CREATE TABLE drift_before AS
+	SELECT * FROM ks_drift('SELECT * FROM legacy_flows WHERE destination_port > 40', 'legacy_trained');
+SQL
+
+check "ALTER EXTENSION nids UPDATE succeeds" q "ALTER EXTENSION nids UPDATE"
+check "the extension is now 1.1" test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'nids'")" = "1.1"
+check "an update path 1.0 -> 1.1 is known" \
+	test "$(q "SELECT count(*) FROM pg_extension_update_paths('nids') WHERE source = '1.0' AND target = '1.1' AND path IS NOT NULL")" = 1
+check "every imported 1.0 version scores identically" \
+	test "$(q "SELECT count(*) FILTER (WHERE (nids_classify(v.features, b.name), nids_classify_proba(v.features, b.name))
+			IS DISTINCT FROM (b.label, b.proba)) || '/' || count(*)
+		FROM scores_before b JOIN legacy_vectors v ON v.id = b.id")" = "0/$(q "SELECT count(*) FROM scores_before")"
+check "the trained 1.0 version's ensemble verdicts are identical" \
+	test "$(q "SELECT count(*) FROM legacy_flows f JOIN trained_before b ON b.row = f.ctid::text,
+		LATERAL (SELECT nids_ensemble(nids_features(f, 'legacy_trained'), 'legacy_trained') AS e) s
+		WHERE (s.e).label IS DISTINCT FROM b.label OR (s.e).probability IS DISTINCT FROM b.probability
+		OR (s.e).anomaly_score IS DISTINCT FROM b.anomaly_score OR (s.e).verdict IS DISTINCT FROM b.verdict")" = 0
+check "ks_drift gives the same report" \
+	test "$(q "(SELECT * FROM drift_before EXCEPT SELECT * FROM ks_drift('SELECT * FROM legacy_flows WHERE destination_port > 40', 'legacy_trained'))")" = ""
+check "the 1.0 drift report is still there" test "$(q "SELECT count(DISTINCT report_id) FROM nids.drift_reports")" = 1
+check "1.1 logs a new report after it" test "$(q "SELECT nids_log_drift('SELECT * FROM legacy_flows', 'legacy_trained')")" = 2
+check "nids_deploy (now C) rolls back a 1.0 version" \
+	q "SELECT nids_import_xgboost('legacy_softprob_json', booster, feature_names, class_labels) FROM nids.model_versions WHERE name = 'legacy_softprob_json';
+	   SELECT nids_deploy('legacy_softprob_json', 1)"
+check "and the rolled-back version is deployed" \
+	test "$(q "SELECT version FROM nids.models WHERE name = 'legacy_softprob_json' AND deployed")" = 1
+check "the internal 1.0 helpers are gone" \
+	test "$(q "SELECT count(*) FROM pg_proc WHERE proname IN ('_register_model', '_check_window_query')")" = 0
+
+# the whole regression suite on the updated database, its catalogue emptied
+q "SELECT nids_drop_model(name) FROM (SELECT DISTINCT name FROM nids.models) m;
+   TRUNCATE nids.drift_reports; ALTER SEQUENCE nids.drift_report_id RESTART;
+   DROP TABLE legacy_vectors, legacy_flows, scores_before, trained_before, drift_before" >/dev/null
+out=$(mktemp -d)
+if make -s installcheck REGRESS_OPTS="--inputdir=. --outputdir=$out --use-existing --dbname=$DB" >"$out/log" 2>&1; then
+	check "the pg_regress suite passes on the updated database" true
+else
+	cat "$out/log" "$out/regression.diffs" 2>/dev/null | head -80
+	check "the pg_regress suite passes on the updated database" false
+fi
+rm -rf "$out"
+
+echo "upgrade: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
