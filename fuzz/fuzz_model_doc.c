@@ -7,7 +7,7 @@
 
 #include <math.h>
 
-#include "nids.h"
+#include "model.h"
 
 extern void fuzz_reset(void);
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -7,7 +7,7 @@
 
 #include <math.h>
 
-#include "nids.h"
+#include "model.h"
 
 extern void fuzz_reset(void);
 extern bool nids_compact_evaluator;

@@ -10,7 +10,7 @@
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
 #include "miscadmin.h"
-#include "nids.h"
+#include "model.h"
 
 /* the C library's, not libpgport's (not linked here) */
 #undef vsnprintf

@@ -11,7 +11,7 @@
  * mass than that (a port, a flag count) is always a point of its own, with
  * its exact F.  A two-sample KS statistic evaluated on these points is then
  * within 1/NIDS_REF_POINTS of the statistic against the full training data
- * (drift.c): 0.00025.  The size is bounded whatever the training size:
+ * (drift_stats.c): 0.00025.  The size is bounded whatever the training size:
  * 8 bytes per point, at most 32 KiB per feature (2.5 MiB for 80 features).
  * 4096 rather than fewer points because a p-value on a small window is
  * steep in the statistic: with 300 flows, an error of 1/1024 in D moves

@@ -103,7 +103,7 @@ typedef struct NidsNode
  * way.  A node holds the distance to its left child, so a walk keeps one
  * pointer per tree and a step is node += skip + !(input < value).  Slot
  * 2 * num_features is -Inf and a leaf's skip is 0: a leaf reads that slot
- * and stays where it is.  Real infinities never reach the trees (vector.c
+ * and stays where it is.  Real infinities never reach the trees (flow_map.c
  * maps them to +/-FLT_MAX).
  */
 typedef struct NidsNodeC

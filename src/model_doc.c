@@ -5,7 +5,7 @@
  *
  * XGBoost saves a booster as one JSON document, either as text or in
  * Universal Binary JSON.  Both are read into the same tree of DocValue, so
- * one converter (forest.c) serves both.  The bytes come from users, so the
+ * one converter (model_convert.c) serves both.  The bytes come from users, so the
  * reader checks every length against the end of the buffer, limits nesting,
  * and reports what is wrong instead of failing hard: doc_parse returns NULL
  * and an error message.  Everything is allocated in the caller's memory
