@@ -260,6 +260,7 @@ typedef struct ModelRecord
 extern bool catalog_read(const char *name, int32 version, int what,
 						 ModelRecord *rec);
 extern int32 catalog_register(ModelRecord *rec);
+extern ArrayType *catalog_text_array(char **names, int n);
 extern void catalog_deploy(const char *name, int32 version);
 extern void catalog_drop(const char *name, int32 version, bool all_versions);
 extern Oid	catalog_models_relid(void);

@@ -171,6 +171,17 @@ catalog_read(const char *name, int32 version, int what, ModelRecord *rec)
 	return found;
 }
 
+/* a text[] of names, for a ModelRecord's feature_names and class_labels */
+ArrayType *
+catalog_text_array(char **names, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(names[i]);
+	return construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
 /* the highest version of name, 0 when it has none */
 static int32
 catalog_max_version(const char *name)

@@ -342,16 +342,6 @@ train_report(TrainState *ts)
 	return report_finish(&st);
 }
 
-static ArrayType *
-text_array(char **names, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = CStringGetTextDatum(names[i]);
-	return construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT);
-}
-
 /* register the version; returns its metrics, with the version */
 static Jsonb *
 train_register(TrainState *ts, Jsonb *metrics)
@@ -365,8 +355,8 @@ train_register(TrainState *ts, Jsonb *metrics)
 	rec.name = ts->model;
 	rec.booster = booster;
 	rec.native = forest_serialize(ts->forest);
-	rec.feature_names = text_array(ts->kept, ts->k);
-	rec.class_labels = text_array(ts->td.classes, ts->td.nclasses);
+	rec.feature_names = catalog_text_array(ts->kept, ts->k);
+	rec.class_labels = catalog_text_array(ts->td.classes, ts->td.nclasses);
 	rec.metrics = metrics;
 	rec.deployed = ts->opt.deploy;
 	rec.iforest = ts->iforest ? forest_serialize(ts->iforest) : NULL;

@@ -121,16 +121,6 @@ attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest
 	return report_finish(&st);
 }
 
-static ArrayType *
-text_array(char **names, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = CStringGetTextDatum(names[i]);
-	return construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT);
-}
-
 Datum
 nids_attach_benign(PG_FUNCTION_ARGS)
 {
@@ -177,8 +167,8 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	rec.name = model->name;
 	rec.booster = model_booster_bytes(model);
 	rec.native = forest_serialize(model->forest);
-	rec.feature_names = text_array(model->feature_names, model->num_features);
-	rec.class_labels = text_array(model->class_labels, model->num_classes);
+	rec.feature_names = catalog_text_array(model->feature_names, model->num_features);
+	rec.class_labels = catalog_text_array(model->class_labels, model->num_classes);
 	rec.metrics = attach_report(model, qualified, iforest, &opt, ntrain, ntest, threshold);
 	rec.deployed = opt.deploy;
 	rec.iforest = forest_serialize(iforest);

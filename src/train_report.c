@@ -19,17 +19,6 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-void
-report_key(JsonbParseState **st, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(st, WJB_KEY, &k);
-}
-
 static void
 push_string(JsonbParseState **st, JsonbIteratorToken token, const char *value)
 {
@@ -60,6 +49,12 @@ push_int(JsonbParseState **st, JsonbIteratorToken token, int64 value)
 
 	snprintf(buf, sizeof(buf), INT64_FORMAT, value);
 	push_numeric_text(st, token, buf);
+}
+
+void
+report_key(JsonbParseState **st, const char *key)
+{
+	push_string(st, WJB_KEY, key);
 }
 
 void
