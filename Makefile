@@ -41,7 +41,7 @@ PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-init
 SCRIPTS_built = tools/nids-load
 EXTRA_CLEAN = tools/nids-load
 
-REGRESS = import classify errors train train_errors scoring drift
+REGRESS = import classify errors train train_errors scoring drift hostile
 REGRESS_OPTS = --inputdir=.
 
 override with_llvm = no

@@ -21,3 +21,16 @@ COMMENT ON FUNCTION nids_drop_model(text, integer) IS
 
 DROP FUNCTION nids._register_model(text, bytea, bytea, text[], text[], jsonb, boolean, bytea, float8, bytea, text);
 DROP FUNCTION nids._check_window_query(text);
+
+-- pg_cron jobs made by nids_schedule_drift can be removed by name.  DROP
+-- EXTENSION nids does not remove them (pg_cron's table is not nids'): run
+--   SELECT nids_unschedule_drift(jobname) FROM cron.job WHERE command LIKE '%nids_log_drift(%';
+-- first (README, "Drift reports and pg_cron").
+CREATE FUNCTION nids_unschedule_drift(job_name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'nids_unschedule_drift'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION nids_unschedule_drift(text) IS
+	'Removes this role''s pg_cron job of that name made by nids_schedule_drift; false when there is none';
+REVOKE ALL ON FUNCTION nids_unschedule_drift(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nids_unschedule_drift(text) TO nids_admin;

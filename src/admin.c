@@ -58,6 +58,18 @@ check_unique_names(ArrayType *array, const char *what)
 	}
 }
 
+/* a document larger than nids.max_model_bytes is refused before parsing */
+static inline void
+CheckModelSize(bytea *booster)
+{
+	if (VARSIZE_ANY_EXHDR(booster) > (Size) nids_max_model_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("booster has %zu bytes, more than nids.max_model_bytes (%d)",
+						(Size) VARSIZE_ANY_EXHDR(booster), nids_max_model_bytes),
+				 errhint("A superuser can raise nids.max_model_bytes; importing takes memory proportional to the document.")));
+}
+
 /* what import needs of a converted booster */
 typedef struct ConvertedBooster
 {
@@ -152,6 +164,7 @@ nids_import_xgboost(PG_FUNCTION_ARGS)
 	check_unique_names(features, "feature_names");
 	check_unique_names(classes, "class_labels");
 
+	CheckModelSize(booster);
 	convert_booster(booster, &conv);
 	nfeatures = ARR_DIMS(features)[0];
 	nclasses = ARR_DIMS(classes)[0];

@@ -47,23 +47,35 @@ typedef struct FeatureCounts
 	int64	   *between;		/* [npoints + 1] values in (v[i-1], v[i]) */
 } FeatureCounts;
 
+/*
+ * The number of reference points below v: a binary search without
+ * data-dependent branches (the comparison becomes a conditional move),
+ * which a window of millions of values repays.
+ */
+static inline int
+drift_points_below(const float *values, int npoints, float v)
+{
+	const float *base = values;
+	int			n = npoints;
+
+	if (n == 0)
+		return 0;
+	while (n > 1)
+	{
+		int			half = n >> 1;
+
+		base = (base[half] < v) ? base + half : base;
+		n -= half;
+	}
+	return (int) (base - values) + (*base < v);
+}
+
 /* count one window value against a feature's reference points */
 static inline void
 drift_count_value(const DriftFeatureRef *ref, FeatureCounts *fc, float v)
 {
-	int			lo = 0,
-				hi = ref->npoints;
+	int			lo = drift_points_below(ref->values, ref->npoints, v);
 
-	/* lo = number of points < v */
-	while (lo < hi)
-	{
-		int			mid = (lo + hi) >> 1;
-
-		if (ref->values[mid] < v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	if (lo < ref->npoints && ref->values[lo] == v)
 		fc->at[lo]++;
 	else

@@ -15,7 +15,9 @@
  * label's text) is freed after it.
  *
  * A window query must be one read-only SELECT: no data-modifying CTE, no
- * row locks, no utility statement.
+ * row locks anywhere in it, no utility statement; and it runs as in a
+ * read-only transaction, so that a function it calls cannot write either
+ * (25006).
  *
  *-------------------------------------------------------------------------
  */
@@ -23,10 +25,12 @@
 
 #include <math.h>
 
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "flow.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "tcop/pquery.h"
 #include "utils/memutils.h"
@@ -48,6 +52,23 @@ typedef struct FlowReceiver
 	float	   *x;
 	int64		rows;
 } FlowReceiver;
+
+/* does a query, or one inside it (subquery, CTE, sublink), lock rows? */
+static bool
+locks_rows_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+
+		if (q->rowMarks != NIL || q->hasForUpdate)
+			return true;
+		return query_tree_walker(q, locks_rows_walker, context, 0);
+	}
+	return expression_tree_walker(node, locks_rows_walker, context);
+}
 
 /*
  * Prepare a window query, checking that it is one read-only SELECT.
@@ -77,7 +98,7 @@ prepare_window_query(const char *sql)
 			Query	   *q = lfirst_node(Query, lq);
 
 			if (q->commandType != CMD_SELECT || q->hasModifyingCTE ||
-				q->rowMarks != NIL || q->utilityStmt != NULL)
+				q->utilityStmt != NULL || locks_rows_walker((Node *) q, NULL))
 				ereport(ERROR,
 						(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 						 errmsg("window_query must be a single read-only SELECT"),
@@ -89,13 +110,20 @@ prepare_window_query(const char *sql)
 
 /*
  * Raise the error flow_read would raise for a window query that is not one
- * read-only SELECT (nids_schedule_drift checks before scheduling).
+ * read-only SELECT, or that the current user may not read (the executor
+ * checks privileges when the cursor opens; no row is fetched).
+ * nids_schedule_drift checks before scheduling.
  */
 void
 flow_check_window_query(const char *sql)
 {
+	SPIPlanPtr	plan;
+	Portal		portal;
+
 	SPI_connect();
-	prepare_window_query(sql);
+	plan = prepare_window_query(sql);
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	SPI_cursor_close(portal);
 	SPI_finish();
 }
 
@@ -167,6 +195,13 @@ flow_destroy(DestReceiver *self)
 {
 }
 
+static void
+fetch_all(Portal portal, FlowReceiver *recv)
+{
+	while (PortalRunFetch(portal, FETCH_FORWARD, FETCH_ROWS, (DestReceiver *) recv) > 0)
+		CHECK_FOR_INTERRUPTS();
+}
+
 /*
  * Run query->sql and hand every row to fn; returns the number of rows.
  */
@@ -200,9 +235,31 @@ flow_read(const FlowQuery *query, FlowRowFn fn, void *arg)
 			elog(ERROR, "could not prepare \"%s\": %s", query->sql,
 				 SPI_result_code_string(SPI_result));
 	}
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	while (PortalRunFetch(portal, FETCH_FORWARD, FETCH_ROWS, (DestReceiver *) &recv) > 0)
-		CHECK_FOR_INTERRUPTS();
+	if (query->window)
+	{
+		/*
+		 * A window query and everything it calls run as in a read-only
+		 * transaction: a write or nextval() in a function it calls is 25006.
+		 */
+		bool		was_read_only = XactReadOnly;
+
+		XactReadOnly = true;
+		PG_TRY();
+		{
+			portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+			fetch_all(portal, &recv);
+		}
+		PG_FINALLY();
+		{
+			XactReadOnly = was_read_only;
+		}
+		PG_END_TRY();
+	}
+	else
+	{
+		portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+		fetch_all(portal, &recv);
+	}
 	SPI_cursor_close(portal);
 	SPI_finish();
 	MemoryContextDelete(recv.cxt);

@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "nids.h"
+#include "datatype/timestamp.h"
 #include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -196,22 +197,37 @@ typedef struct NidsModel
 	XgbBooster	xgb;			/* created lazily for the xgboost predictor */
 	struct DriftReference *drift_reference; /* parsed lazily */
 	int			benign_class;	/* index of the benign label, -1 if none */
-	uint64		generation;
 	ItemPointerData tid;		/* the catalogue row it was built from */
 	MemoryContext context;
+	int			pins;			/* holders that may use it (model_pin) */
+	bool		orphaned;		/* out of the cache: freed at the last unpin */
 } NidsModel;
 
-/* what a scoring function keeps in fn_extra to find its model per call */
+/* which top-level statement of which transaction */
+typedef struct StatementStamp
+{
+	LocalTransactionId lxid;
+	TimestampTz start;
+} StatementStamp;
+
+/*
+ * What a scoring function keeps in fn_extra to find its model per call.
+ * It pins the model it holds until its memory context goes (the end of
+ * the query), so the model stays valid whatever the cache does meanwhile.
+ */
 typedef struct FnModelCache
 {
-	uint64		generation;
-	NidsModel  *model;
+	uint64		generation;		/* the cache generation it was found in */
+	StatementStamp stmt;		/* ... and the statement */
+	NidsModel  *model;			/* pinned; NULL before the first call */
+	bool		has_callback;	/* the unpin callback is registered */
 	int			namelen;
 	char		name[NAMEDATALEN];
 } FnModelCache;
 
 extern NidsModel *model_lookup(const char *name);
-extern NidsModel *model_lookup_cached(FnModelCache *fc, text *name);
+extern NidsModel *model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name);
+extern void model_pin(NidsModel *model, MemoryContext owner);
 extern XgbBooster model_xgboost(NidsModel *model);
 extern bytea *model_booster_bytes(NidsModel *model);
 extern struct DriftReference *model_drift_reference(NidsModel *model);

@@ -21,6 +21,7 @@
 
 #include <math.h>
 
+#include "access/xact.h"
 #include "commands/trigger.h"
 #include "drift.h"
 #include "model.h"
@@ -29,12 +30,15 @@
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "storage/proc.h"
 #include "utils/rel.h"
 
 typedef struct ModelCacheEntry
 {
 	char		name[NAMEDATALEN];	/* hash key */
 	NidsModel  *model;
+	uint64		generation;		/* the cache generation it was checked in */
+	StatementStamp checked;		/* ... and the statement */
 } ModelCacheEntry;
 
 static HTAB *model_cache = NULL;
@@ -141,7 +145,6 @@ model_build(const char *name, const ModelRecord *rec)
 		m->context = cxt;
 		m->name = pstrdup(name);
 		m->version = rec->version;
-		m->generation = cache_generation;
 		m->tid = rec->tid;
 		model_fill(m, rec);
 	}
@@ -178,10 +181,7 @@ model_refresh(const char *name, NidsModel *cached)
 				 errhint("See nids.models for the models and their deployed versions.")));
 	if (cached != NULL && cached->version == rec.version &&
 		ItemPointerEquals(&cached->tid, &rec.tid))
-	{
-		cached->generation = cache_generation;
 		result = cached;
-	}
 	else
 	{
 		if (!catalog_read(name, rec.version, CATALOG_READ_MODEL, &rec))
@@ -195,6 +195,66 @@ model_refresh(const char *name, NidsModel *cached)
 	return result;
 }
 
+static inline void
+stamp_now(StatementStamp *stamp)
+{
+	stamp->lxid = MyProc->lxid;
+	stamp->start = GetCurrentStatementStartTimestamp();
+}
+
+static inline bool
+stamp_is_now(const StatementStamp *stamp)
+{
+	return stamp->lxid == MyProc->lxid &&
+		stamp->start == GetCurrentStatementStartTimestamp();
+}
+
+/* a model leaves the cache: freed now, or by its last unpin */
+static void
+model_release(NidsModel *model)
+{
+	if (model->pins > 0)
+		model->orphaned = true;
+	else
+		MemoryContextDelete(model->context);
+}
+
+static void
+model_unpin(NidsModel *model)
+{
+	Assert(model->pins > 0);
+	if (--model->pins == 0 && model->orphaned)
+		MemoryContextDelete(model->context);
+}
+
+static void
+model_unpin_callback(void *arg)
+{
+	model_unpin((NidsModel *) arg);
+}
+
+/*
+ * Keep model valid until owner is reset or deleted, whatever the cache
+ * does meanwhile (a deploy picked up by a query the holder runs, say).
+ */
+void
+model_pin(NidsModel *model, MemoryContext owner)
+{
+	MemoryContextCallback *cb = MemoryContextAlloc(owner, sizeof(MemoryContextCallback));
+
+	cb->func = model_unpin_callback;
+	cb->arg = model;
+	MemoryContextRegisterResetCallback(owner, cb);
+	model->pins++;
+}
+
+/*
+ * The model version that name's deployed version is in the snapshot of
+ * the current statement (the rule: a statement scores with the version its
+ * snapshot shows deployed).  The catalogue is read once per statement and
+ * after every change to it; a version already built is kept.  The result
+ * is valid until the next lookup of name: pin it to hold it longer.
+ */
 NidsModel *
 model_lookup(const char *name)
 {
@@ -208,41 +268,73 @@ model_lookup(const char *name)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist or has no deployed version", name)));
 	entry = hash_search(model_cache, name, HASH_FIND, &found);
-	if (found && entry->model->generation == cache_generation)
+	if (found && entry->generation == cache_generation && stamp_is_now(&entry->checked))
 		return entry->model;
 
 	/* the lookup may raise an error: the entry is created only after it */
 	model = model_refresh(name, found ? entry->model : NULL);
 	entry = hash_search(model_cache, name, HASH_ENTER, &found);
 	if (found && entry->model != model)
-		MemoryContextDelete(entry->model->context);
+		model_release(entry->model);
 	entry->model = model;
+	entry->generation = cache_generation;
+	stamp_now(&entry->checked);
 	return model;
 }
 
+static void
+fn_cache_unpin_callback(void *arg)
+{
+	FnModelCache *fc = (FnModelCache *) arg;
+
+	if (fc->model != NULL)
+		model_unpin(fc->model);
+	fc->model = NULL;
+	fc->generation = 0;
+}
+
 /*
- * The hot-path lookup for a scoring function: fn_extra remembers the model
- * of the last call and the generation it was valid for.
+ * The hot-path lookup for a scoring function: fc (in fn_extra, allocated
+ * in mcxt) holds the model of the last call, pinned; it is looked up again
+ * only in a new statement, after a catalogue change or for another name.
  */
 NidsModel *
-model_lookup_cached(FnModelCache *fc, text *name)
+model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name)
 {
 	int			len = VARSIZE_ANY_EXHDR(name);
+	NidsModel  *model;
 
-	if (fc->generation == cache_generation && fc->namelen == len &&
+	if (fc->model != NULL && fc->generation == cache_generation &&
+		stamp_is_now(&fc->stmt) && fc->namelen == len &&
 		memcmp(fc->name, VARDATA_ANY(name), len) == 0)
 		return fc->model;
-	fc->generation = 0;
 	if (len >= NAMEDATALEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist or has no deployed version",
 						text_to_cstring(name))));
-	fc->model = model_lookup(text_to_cstring(name));
+	if (!fc->has_callback)
+	{
+		MemoryContextCallback *cb = MemoryContextAlloc(mcxt, sizeof(MemoryContextCallback));
+
+		cb->func = fn_cache_unpin_callback;
+		cb->arg = fc;
+		MemoryContextRegisterResetCallback(mcxt, cb);
+		fc->has_callback = true;
+	}
+	model = model_lookup(text_to_cstring(name));
+	if (model != fc->model)
+	{
+		model->pins++;
+		if (fc->model != NULL)
+			model_unpin(fc->model);
+		fc->model = model;
+	}
 	memcpy(fc->name, VARDATA_ANY(name), len);
 	fc->namelen = len;
 	fc->generation = cache_generation;
-	return fc->model;
+	stamp_now(&fc->stmt);
+	return model;
 }
 
 /*

@@ -80,15 +80,15 @@ catalog_forget(void)
 }
 
 /*
- * The newest committed catalogue state; a parallel worker cannot take a new
- * snapshot and sees what its leader sees.
+ * The catalogue as the current statement sees it: which version is
+ * deployed is what the statement's snapshot shows (in READ COMMITTED the
+ * statement's, in REPEATABLE READ the transaction's; a parallel worker's
+ * is its leader's).
  */
 static Snapshot
-catalogue_snapshot(void)
+statement_snapshot(void)
 {
-	if (IsInParallelMode())
-		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-	return GetLatestSnapshot();
+	return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 }
 
 static bytea *
@@ -127,19 +127,16 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, int what, ModelRecord *rec)
 		rec->reference = column_bytes(tup, desc, Anum_model_versions_reference);
 }
 
-/*
- * Read version (0: the deployed one) of model name into rec; false when
- * there is none.  Only the columns what names are read beyond the version.
- */
-bool
-catalog_read(const char *name, int32 version, int what, ModelRecord *rec)
+/* catalog_read, under the given snapshot */
+static bool
+read_version(const char *name, int32 version, int what, ModelRecord *rec,
+			 Snapshot snapshot)
 {
 	Relation	rel;
 	Relation	idx;
 	SysScanDesc scan;
 	ScanKeyData key[2];
 	HeapTuple	tup;
-	Snapshot	snapshot;
 	bool		found = false;
 
 	rel = table_open(catalog_models_relid(), AccessShareLock);
@@ -149,7 +146,7 @@ catalog_read(const char *name, int32 version, int what, ModelRecord *rec)
 	key[0].sk_collation = idx->rd_indcollation[0];
 	ScanKeyInit(&key[1], Anum_model_versions_version, BTEqualStrategyNumber, F_INT4EQ,
 				Int32GetDatum(version));
-	snapshot = RegisterSnapshot(catalogue_snapshot());
+	snapshot = RegisterSnapshot(snapshot);
 	scan = systable_beginscan(rel, models_pkey, true, snapshot, version > 0 ? 2 : 1, key);
 	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -182,6 +179,17 @@ catalog_text_array(char **names, int n)
 	return construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
+/*
+ * Read version (0: the deployed one) of model name, as the current
+ * statement's snapshot shows it, into rec; false when there is none.  Only
+ * the columns what names are read beyond the version.
+ */
+bool
+catalog_read(const char *name, int32 version, int what, ModelRecord *rec)
+{
+	return read_version(name, version, what, rec, statement_snapshot());
+}
+
 /* the highest version of name, 0 when it has none */
 static int32
 catalog_max_version(const char *name)
@@ -199,7 +207,8 @@ catalog_max_version(const char *name)
 	ScanKeyInit(&key, Anum_model_versions_name, BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(name));
 	key.sk_collation = idx->rd_indcollation[0];
-	snapshot = RegisterSnapshot(catalogue_snapshot());
+	/* the newest committed state: writers serialise on the advisory lock */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	scan = systable_beginscan(rel, models_pkey, true, snapshot, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -314,7 +323,7 @@ catalog_deploy(const char *name, int32 version)
 
 	SPI_connect();
 	lock_model_name(name);
-	if (!catalog_read(name, version, 0, &rec))
+	if (!read_version(name, version, 0, &rec, GetLatestSnapshot()))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" has no version %d", name, version),

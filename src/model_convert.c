@@ -17,6 +17,7 @@
 #include <float.h>
 #include <math.h>
 
+#include "miscadmin.h"
 #include "model.h"
 
 /* ---------------- conversion from an XGBoost document ---------------- */
@@ -127,9 +128,10 @@ convert_learner(const DocValue *doc, NidsForest *f, char **error)
 		return false;
 	}
 	doc_param_number(lmp, "num_class", &num_class);
-	if (!doc_param_number(lmp, "base_score", &base_score) || !isfinite(base_score))
+	if (!doc_param_number(lmp, "base_score", &base_score) ||
+		!isfinite((float) base_score))
 	{
-		*error = pstrdup("learner_model_param.base_score is missing or is not a single number");
+		*error = pstrdup("learner_model_param.base_score is missing or is not a single float32 number");
 		return false;
 	}
 	f->num_features = (int32) num_feature;
@@ -164,6 +166,12 @@ convert_learner(const DocValue *doc, NidsForest *f, char **error)
 			f->base_margin[g] = -logf(1.0f / (float) base_score - 1.0f);
 		else
 			f->base_margin[g] = (float) base_score;
+		if (!isfinite(f->base_margin[g]))
+		{
+			*error = psprintf("learner_model_param.base_score %g gives a base margin that is not finite in float32",
+							  base_score);
+			return false;
+		}
 	}
 	return true;
 }
@@ -296,7 +304,8 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 				*error = psprintf("tree %d node %d has one child", t, i);
 				return false;
 			}
-			if (!isfinite(cond[i]) || fabs(cond[i]) > FLT_MAX)
+			/* values are float32 in XGBoost: checked as float32 */
+			if (!isfinite((float) cond[i]))
 			{
 				*error = psprintf("tree %d node %d has a leaf value that is not finite", t, i);
 				return false;
@@ -326,9 +335,16 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 							  t, i, split[i], f->num_features);
 			return false;
 		}
-		if (isnan(cond[i]) || fabs(cond[i]) > FLT_MAX)
+		/*
+		 * As float32: XGBoost writes FLT_MAX as 3.4028235E38, above FLT_MAX
+		 * in double.  +Inf is a split XGBoost makes on a column holding
+		 * FLT_MAX (Infinity in the data): every value goes left, a missing
+		 * one its default way.  -Inf would defeat the doubled input of the
+		 * compact evaluator, and XGBoost never writes it: refused.
+		 */
+		if (isnan((float) cond[i]) || (float) cond[i] == -INFINITY)
 		{
-			*error = psprintf("tree %d node %d has a threshold that is not finite", t, i);
+			*error = psprintf("tree %d node %d has a threshold that is NaN or -Infinity", t, i);
 			return false;
 		}
 		out[p].threshold = (float) cond[i];
@@ -376,8 +392,11 @@ forest_from_xgboost(const DocValue *doc, char **error)
 	stack = palloc(sizeof(int32) * 2 * max_nodes);
 	newpos = palloc(sizeof(int32) * max_nodes);
 	for (int t = 0; t < f->num_trees; t++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		if (!convert_tree(&trees->u.items[t], t, f, stack, newpos, error))
 			return NULL;
+	}
 	pfree(stack);
 	pfree(newpos);
 	forest_finish(f);

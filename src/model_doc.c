@@ -18,6 +18,7 @@
 #include <math.h>
 
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "model.h"
 
@@ -49,6 +50,9 @@ doc_fail(DocReader *r, const char *what)
 static DocValue *
 items_push(DocValue *items, int *n, int *cap)
 {
+	/* a document may hold millions of values: stay cancellable */
+	if ((*n & 4095) == 4095)
+		CHECK_FOR_INTERRUPTS();
 	if (*n == *cap)
 	{
 		*cap = *cap ? *cap * 2 : 8;
@@ -57,6 +61,35 @@ items_push(DocValue *items, int *n, int *cap)
 	}
 	(*n)++;
 	return items;
+}
+
+static int
+compare_keys(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * An object's keys must be unique: XGBoost takes the last of two equal
+ * keys where doc_get would take the first, so the two would read
+ * different models.  Checked on a sorted copy: O(n log n).
+ */
+static bool
+check_unique_keys(DocReader *r, char **keys, int n)
+{
+	char	  **sorted;
+	bool		ok = true;
+
+	if (n < 2)
+		return true;
+	sorted = palloc_extended(sizeof(char *) * n, MCXT_ALLOC_HUGE);
+	memcpy(sorted, keys, sizeof(char *) * n);
+	qsort(sorted, n, sizeof(char *), compare_keys);
+	for (int i = 1; i < n && ok; i++)
+		if (strcmp(sorted[i - 1], sorted[i]) == 0)
+			ok = doc_fail(r, psprintf("duplicate key \"%s\" in an object", sorted[i]));
+	pfree(sorted);
+	return ok;
 }
 
 /*
@@ -299,6 +332,8 @@ json_object(DocReader *r, DocValue *out)
 		}
 	}
 	r->depth--;
+	if (!check_unique_keys(r, keys, n))
+		return false;
 	out->type = DOC_OBJECT;
 	out->len = n;
 	out->u.object.keys = keys;
@@ -590,6 +625,8 @@ ubj_container(DocReader *r, DocValue *out, bool is_object)
 			if (!ubj_number(r, type, &v))
 				return false;
 			numbers[i] = v.u.number;
+			if ((i & 65535) == 65535)
+				CHECK_FOR_INTERRUPTS();
 		}
 		r->depth--;
 		out->type = count > 0 ? DOC_NUMARRAY : DOC_ARRAY;
@@ -645,6 +682,8 @@ ubj_container(DocReader *r, DocValue *out, bool is_object)
 			return false;
 	}
 	r->depth--;
+	if (is_object && !check_unique_keys(r, keys, n))
+		return false;
 	if (is_object)
 	{
 		out->type = DOC_OBJECT;

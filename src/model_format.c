@@ -16,6 +16,7 @@
 #include <float.h>
 #include <math.h>
 
+#include "miscadmin.h"
 #include "model.h"
 
 #define FOREST_MAGIC	0x4E494446	/* "NIDF" */
@@ -149,6 +150,9 @@ forest_deserialize(const char *data, size_t len, char **error)
 		NidsNode   *nodes;
 		int32	   *depth;
 
+		if ((t & 4095) == 4095)
+			CHECK_FOR_INTERRUPTS();
+
 		/* offsets must rise through [0, num_nodes]: no tree reads past its nodes */
 		if (start < 0 || f->tree_offset[t + 1] > f->num_nodes ||
 			f->tree_offset[t + 1] <= start ||
@@ -177,7 +181,7 @@ forest_deserialize(const char *data, size_t len, char **error)
 			}
 			if (nodes[i].left <= i || nodes[i].left > n - 2 ||
 				(nodes[i].feature_dl & NIDS_FEATURE_MASK) >= (uint32) f->num_features ||
-				isnan(nodes[i].threshold))
+				isnan(nodes[i].threshold) || nodes[i].threshold == -INFINITY)
 			{
 				*error = psprintf("native model tree %d node %d is invalid", t, i);
 				return NULL;

@@ -10,6 +10,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "nids.h"
 #include "utils/guc.h"
@@ -19,6 +21,7 @@ PG_MODULE_MAGIC;
 int			nids_threads = 1;
 int			nids_predictor = NIDS_PREDICTOR_NATIVE;
 bool		nids_compact_evaluator = true;
+int			nids_max_model_bytes = 256 * 1024 * 1024;
 
 static const struct config_enum_entry predictor_options[] = {
 	{"native", NIDS_PREDICTOR_NATIVE, false},
@@ -40,17 +43,24 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	DefineCustomEnumVariable("nids.predictor",
 							 "Which predictor scores flows: nids' native tree evaluator, or XGBoost's own.",
-							 "The native evaluator agrees with XGBoost and avoids its per-call overhead; xgboost is for verification.",
+							 "The native evaluator agrees with XGBoost and avoids its per-call overhead; xgboost is for verification. Superuser only: XGBoost's predictor trusts the model bytes.",
 							 &nids_predictor,
 							 NIDS_PREDICTOR_NATIVE, predictor_options,
-							 PGC_USERSET, 0,
+							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("nids.compact_evaluator",
 							 "Walk trees in the compact 8-byte node form when the model allows it.",
-							 "Off forces the wide form, which every model can use; for verification.",
+							 "Off forces the wide form, which every model can use; for verification. Superuser only.",
 							 &nids_compact_evaluator,
 							 true,
-							 PGC_USERSET, 0,
+							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("nids.max_model_bytes",
+							"The largest XGBoost model document nids_import_xgboost accepts.",
+							"Parsing and converting a document takes memory proportional to its size; larger documents are refused with 54000.",
+							&nids_max_model_bytes,
+							256 * 1024 * 1024, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("nids");
 }

@@ -34,6 +34,7 @@ typedef enum NidsPredictor
 extern int	nids_threads;
 extern int	nids_predictor;
 extern bool nids_compact_evaluator;
+extern int	nids_max_model_bytes;
 
 /* model names: the catalogue's CHECK constraint */
 #define NIDS_MAX_NAME	63

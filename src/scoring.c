@@ -54,7 +54,7 @@ score_buffer(MemoryContext mcxt, void *buf, int *cap, int need, size_t size)
 void
 score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name)
 {
-	NidsModel  *model = model_lookup_cached(&st->cache, model_name);
+	NidsModel  *model = model_lookup_cached(&st->cache, mcxt, model_name);
 	int			trees = forest_scratch_size(model->forest);
 
 	if (model->iforest)
@@ -273,7 +273,7 @@ nids_features(PG_FUNCTION_ARGS)
 										ALLOCSET_SMALL_SIZES);
 		fcinfo->flinfo->fn_extra = st;
 	}
-	model = model_lookup_cached(&st->cache, name);
+	model = model_lookup_cached(&st->cache, fcinfo->flinfo->fn_mcxt, name);
 	nf = model->num_features;
 	if (st->model != model || st->version != model->version ||
 		st->tupType != tupType || st->tupTypmod != tupTypmod)

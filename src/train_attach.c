@@ -146,6 +146,8 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "nids attach", ALLOCSET_DEFAULT_SIZES);
+	/* reading the flows may run scoring functions (a view): hold the model */
+	model_pin(model, cxt);
 	old = MemoryContextSwitchTo(cxt);
 	memset(&benign, 0, sizeof(benign));
 	read_benign(PG_GETARG_OID(1), model, &benign, &qualified);

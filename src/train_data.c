@@ -116,6 +116,12 @@ class_of(TrainData *td, const char *label)
 	char		key[LABEL_KEY_SIZE];
 	bool		found;
 
+	if (strlen(label) >= LABEL_KEY_SIZE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a label has %zu bytes; labels may have at most %d",
+						strlen(label), LABEL_KEY_SIZE - 1),
+				 errdetail("Label: \"%.40s...\"", label)));
 	strlcpy(key, label, sizeof(key));
 	entry = hash_search(td->class_ids, key, HASH_ENTER, &found);
 	if (!found)

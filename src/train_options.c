@@ -17,6 +17,7 @@
 
 #include "train.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
 
 /* defaults of the XGBoost parameters nids sets */
@@ -86,7 +87,8 @@ number_value(const JsonbValue *v, const char *name, const char *expected)
 {
 	if (v->type != jbvNumeric)
 		bad_option(name, expected);
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+	/* beyond float8's range is +/-Infinity: out of range, 22023, not 22003 */
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 											  NumericGetDatum(v->val.numeric)));
 }
 
