@@ -4,7 +4,7 @@ BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS nids;
 RESET client_min_messages;
-SELECT plan(8);
+SELECT plan(17);
 
 CREATE TABLE cron_flows AS
 	SELECT g::float8 AS destination_port, (g % 7)::float8 AS total_fwd_packets,
@@ -32,6 +32,40 @@ SELECT ok((SELECT bool_or(drift_level <> 'none') FROM nids.drift_reports WHERE m
 
 SELECT throws_ok($$SELECT nids_schedule_drift('bad', '*/5 * * * *', 'DELETE FROM cron_flows', 'cronm')$$,
 	'25006', NULL, 'a window query that writes is refused before it is scheduled');
+
+-- the session's search_path goes into the job quoted, element by element:
+-- a name that holds SQL stays a (missing) schema name
+SELECT set_config('search_path', 'public;CREATE/**/TABLE/**/nids_pwned()', true);
+SELECT public.nids_schedule_drift('nids_injection', '*/5 * * * *', 'SELECT * FROM public.cron_flows', 'cronm');
+SELECT set_config('search_path', 'public', true);
+SELECT matches((SELECT command FROM cron.job WHERE jobname = 'nids_injection'),
+	'^SET search_path = "public;create/\*\*/table/\*\*/nids_pwned\(\)"; ', 'the search_path is quoted in the job');
+DO $$ BEGIN EXECUTE (SELECT command FROM cron.job WHERE jobname = 'nids_injection'); END $$;
+SELECT set_config('search_path', 'public', true);
+SELECT hasnt_table('nids_pwned', 'running the job created nothing');
+SELECT is((SELECT count(DISTINCT report_id)::int FROM nids.drift_reports WHERE model = 'cronm'), 2,
+	'and logged its report');
+
+-- unscheduling by name: this role's nids jobs only
+SELECT is(nids_unschedule_drift('nids_injection'), true, 'nids_unschedule_drift removes the job');
+SELECT is((SELECT count(*)::int FROM cron.job WHERE jobname = 'nids_injection'), 0, 'it is gone from cron.job');
+SELECT is(nids_unschedule_drift('nids_injection'), false, 'a second call finds nothing to remove');
+SELECT cron.schedule('not_nids', '*/5 * * * *', 'SELECT 1');
+SELECT is(nids_unschedule_drift('not_nids'), false, 'a job nids did not make is left alone');
+
+-- a nids_admin member who may not use schema cron is told what to grant
+CREATE ROLE nids_t_cron IN ROLE nids_admin;
+GRANT SELECT ON cron_flows TO nids_t_cron;
+SET ROLE nids_t_cron;
+SELECT throws_ok($$SELECT nids_schedule_drift('x', '*/5 * * * *', 'SELECT * FROM cron_flows', 'cronm')$$,
+	'42501', 'permission denied for schema cron', 'without USAGE on schema cron, scheduling is 42501');
+RESET ROLE;
+GRANT USAGE ON SCHEMA cron TO nids_t_cron;
+CREATE TABLE cron_secret AS SELECT * FROM cron_flows;
+SET ROLE nids_t_cron;
+SELECT throws_ok($$SELECT nids_schedule_drift('x', '*/5 * * * *', 'SELECT * FROM cron_secret', 'cronm')$$,
+	'42501', NULL, 'a window the role cannot read is refused when scheduling, not at run time');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -4,7 +4,7 @@ BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS nids;
 RESET client_min_messages;
-SELECT plan(22);
+SELECT plan(26);
 
 CREATE ROLE nids_t_reader;
 CREATE ROLE nids_t_admin IN ROLE nids_admin;
@@ -54,7 +54,16 @@ SELECT throws_ok($$SELECT booster FROM nids.model_versions$$, '42501', NULL,
 	'nor read the boosters directly');
 SELECT throws_ok($$INSERT INTO nids.drift_reports VALUES (1, 'x', 1, now(), 'f', 0, 1, 1, 1, 'none')$$, '42501', NULL,
 	'nor forge drift reports');
+-- XGBoost's predictor trusts the model bytes, the limit guards memory: superuser settings
+SELECT throws_ok($$SET nids.predictor = xgboost$$, '42501', NULL,
+	'nor switch to XGBoost''s predictor');
+SELECT throws_ok($$SET nids.compact_evaluator = off$$, '42501', NULL,
+	'nor change the evaluator');
+SELECT throws_ok($$SET nids.max_model_bytes = '1GB'$$, '42501', NULL,
+	'nor raise the model size limit');
+SELECT lives_ok($$SET nids.threads = 2$$, 'but may set nids.threads');
 RESET ROLE;
+RESET nids.threads;
 
 -- nothing the extension creates is writable by PUBLIC
 SELECT is((SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
