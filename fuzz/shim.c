@@ -207,6 +207,7 @@ appendStringInfo(StringInfo str, const char *fmt,...)
 	appendBinaryStringInfo(str, buf, Min(n, (int) sizeof(buf) - 1));
 }
 
+#undef qsort
 void
 pg_qsort(void *base, size_t n, size_t size, int (*cmp) (const void *, const void *))
 {

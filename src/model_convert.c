@@ -14,6 +14,7 @@
 
 #include "postgres.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 
@@ -74,6 +75,155 @@ tree_array(const DocValue *tree, const char *key, int n, char **error, int t)
 
 
 /*
+ * XGBoost parses the members of its parameter objects it knows as C++
+ * streams do, and refuses the whole document when one does not parse: an
+ * integer must be all digits (white space around it allowed), a float what
+ * strtod reads whole.  Members it does not know are ignored, by both.
+ * XGBoost 2.x writes base_score as "[5E-1]": accepted there.
+ */
+static bool
+param_parses(const DocValue *v, bool integer, bool bracketed)
+{
+	char	   *s,
+			   *endp;
+
+	if (v->type == DOC_NUMBER)
+		return !integer || (v->u.number == floor(v->u.number) && fabs(v->u.number) < 2147483648.0);
+	if (v->type != DOC_STRING)
+		return v->type == DOC_NUMARRAY && bracketed && v->len == 1;
+	s = pnstrdup(v->u.string, v->len);
+	if (bracketed && s[0] == '[')
+		s++;
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	if (integer)
+	{
+		errno = 0;
+		(void) strtol(s, &endp, 10);
+		if (errno != 0)
+			return false;
+	}
+	else
+		(void) strtod(s, &endp);
+	if (endp == s)
+		return false;
+	if (bracketed && *endp == ']')
+		endp++;
+	while (*endp == ' ' || *endp == '\t' || *endp == '\n' || *endp == '\r')
+		endp++;
+	return *endp == '\0';
+}
+
+/* every known member of a parameter object parses; keys[] ends with NULL */
+static bool
+check_params(const DocValue *obj, const char *const *ints, const char *const *floats,
+			 const char *what, char **error)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (const char *const *k = pass == 0 ? ints : floats; k && *k; k++)
+		{
+			const DocValue *v = doc_get(obj, *k);
+
+			if (v != NULL && !param_parses(v, pass == 0, strcmp(*k, "base_score") == 0))
+			{
+				*error = psprintf("%s.%s is not a valid %s", what, *k, pass == 0 ? "integer" : "number");
+				return false;
+			}
+		}
+	return true;
+}
+
+static const char *const lmp_ints[] = {"num_class", "num_feature", "num_target", NULL};
+static const char *const lmp_floats[] = {"base_score", NULL};
+static const char *const gmp_ints[] = {"num_trees", "num_parallel_tree", "size_leaf_vector", NULL};
+static const char *const tp_ints[] = {"num_nodes", "num_deleted", "num_feature", "size_leaf_vector", NULL};
+static const char *const softmax_ints[] = {"num_class", NULL};
+static const char *const logistic_floats[] = {"scale_pos_weight", NULL};
+
+/*
+ * What XGBoost requires of the document although nids does not use it:
+ * a "version" array, and the model's gbtree_model_param: num_trees the
+ * number of trees (XGBoost's predictor walks num_trees trees, whatever the
+ * document holds: fuzz_xgboost_diff crashed it with a misspelt one),
+ * num_parallel_tree at least 1 where given.
+ */
+static bool
+check_xgboost_document(const DocValue *doc, const DocValue *model, char **error)
+{
+	const DocValue *version = doc_get(doc, "version");
+	const DocValue *gmp = doc_get(model, "gbtree_model_param");
+	const DocValue *trees = doc_get(model, "trees");
+	double		parallel;
+	double		num_trees;
+
+	if (version == NULL || (version->type != DOC_ARRAY && version->type != DOC_NUMARRAY))
+	{
+		*error = pstrdup("the document has no \"version\" array; it is not an XGBoost model");
+		return false;
+	}
+	if (gmp == NULL || gmp->type != DOC_OBJECT ||
+		(doc_get(gmp, "num_parallel_tree") != NULL &&
+		 !(doc_param_number(gmp, "num_parallel_tree", &parallel) && parallel >= 1)))
+	{
+		*error = pstrdup("gradient_booster.model has no valid \"gbtree_model_param\"");
+		return false;
+	}
+	if (!check_params(gmp, gmp_ints, NULL, "gbtree_model_param", error))
+		return false;
+	if (!doc_param_number(gmp, "num_trees", &num_trees) || trees == NULL ||
+		(trees->type != DOC_ARRAY && trees->type != DOC_NUMARRAY) || num_trees != trees->len)
+	{
+		*error = pstrdup("gbtree_model_param.num_trees is not the number of trees");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * What XGBoost requires of the learner although nids does not use it (see
+ * check_xgboost_tree): the three counts of learner_model_param, num_target
+ * 1 where given, the objective's own parameter object, the
+ * learner's attributes.
+ */
+static bool
+check_xgboost_learner(const DocValue *learner, const DocValue *lmp,
+					  const DocValue *objective, NidsObjective obj, char **error)
+{
+	const char *param = obj == NIDS_OBJ_LOGISTIC ? "reg_loss_param" : "softmax_multiclass_param";
+	const DocValue *p = doc_get(objective, param);
+	double		v;
+
+	if (doc_get(lmp, "num_class") == NULL || doc_get(lmp, "num_feature") == NULL ||
+		doc_get(lmp, "base_score") == NULL)
+	{
+		*error = pstrdup("learner_model_param needs base_score, num_class and num_feature");
+		return false;
+	}
+	/* several targets are several outputs per row: not a model nids scores */
+	if (doc_get(lmp, "num_target") != NULL &&
+		!(doc_param_number(lmp, "num_target", &v) && v == 1))
+	{
+		*error = pstrdup("learner_model_param.num_target is not 1: multi-target models are not supported");
+		return false;
+	}
+	if (p == NULL || p->type != DOC_OBJECT)
+	{
+		*error = psprintf("the objective has no \"%s\" object", param);
+		return false;
+	}
+	if (!check_params(lmp, lmp_ints, lmp_floats, "learner_model_param", error) ||
+		!check_params(p, obj == NIDS_OBJ_LOGISTIC ? NULL : softmax_ints,
+					  obj == NIDS_OBJ_LOGISTIC ? logistic_floats : NULL, param, error))
+		return false;
+	if (doc_get(learner, "attributes") == NULL || doc_get(learner, "attributes")->type != DOC_OBJECT)
+	{
+		*error = pstrdup("the learner has no \"attributes\" object");
+		return false;
+	}
+	return true;
+}
+
+/*
  * The learner's objective, feature and class counts and base margin, from
  * learner_model_param; false (and *error) when unusable.
  */
@@ -120,6 +270,8 @@ convert_learner(const DocValue *doc, NidsForest *f, char **error)
 						  pnstrdup(objname->u.string, objname->len));
 		return false;
 	}
+	if (!check_xgboost_learner(learner, lmp, objective, f->objective, error))
+		return false;
 	/* positive tests throughout: NaN must fail them */
 	if (!doc_param_number(lmp, "num_feature", &num_feature) ||
 		!(num_feature >= 1 && num_feature <= 100000) || num_feature != floor(num_feature))
@@ -250,6 +402,81 @@ convert_tree_sizes(const DocValue *trees, const DocValue *tree_info, NidsForest 
 	return true;
 }
 
+/* the arrays of categorical splits, present whenever split_type is */
+static const char *const category_keys[] = {
+	"categories", "categories_nodes", "categories_segments", "categories_sizes"
+};
+
+/*
+ * default_left is 0 or 1.  XGBoost counts a node deleted when its split
+ * index is 2^31 - 1 with default left, and refuses a tree whose
+ * tree_param.num_deleted (0 when absent) is another count.
+ */
+static bool
+check_deleted_nodes(const DocValue *tree, int t, int n, char **error)
+{
+	const double *split = tree_array(tree, "split_indices", n, error, t);
+	const double *dleft = tree_array(tree, "default_left", n, error, t);
+	double		declared = 0;
+	int			deleted = 0;
+
+	if (*error)
+		return false;
+	(void) doc_param_number(doc_get(tree, "tree_param"), "num_deleted", &declared);
+	for (int i = 0; i < n; i++)
+	{
+		/* XGBoost reads default_left as a bit: 5 would be false there */
+		if (dleft[i] != 0 && dleft[i] != 1)
+		{
+			*error = psprintf("tree %d node %d: default_left is %g, not 0 or 1", t, i, dleft[i]);
+			return false;
+		}
+		if (i > 0 && split[i] == 2147483647.0 && dleft[i] != 0)
+			deleted++;
+	}
+	if (declared != deleted)
+	{
+		*error = psprintf("tree %d: tree_param.num_deleted is %g, but %d nodes are marked deleted",
+						  t, declared, deleted);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * What XGBoost requires of a tree although nids does not use it: a document
+ * XGBoost would refuse is refused here too (fuzz/fuzz_xgboost_diff.c).
+ */
+static bool
+check_xgboost_tree(const DocValue *tree, int t, int n, char **error)
+{
+	DocValue   *id = doc_get(tree, "id");
+
+	if (id == NULL || id->type != DOC_NUMBER)
+	{
+		*error = psprintf("tree %d has no \"id\"", t);
+		return false;
+	}
+	if (!check_params(doc_get(tree, "tree_param"), tp_ints, NULL, "tree_param", error))
+		return false;
+	if (doc_get(tree, "split_type") != NULL)
+		for (int k = 0; k < lengthof(category_keys); k++)
+		{
+			DocValue   *v = doc_get(tree, category_keys[k]);
+
+			if (v == NULL || (v->type != DOC_ARRAY && v->type != DOC_NUMARRAY))
+			{
+				*error = psprintf("tree %d has \"split_type\" but no \"%s\" array", t, category_keys[k]);
+				return false;
+			}
+		}
+	(void) tree_array(tree, "loss_changes", n, error, t);
+	(void) tree_array(tree, "sum_hessian", n, error, t);
+	(void) tree_array(tree, "base_weights", n, error, t);
+	(void) tree_array(tree, "parents", n, error, t);
+	return *error == NULL && check_deleted_nodes(tree, t, n, error);
+}
+
 /*
  * Validate tree t of the document and lay it out breadth first at its
  * range of f's nodes.  stack and newpos are scratch for max_nodes nodes.
@@ -264,6 +491,7 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 	const double *split = tree_array(tree, "split_indices", n, error, t);
 	const double *cond = tree_array(tree, "split_conditions", n, error, t);
 	const double *dleft = tree_array(tree, "default_left", n, error, t);
+
 	DocValue   *stype = doc_get(tree, "split_type");
 	NidsNode   *out = f->nodes + f->tree_offset[t];
 	float	   *leaf = f->leaf_value + f->tree_offset[t];
@@ -273,6 +501,8 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 				placed = 1;
 
 	if (*error)
+		return false;
+	if (!check_xgboost_tree(tree, t, n, error))
 		return false;
 	if (stype && stype->type == DOC_NUMARRAY)
 	{
@@ -382,8 +612,11 @@ forest_from_xgboost(const DocValue *doc, char **error)
 	int32	   *newpos;
 
 	*error = NULL;
-	if (!convert_learner(doc, f, error) ||
-		!convert_tree_sizes(trees, tree_info, f, &max_nodes, error))
+	if (!convert_learner(doc, f, error))
+		return NULL;
+	if (!check_xgboost_document(doc, model, error))
+		return NULL;
+	if (!convert_tree_sizes(trees, tree_info, f, &max_nodes, error))
 		return NULL;
 	f->nodes = palloc_extended(sizeof(NidsNode) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
 	f->leaf_value = palloc_extended(sizeof(float) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);

@@ -181,6 +181,9 @@ json_string(DocReader *r, char **out, int *outlen)
 			break;
 		if (c < 0x20)
 			return doc_fail(r, "control character in string");
+		/* XGBoost's reader takes byte 0xFF for the end of the document */
+		if (c == 0xFF)
+			return doc_fail(r, "byte 0xFF in a string");
 		if (c != '\\')
 		{
 			appendStringInfoChar(&buf, (char) c);

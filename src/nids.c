@@ -21,7 +21,7 @@ PG_MODULE_MAGIC;
 int			nids_threads = 1;
 int			nids_predictor = NIDS_PREDICTOR_NATIVE;
 bool		nids_compact_evaluator = true;
-int			nids_max_model_bytes = 256 * 1024 * 1024;
+int			nids_max_model_bytes = 64 * 1024 * 1024;
 
 static const struct config_enum_entry predictor_options[] = {
 	{"native", NIDS_PREDICTOR_NATIVE, false},
@@ -59,7 +59,7 @@ _PG_init(void)
 							"The largest XGBoost model document nids_import_xgboost accepts.",
 							"Parsing and converting a document takes memory proportional to its size; larger documents are refused with 54000.",
 							&nids_max_model_bytes,
-							256 * 1024 * 1024, 1024, INT_MAX,
+							64 * 1024 * 1024, 1024, INT_MAX,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("nids");
