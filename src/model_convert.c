@@ -402,7 +402,7 @@ convert_tree_sizes(const DocValue *trees, const DocValue *tree_info, NidsForest 
 	return true;
 }
 
-/* the arrays of categorical splits, present whenever split_type is */
+/* the arrays of categorical splits, present (and empty) whenever split_type is */
 static const char *const category_keys[] = {
 	"categories", "categories_nodes", "categories_segments", "categories_sizes"
 };
@@ -467,6 +467,13 @@ check_xgboost_tree(const DocValue *tree, int t, int n, char **error)
 			if (v == NULL || (v->type != DOC_ARRAY && v->type != DOC_NUMARRAY))
 			{
 				*error = psprintf("tree %d has \"split_type\" but no \"%s\" array", t, category_keys[k]);
+				return false;
+			}
+			/* no categorical split is scored: XGBoost 1.7 crashed on such arrays */
+			if (v->len != 0)
+			{
+				*error = psprintf("tree %d has categorical splits (\"%s\" is not empty), which are not supported",
+								  t, category_keys[k]);
 				return false;
 			}
 		}

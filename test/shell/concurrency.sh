@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Scoring sessions see no error while other sessions redeploy, roll back,
-# import and train (pgbench, 4 clients); a dropped model is a clean 42704.
+# Scoring sessions and the trigger see no error while other sessions
+# redeploy, roll back, import and train (pgbench, 4 clients); a dropped
+# model is a clean 42704.
 set -uo pipefail
 DB=nids_conc_test
 BIN=$(/usr/lib/postgresql/15/bin/pg_config --bindir)
@@ -20,8 +21,11 @@ q "CREATE TABLE f AS SELECT g::float8 AS destination_port, (g % 13)::float8 AS t
 q "SELECT nids_train('f', model => 'm', options => '{\"xgboost\": {\"num_boost_round\": 10}}') ? 'version'" >/dev/null
 q "SELECT nids_train('f', model => 'm', options => '{\"xgboost\": {\"num_boost_round\": 20, \"max_depth\": 4}}') ? 'version'" >/dev/null
 
+q "CREATE TABLE live (LIKE f, predicted_label text, probability float8, anomaly_score float8, novel boolean, verdict text);
+   CREATE TRIGGER score BEFORE INSERT ON live FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('m')" >/dev/null
 cat >"$work/score.sql" <<'SQL'
 SELECT count(nids_classify(nids_features(f, 'm'), 'm')), count((nids_ensemble(nids_features(f, 'm'), 'm')).verdict) FROM (SELECT * FROM f LIMIT 200) f;
+INSERT INTO live SELECT * FROM f LIMIT 50;
 SQL
 "$BIN/pgbench" -n -c 4 -j 2 -T "$SECONDS_RUN" -f "$work/score.sql" "$DB" >"$work/pgbench.out" 2>&1 &
 bench=$!
@@ -43,6 +47,8 @@ cat "$work/pgbench.out" | grep -E "transactions actually processed|failed|tps" |
 check "pgbench with 4 scoring clients exits cleanly while $changes catalogue changes commit" test $rc -eq 0
 check "no scoring transaction failed" bash -c "! grep -qiE 'error|aborted' '$work/pgbench.out'"
 check "they did work" grep -qE "number of transactions actually processed: [1-9]" "$work/pgbench.out"
+check "the trigger scored every row it inserted meanwhile" \
+	test "$(q "SELECT count(*) FILTER (WHERE verdict IS NULL) || '/' || sign(count(*)) FROM live")" = "0/1"
 
 # a dropped model: a clean 42704 for a session that had it cached
 err=$(psql -X -q -A -t -d "$DB" -v VERBOSITY=verbose 2>&1 <<'SQL'
