@@ -24,6 +24,28 @@ SELECT nids_import_xgboost('dup', '\x7b6901617b7d6901617b7d7d'::bytea, ARRAY['f'
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS imported FROM nids.models WHERE name = 'dup';
 
+-- what the differential fuzzer (fuzz/fuzz_xgboost_diff.c) found XGBoost reads
+-- differently, or crashes on: refused too
+SELECT nids_import_xgboost('diff', convert_to(replace(json, '"num_trees":"30"', '"num_trees":"29"'), 'UTF8'),
+	features, classes) FROM doc;
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_import_xgboost('diff', convert_to(regexp_replace(json, '"default_left":\[1', '"default_left":[5'), 'UTF8'),
+	features, classes) FROM doc;
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_import_xgboost('diff', convert_to(regexp_replace(json, '"categories_nodes":\[\]', '"categories_nodes":[0]'), 'UTF8'),
+	features, classes) FROM doc;
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_import_xgboost('diff', convert_to(replace(json, '"num_target":"1"', '"num_target":"2"'), 'UTF8'),
+	features, classes) FROM doc;
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_import_xgboost('diff', convert_to(replace(json, '"size_leaf_vector":"0"}', '"size_leaf_vector":"1"}'), 'UTF8'),
+	features, classes) FROM doc;
+\echo :LAST_ERROR_SQLSTATE
+-- XGBoost 2.x writes size_leaf_vector 1 for scalar leaves: that imports
+SELECT nids_import_xgboost('diff2', convert_to(replace(replace(json, '"size_leaf_vector":"0"', '"size_leaf_vector":"1"'),
+	'"version":[1,7,4]', '"version":[2,0,3]'), 'UTF8'), features, classes) AS version FROM doc;
+SELECT nids_drop_model('diff2');
+
 -- a base_score beyond float32 is a document nids cannot use (22P03, not XX000)
 SELECT nids_import_xgboost('big_base', convert_to(regexp_replace(json, '"base_score":"[^"]*"', '"base_score":"1E300"'), 'UTF8'),
 	features, classes) FROM doc;

@@ -141,6 +141,19 @@ static const char *const softmax_ints[] = {"num_class", NULL};
 static const char *const logistic_floats[] = {"scale_pos_weight", NULL};
 
 /*
+ * The largest size_leaf_vector of a tree with scalar leaves: 0 before
+ * XGBoost 2.0, which reuses the parameter with 1 for scalar leaves.
+ */
+static int
+scalar_leaf_vector(const DocValue *doc)
+{
+	const DocValue *version = doc_get(doc, "version");
+
+	return (version != NULL && version->type == DOC_NUMARRAY && version->len >= 1 &&
+			version->u.numbers[0] >= 2) ? 1 : 0;
+}
+
+/*
  * What XGBoost requires of the document although nids does not use it:
  * a "version" array, and the model's gbtree_model_param: num_trees the
  * number of trees (XGBoost's predictor walks num_trees trees, whatever the
@@ -170,6 +183,12 @@ check_xgboost_document(const DocValue *doc, const DocValue *model, char **error)
 	}
 	if (!check_params(gmp, gmp_ints, NULL, "gbtree_model_param", error))
 		return false;
+	/* vector leaves: XGBoost 1.7 loads them and then cannot predict */
+	if (doc_param_number(gmp, "size_leaf_vector", &parallel) && parallel > scalar_leaf_vector(doc))
+	{
+		*error = pstrdup("gbtree_model_param.size_leaf_vector is not 0 (vector leaves are not supported)");
+		return false;
+	}
 	if (!doc_param_number(gmp, "num_trees", &num_trees) || trees == NULL ||
 		(trees->type != DOC_ARRAY && trees->type != DOC_NUMARRAY) || num_trees != trees->len)
 	{
@@ -209,6 +228,12 @@ check_xgboost_learner(const DocValue *learner, const DocValue *lmp,
 	if (p == NULL || p->type != DOC_OBJECT)
 	{
 		*error = psprintf("the objective has no \"%s\" object", param);
+		return false;
+	}
+	/* softmax's num_class has no default in XGBoost */
+	if (obj != NIDS_OBJ_LOGISTIC && doc_get(p, "num_class") == NULL)
+	{
+		*error = psprintf("%s has no num_class", param);
 		return false;
 	}
 	if (!check_params(lmp, lmp_ints, lmp_floats, "learner_model_param", error) ||
@@ -334,7 +359,7 @@ convert_learner(const DocValue *doc, NidsForest *f, char **error)
  */
 static bool
 convert_tree_sizes(const DocValue *trees, const DocValue *tree_info, NidsForest *f,
-				   int *max_nodes, char **error)
+				   int scalar_leaf, int *max_nodes, char **error)
 {
 	int			total_nodes = 0;
 
@@ -376,7 +401,7 @@ convert_tree_sizes(const DocValue *trees, const DocValue *tree_info, NidsForest 
 			*error = psprintf("tree %d has no valid tree_param.num_nodes", t);
 			return false;
 		}
-		if (doc_param_number(tp, "size_leaf_vector", &leafvec) && leafvec > 1)
+		if (doc_param_number(tp, "size_leaf_vector", &leafvec) && leafvec > scalar_leaf)
 		{
 			*error = psprintf("tree %d has vector leaves (multi-target trees are not supported)", t);
 			return false;
@@ -623,7 +648,7 @@ forest_from_xgboost(const DocValue *doc, char **error)
 		return NULL;
 	if (!check_xgboost_document(doc, model, error))
 		return NULL;
-	if (!convert_tree_sizes(trees, tree_info, f, &max_nodes, error))
+	if (!convert_tree_sizes(trees, tree_info, f, scalar_leaf_vector(doc), &max_nodes, error))
 		return NULL;
 	f->nodes = palloc_extended(sizeof(NidsNode) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
 	f->leaf_value = palloc_extended(sizeof(float) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);

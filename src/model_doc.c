@@ -735,24 +735,17 @@ ubj_value(DocReader *r, DocValue *out, int marker)
 }
 
 /*
- * Which of the two an XGBoost model document is: JSON starts with '{'
- * followed by white space or '"'; anything else that starts with '{' is
- * taken for UBJSON.  Returns false when it starts with neither.
+ * Which of the two an XGBoost model document is, decided as XGBoost's own
+ * loader decides it: '{' then '"' is JSON, '{' then anything else UBJSON.
+ * No white space may come first (XGBoost would read it as its old binary
+ * format).  Returns false when the first byte is not '{'.
  */
 bool
 doc_format(const char *data, size_t len, DocFormat *format)
 {
-	const unsigned char *s = (const unsigned char *) data;
-	size_t		i = 0;
-
-	while (i < len && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
-		i++;
-	if (i >= len || s[i] != '{')
+	if (len < 2 || data[0] != '{')
 		return false;
-	i++;
-	while (i < len && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
-		i++;
-	*format = (i < len && (s[i] == '"' || s[i] == '}')) ? DOC_FORMAT_JSON : DOC_FORMAT_UBJSON;
+	*format = data[1] == '"' ? DOC_FORMAT_JSON : DOC_FORMAT_UBJSON;
 	return true;
 }
 
