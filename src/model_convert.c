@@ -133,10 +133,10 @@ check_params(const DocValue *obj, const char *const *ints, const char *const *fl
 	return true;
 }
 
-static const char *const lmp_ints[] = {"num_class", "num_feature", "num_target", NULL};
+static const char *const lmp_ints[] = {"num_class", "num_feature", "num_target", "boost_from_average", NULL};
 static const char *const lmp_floats[] = {"base_score", NULL};
-static const char *const gmp_ints[] = {"num_trees", "num_parallel_tree", "size_leaf_vector", NULL};
-static const char *const tp_ints[] = {"num_nodes", "num_deleted", "num_feature", "size_leaf_vector", NULL};
+static const char *const gmp_ints[] = {"num_trees", "num_parallel_tree", "size_leaf_vector", "num_roots", "num_feature", "num_output_group", NULL};
+static const char *const tp_ints[] = {"num_nodes", "num_deleted", "num_feature", "size_leaf_vector", "num_roots", NULL};
 static const char *const softmax_ints[] = {"num_class", NULL};
 static const char *const logistic_floats[] = {"scale_pos_weight", NULL};
 
@@ -477,9 +477,10 @@ check_xgboost_tree(const DocValue *tree, int t, int n, char **error)
 {
 	DocValue   *id = doc_get(tree, "id");
 
-	if (id == NULL || id->type != DOC_NUMBER)
+	/* XGBoost puts a tree where its id says: two with one id crashed it */
+	if (id == NULL || id->type != DOC_NUMBER || id->u.number != t)
 	{
-		*error = psprintf("tree %d has no \"id\"", t);
+		*error = psprintf("tree %d does not have \"id\" %d", t, t);
 		return false;
 	}
 	if (!check_params(doc_get(tree, "tree_param"), tp_ints, NULL, "tree_param", error))
