@@ -149,18 +149,6 @@ json_literal(DocReader *r, const char *word)
 	return true;
 }
 
-static int
-hex_digit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool
 json_string(DocReader *r, char **out, int *outlen)
 {
@@ -194,16 +182,14 @@ json_string(DocReader *r, char **out, int *outlen)
 		c = *r->p++;
 		switch (c)
 		{
+			/*
+			 * XGBoost's reader knows these five escapes and no other:
+			 * \/, \b and \f it refuses, \u it reads otherwise (a key
+			 * spelt with \u would be another key there).
+			 */
 			case '"':
 			case '\\':
-			case '/':
 				appendStringInfoChar(&buf, (char) c);
-				break;
-			case 'b':
-				appendStringInfoChar(&buf, '\b');
-				break;
-			case 'f':
-				appendStringInfoChar(&buf, '\f');
 				break;
 			case 'n':
 				appendStringInfoChar(&buf, '\n');
@@ -214,37 +200,6 @@ json_string(DocReader *r, char **out, int *outlen)
 			case 't':
 				appendStringInfoChar(&buf, '\t');
 				break;
-			case 'u':
-				{
-					unsigned int cp = 0;
-
-					if (r->end - r->p < 4)
-						return doc_fail(r, "short \\u escape");
-					for (int i = 0; i < 4; i++)
-					{
-						int			d = hex_digit(r->p[i]);
-
-						if (d < 0)
-							return doc_fail(r, "bad \\u escape");
-						cp = cp * 16 + d;
-					}
-					r->p += 4;
-					/* names in models are ASCII; keep others as UTF-8 */
-					if (cp < 0x80)
-						appendStringInfoChar(&buf, (char) cp);
-					else if (cp < 0x800)
-					{
-						appendStringInfoChar(&buf, (char) (0xC0 | (cp >> 6)));
-						appendStringInfoChar(&buf, (char) (0x80 | (cp & 0x3F)));
-					}
-					else
-					{
-						appendStringInfoChar(&buf, (char) (0xE0 | (cp >> 12)));
-						appendStringInfoChar(&buf, (char) (0x80 | ((cp >> 6) & 0x3F)));
-						appendStringInfoChar(&buf, (char) (0x80 | (cp & 0x3F)));
-					}
-					break;
-				}
 			default:
 				return doc_fail(r, "bad escape in string");
 		}
@@ -819,8 +774,14 @@ json_write_string(StringInfo out, const char *s, int len)
 			appendStringInfoChar(out, '\\');
 			appendStringInfoChar(out, (char) c);
 		}
+		else if (c == '\n')
+			appendStringInfoString(out, "\\n");
+		else if (c == '\r')
+			appendStringInfoString(out, "\\r");
+		else if (c == '\t')
+			appendStringInfoString(out, "\\t");
 		else if (c < 0x20)
-			appendStringInfo(out, "\\u%04x", c);
+			appendStringInfo(out, "\\u%04x", c);	/* only from UBJSON */
 		else
 			appendStringInfoChar(out, (char) c);
 	}
