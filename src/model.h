@@ -37,7 +37,8 @@ typedef struct DocValue DocValue;
 struct DocValue
 {
 	DocType		type;
-	bool		is_integer;		/* number(s) written as integers */
+	bool		is_integer;		/* number(s) written as integers: all of them */
+	bool		any_integer;	/* DOC_NUMARRAY: one or more written as integers */
 	bool		is_float32;		/* number(s) stored as float32 in UBJSON */
 	int			len;			/* string bytes, array/object members */
 	union

@@ -57,10 +57,32 @@ doc_param_number(const DocValue *obj, const char *key, double *out)
 	return endp != s && (*endp == '\0' || *endp == ']');
 }
 
+/*
+ * The number arrays of a tree.  XGBoost reads index arrays as integers and
+ * the others as floats, and refuses an array whose numbers are written the
+ * other way (1 where it wants a float, 1.0 where it wants an integer).
+ */
+static bool
+integer_array(const char *key)
+{
+	return strcmp(key, "left_children") == 0 || strcmp(key, "right_children") == 0 ||
+		strcmp(key, "parents") == 0 || strcmp(key, "split_indices") == 0 ||
+		strcmp(key, "default_left") == 0;
+}
+
 static const double *
 tree_array(const DocValue *tree, const char *key, int n, char **error, int t)
 {
 	DocValue   *v = doc_get(tree, key);
+
+	if (v != NULL && v->type == DOC_NUMARRAY &&
+		(integer_array(key) ? !v->is_integer : v->any_integer))
+	{
+		*error = psprintf("tree %d: \"%s\" holds %s", t, key,
+						  integer_array(key) ? "numbers that are not written as integers"
+						  : "numbers written as integers where XGBoost reads floats");
+		return NULL;
+	}
 
 	if (n == 0 && v != NULL && v->type == DOC_ARRAY && v->len == 0)
 		return NULL;
@@ -376,7 +398,7 @@ convert_tree_sizes(const DocValue *trees, const DocValue *tree_info, NidsForest 
 	f->num_trees = trees->len;
 	if (f->num_trees > 0 &&
 		(tree_info == NULL || tree_info->type != DOC_NUMARRAY ||
-		 tree_info->len != f->num_trees))
+		 tree_info->len != f->num_trees || !tree_info->is_integer))
 	{
 		*error = pstrdup("gradient_booster.model.tree_info does not have one group per tree");
 		return false;
@@ -478,7 +500,7 @@ check_xgboost_tree(const DocValue *tree, int t, int n, char **error)
 	DocValue   *id = doc_get(tree, "id");
 
 	/* XGBoost puts a tree where its id says: two with one id crashed it */
-	if (id == NULL || id->type != DOC_NUMBER || id->u.number != t)
+	if (id == NULL || id->type != DOC_NUMBER || !id->is_integer || id->u.number != t)
 	{
 		*error = psprintf("tree %d does not have \"id\" %d", t, t);
 		return false;

@@ -100,6 +100,7 @@ array_finish(DocValue *out, DocValue *items, int n)
 {
 	bool		all_numbers = n > 0;
 	bool		all_integers = true;
+	bool		any_integer = false;
 
 	for (int i = 0; i < n && all_numbers; i++)
 	{
@@ -107,6 +108,8 @@ array_finish(DocValue *out, DocValue *items, int n)
 			all_numbers = false;
 		else if (!items[i].is_integer)
 			all_integers = false;
+		else
+			any_integer = true;
 	}
 	out->len = n;
 	if (all_numbers)
@@ -117,6 +120,7 @@ array_finish(DocValue *out, DocValue *items, int n)
 			numbers[i] = items[i].u.number;
 		out->type = DOC_NUMARRAY;
 		out->is_integer = all_integers;
+		out->any_integer = any_integer;
 		out->is_float32 = items[0].is_float32;
 		out->u.numbers = numbers;
 		pfree(items);
@@ -590,6 +594,7 @@ ubj_container(DocReader *r, DocValue *out, bool is_object)
 		out->type = count > 0 ? DOC_NUMARRAY : DOC_ARRAY;
 		out->len = (int) count;
 		out->is_integer = (type != 'd' && type != 'D');
+		out->any_integer = out->is_integer && count > 0;
 		out->is_float32 = (type == 'd');
 		out->u.numbers = numbers;
 		if (count == 0)
