@@ -52,13 +52,7 @@ kolmogorov_sf(double lambda)
 	return Max(0.0, Min(1.0, 2.0 * sum));
 }
 
-/*
- * P(D_n < d) for the one-sample two-sided statistic, exactly, by the
- * method of Marsaglia, Tsang and Wang (2003): the (k,k) entry of the n-th
- * power of a (2k-1)-square matrix, k = floor(n d) + 1, with the exponent
- * kept apart to avoid overflow.  Used when k is small, where the
- * asymptotic formula is least accurate.
- */
+/* out = a b, m x m */
 static void
 matrix_multiply(const double *a, const double *b, double *out, int m)
 {
@@ -115,6 +109,13 @@ matrix_power(const double *a, int m, int n, double *out, int *exponent,
 	}
 }
 
+/*
+ * P(D_n < d) for the one-sample two-sided statistic, exactly, by the
+ * method of Marsaglia, Tsang and Wang (2003): the (k,k) entry of the n-th
+ * power of a (2k-1)-square matrix, k = floor(n d) + 1, with the exponent
+ * kept apart to avoid overflow.  Used when k is small, where the
+ * asymptotic formula is least accurate.
+ */
 static double
 kolmogorov_cdf_exact(int n, double d)
 {

@@ -157,13 +157,13 @@ train_gate_and_reference(TrainState *ts)
 	for (int c = 0; c < td->nclasses; c++)
 		if (pg_strcasecmp(td->classes[c], ts->opt.benign_label) == 0)
 			ts->benign = c;
-	ts->scratch = palloc(sizeof(float) * (ts->opt.iforest.num_trees + 2 * ts->k + 1));
 	if (ts->benign >= 0)
 	{
 		for (int64 r = 0; r < ts->ntrain; r++)
 			if (td->y[r] == ts->benign)
 				rows[ts->nbenign++] = r;
 		ts->iforest = iforest_train(td->x, ts->k, rows, ts->nbenign, &ts->opt.iforest);
+		ts->scratch = palloc(sizeof(float) * forest_scratch_size(ts->iforest));
 		ts->threshold_train = iforest_threshold(ts->iforest, td->x, ts->k, rows, ts->nbenign,
 												ts->opt.benign_fpr, ts->scratch);
 	}
@@ -201,8 +201,9 @@ train_evaluate(TrainState *ts)
 
 	ts->confusion = palloc0(sizeof(int64) * nclasses * nclasses);
 	ts->pred = palloc_extended(sizeof(int) * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
-	ts->scratch = repalloc(ts->scratch, sizeof(float) * Max(forest_scratch_size(ts->forest),
-															ts->opt.iforest.num_trees + 2 * ts->k + 1));
+	/* one scratch area for both forests */
+	ts->scratch = palloc(sizeof(float) * Max(forest_scratch_size(ts->forest),
+											 ts->iforest ? forest_scratch_size(ts->iforest) : 0));
 	for (int64 r = 0; r < ts->ntest; r++)
 	{
 		int			best = 0;
