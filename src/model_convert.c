@@ -559,7 +559,14 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 		return false;
 	if (!check_xgboost_tree(tree, t, n, error))
 		return false;
-	if (stype && stype->type == DOC_NUMARRAY)
+	/* split_type, where given, is one integer per node, all 0 (numerical) */
+	if (stype != NULL &&
+		!(stype->type == DOC_NUMARRAY && stype->is_integer && stype->len == n))
+	{
+		*error = psprintf("tree %d: \"split_type\" does not have %d integers", t, n);
+		return false;
+	}
+	if (stype != NULL)
 	{
 		for (int i = 0; i < stype->len; i++)
 			if (stype->u.numbers[i] != 0)
