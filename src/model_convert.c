@@ -252,11 +252,18 @@ check_xgboost_learner(const DocValue *learner, const DocValue *lmp,
 		*error = psprintf("the objective has no \"%s\" object", param);
 		return false;
 	}
-	/* softmax's num_class has no default in XGBoost */
-	if (obj != NIDS_OBJ_LOGISTIC && doc_get(p, "num_class") == NULL)
+	/* softmax's num_class has no default in XGBoost: it must be the model's */
+	if (obj != NIDS_OBJ_LOGISTIC)
 	{
-		*error = psprintf("%s has no num_class", param);
-		return false;
+		double		ours,
+					theirs;
+
+		if (!doc_param_number(p, "num_class", &theirs) ||
+			!doc_param_number(lmp, "num_class", &ours) || theirs != ours)
+		{
+			*error = psprintf("%s.num_class is missing or not learner_model_param.num_class", param);
+			return false;
+		}
 	}
 	if (!check_params(lmp, lmp_ints, lmp_floats, "learner_model_param", error) ||
 		!check_params(p, obj == NIDS_OBJ_LOGISTIC ? NULL : softmax_ints,
