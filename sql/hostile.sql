@@ -41,6 +41,12 @@ SELECT nids_import_xgboost('diff', convert_to(replace(json, '"num_target":"1"', 
 SELECT nids_import_xgboost('diff', convert_to(replace(json, '"size_leaf_vector":"0"}', '"size_leaf_vector":"1"}'), 'UTF8'),
 	features, classes) FROM doc;
 \echo :LAST_ERROR_SQLSTATE
+SELECT nids_import_xgboost('diff', convert_to(regexp_replace(json, '"parents":\[2147483647,0,0,1,1', '"parents":[2147483647,0,0,1,-1'), 'UTF8'),
+	features, classes) FROM doc;
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_import_xgboost('diff', convert_to(regexp_replace(json, '"id":1,', '"id":0,'), 'UTF8'),
+	features, classes) FROM doc;
+\echo :LAST_ERROR_SQLSTATE
 -- XGBoost 2.x writes size_leaf_vector 1 for scalar leaves: that imports
 SELECT nids_import_xgboost('diff2', convert_to(replace(replace(json, '"size_leaf_vector":"0"', '"size_leaf_vector":"1"'),
 	'"version":[1,7,4]', '"version":[2,0,3]'), 'UTF8'), features, classes) AS version FROM doc;

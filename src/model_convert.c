@@ -498,6 +498,37 @@ check_deleted_nodes(const DocValue *tree, int t, int n, char **error)
 }
 
 /*
+ * XGBoost follows "parents" as indices (a wrong one crashed its loader):
+ * the root's is 2^31 - 1, every node reached from the root has the parent
+ * it is reached from, and every other entry is a node index.  newpos[i] is
+ * -1 for a node not reached.
+ */
+static bool
+check_parents(const DocValue *tree, int t, int n, const double *left,
+			  const double *right, const int32 *newpos, char **error)
+{
+	const double *parents = tree_array(tree, "parents", n, error, t);
+
+	if (parents == NULL)
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		bool		ok = (i == 0) ? parents[0] == 2147483647.0
+			: ((parents[i] >= 0 && parents[i] < n) ||
+			   (newpos[i] == -1 && parents[i] == 2147483647.0));
+
+		if (ok && newpos[i] != -1 && left[i] != -1)
+			ok = parents[(int) left[i]] == i && parents[(int) right[i]] == i;
+		if (!ok)
+		{
+			*error = psprintf("tree %d: \"parents\" does not match the children at node %d", t, i);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
  * What XGBoost requires of a tree although nids does not use it: a document
  * XGBoost would refuse is refused here too (fuzz/fuzz_xgboost_diff.c).
  */
@@ -666,7 +697,7 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 		out[i].left = i;
 		leaf[i] = 0.0f;
 	}
-	return true;
+	return check_parents(tree, t, n, left, right, newpos, error);
 }
 
 NidsForest *
