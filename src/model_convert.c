@@ -136,11 +136,25 @@ param_parses(const DocValue *v, bool integer, bool bracketed)
 	return *endp == '\0';
 }
 
-/* every known member of a parameter object parses; keys[] ends with NULL */
+/*
+ * Every member of a parameter object is a string (XGBoost reads them all as
+ * strings), and the members it knows parse; the lists end with NULL.
+ */
 static bool
 check_params(const DocValue *obj, const char *const *ints, const char *const *floats,
 			 const char *what, char **error)
 {
+	if (obj == NULL || obj->type != DOC_OBJECT)
+	{
+		*error = psprintf("%s is not an object", what);
+		return false;
+	}
+	for (int i = 0; i < obj->len; i++)
+		if (obj->u.object.values[i].type != DOC_STRING)
+		{
+			*error = psprintf("%s.%s is not a string", what, obj->u.object.keys[i]);
+			return false;
+		}
 	for (int pass = 0; pass < 2; pass++)
 		for (const char *const *k = pass == 0 ? ints : floats; k && *k; k++)
 		{
@@ -265,7 +279,8 @@ check_xgboost_learner(const DocValue *learner, const DocValue *lmp,
 			return false;
 		}
 	}
-	if (!check_params(lmp, lmp_ints, lmp_floats, "learner_model_param", error) ||
+	if (!check_params(doc_get(learner, "attributes"), NULL, NULL, "attributes", error) ||
+		!check_params(lmp, lmp_ints, lmp_floats, "learner_model_param", error) ||
 		!check_params(p, obj == NIDS_OBJ_LOGISTIC ? NULL : softmax_ints,
 					  obj == NIDS_OBJ_LOGISTIC ? logistic_floats : NULL, param, error))
 		return false;
