@@ -205,9 +205,10 @@ check_xgboost_document(const DocValue *doc, const DocValue *model, char **error)
 	double		parallel;
 	double		num_trees;
 
-	if (version == NULL || (version->type != DOC_ARRAY && version->type != DOC_NUMARRAY))
+	if (version == NULL || version->type != DOC_NUMARRAY || version->len != 3 ||
+		!version->is_integer)
 	{
-		*error = pstrdup("the document has no \"version\" array; it is not an XGBoost model");
+		*error = pstrdup("the document has no \"version\" of three integers; it is not an XGBoost model");
 		return false;
 	}
 	if (gmp == NULL || gmp->type != DOC_OBJECT ||
