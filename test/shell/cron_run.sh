@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pg_cron for real: a job made by nids_schedule_drift runs to completion and
-# logs its report (pg_cron 1.4 runs jobs on the minute: up to ~70 s here).
+# logs its report (pg_cron 1.4 runs jobs on the minute: up to ~70 s here, 110 s allowed).
 # And on a server that listens on no TCP address, scheduling says that
 # pg_cron could not connect, instead of every run failing at 3 a.m.
 set -uo pipefail
@@ -19,7 +19,7 @@ q "SELECT nids_train('cron_run_flows', model => 'cron_run', options => '{\"xgboo
 job=$(q "SELECT nids_schedule_drift('nids_cron_run', '* * * * *', 'SELECT * FROM cron_run_flows WHERE destination_port > 300', 'cron_run')")
 check "a job is scheduled every minute" test -n "$job"
 status=
-for _ in $(seq 1 80); do
+for _ in $(seq 1 110); do
 	status=$(q "SELECT status FROM cron.job_run_details WHERE jobid = $job AND status IN ('succeeded', 'failed') LIMIT 1")
 	[ -n "$status" ] && break
 	sleep 1
