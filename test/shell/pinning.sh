@@ -57,6 +57,23 @@ q "SELECT nids_deploy('p', 1)"
 check "nids_attach_benign reads a view that redeploys, and keeps its model" \
 	test "$(q "SELECT metrics->>'from_version' FROM nids.models WHERE name = 'p'
 		AND version = $(q "SELECT nids_attach_benign('p', 'churning', '{\"deploy\": false}')")")" = 1
+# the same churn made in this very session: a view that deploys locally (a
+# read that is not a window query may write), read by nids_attach_benign and
+# inserted through the scoring trigger
+q "CREATE FUNCTION flip(i int, r f) RETURNS text VOLATILE LANGUAGE plpgsql AS \$\$
+BEGIN
+	PERFORM nids_deploy('p', 1 + i % 2);
+	RETURN nids_classify(nids_features(r, 'p'), 'p');
+END \$\$"
+q "CREATE VIEW flipping AS SELECT f.*, flip(f.i, f) AS scored FROM f WHERE i <= 40"
+q "SELECT nids_deploy('p', 1)"
+check "nids_attach_benign reads a view that redeploys in its own session" \
+	test "$(q "SELECT metrics->>'from_version' FROM nids.models WHERE name = 'p'
+		AND version = $(q "SELECT nids_attach_benign('p', 'flipping', '{\"deploy\": false}')")")" = 1
+q "CREATE TABLE live (LIKE f, scored text, predicted_label text, verdict text);
+   CREATE TRIGGER score BEFORE INSERT ON live FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('p')"
+check "the trigger scores every row of an INSERT whose rows redeploy the model" \
+	test "$(q "INSERT INTO live SELECT * FROM flipping; SELECT count(verdict) FROM live")" = 40
 check "the server never restarted" \
 	test "$(q "SELECT backend_start FROM pg_stat_activity WHERE backend_type = 'checkpointer'")" = "$started"
 
