@@ -69,7 +69,6 @@ extern void feature_map_fill(FeatureMap *map, HeapTuple tuple, float *x,
 							 double *raw, bool *missing);
 extern void feature_map_values(const FeatureMap *map, const Datum *values,
 							   const bool *nulls, float *x);
-extern bool canonical_attname_equals(const char *attname, const char *feature);
 extern const char *canonical_attname(const char *attname, char *buf, size_t bufsize);
 extern bool nids_numeric_type(Oid base_type);
 extern double nids_datum_to_double(Datum d, Oid base_type);

@@ -91,14 +91,6 @@ canonical_attname(const char *attname, char *buf, size_t bufsize)
 }
 
 bool
-canonical_attname_equals(const char *attname, const char *feature)
-{
-	char		norm[NAMEDATALEN * 2];
-
-	return strcmp(canonical_attname(attname, norm, sizeof(norm)), feature) == 0;
-}
-
-bool
 nids_numeric_type(Oid t)
 {
 	return t == FLOAT8OID || t == FLOAT4OID || t == INT2OID || t == INT4OID ||

@@ -127,45 +127,77 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, int what, ModelRecord *rec)
 		rec->reference = column_bytes(tup, desc, Anum_model_versions_reference);
 }
 
+/* a scan of one model name's versions (one version when version > 0) */
+typedef struct VersionScan
+{
+	Relation	rel;
+	Relation	idx;
+	Snapshot	snapshot;
+	SysScanDesc scan;
+	ScanKeyData key[2];
+} VersionScan;
+
+static void
+version_scan_begin(VersionScan *vs, const char *name, int32 version, Snapshot snapshot)
+{
+	vs->rel = table_open(catalog_models_relid(), AccessShareLock);
+	vs->idx = index_open(models_pkey, AccessShareLock);
+	ScanKeyInit(&vs->key[0], Anum_model_versions_name, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(name));
+	/* the index's collation, so that the btree descends as it was built */
+	vs->key[0].sk_collation = vs->idx->rd_indcollation[0];
+	ScanKeyInit(&vs->key[1], Anum_model_versions_version, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(version));
+	vs->snapshot = RegisterSnapshot(snapshot);
+	vs->scan = systable_beginscan(vs->rel, models_pkey, true, vs->snapshot,
+								  version > 0 ? 2 : 1, vs->key);
+}
+
+static void
+version_scan_end(VersionScan *vs)
+{
+	systable_endscan(vs->scan);
+	UnregisterSnapshot(vs->snapshot);
+	index_close(vs->idx, AccessShareLock);
+	table_close(vs->rel, AccessShareLock);
+}
+
 /* catalog_read, under the given snapshot */
 static bool
 read_version(const char *name, int32 version, int what, ModelRecord *rec,
 			 Snapshot snapshot)
 {
-	Relation	rel;
-	Relation	idx;
-	SysScanDesc scan;
-	ScanKeyData key[2];
+	VersionScan vs;
 	HeapTuple	tup;
 	bool		found = false;
 
-	rel = table_open(catalog_models_relid(), AccessShareLock);
-	idx = index_open(models_pkey, AccessShareLock);
-	ScanKeyInit(&key[0], Anum_model_versions_name, BTEqualStrategyNumber, F_TEXTEQ,
-				CStringGetTextDatum(name));
-	key[0].sk_collation = idx->rd_indcollation[0];
-	ScanKeyInit(&key[1], Anum_model_versions_version, BTEqualStrategyNumber, F_INT4EQ,
-				Int32GetDatum(version));
-	snapshot = RegisterSnapshot(snapshot);
-	scan = systable_beginscan(rel, models_pkey, true, snapshot, version > 0 ? 2 : 1, key);
-	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	version_scan_begin(&vs, name, version, snapshot);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(vs.scan)))
 	{
 		bool		isnull;
 
 		if (version == 0 &&
 			!DatumGetBool(heap_getattr(tup, Anum_model_versions_deployed,
-									   RelationGetDescr(rel), &isnull)))
+									   RelationGetDescr(vs.rel), &isnull)))
 			continue;
 		memset(rec, 0, sizeof(*rec));
 		rec->name = name;
-		record_from_tuple(tup, RelationGetDescr(rel), what, rec);
+		record_from_tuple(tup, RelationGetDescr(vs.rel), what, rec);
 		found = true;
 	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	version_scan_end(&vs);
 	return found;
+}
+
+/*
+ * Read version (0: the deployed one) of model name, as the current
+ * statement's snapshot shows it, into rec; false when there is none.  Only
+ * the columns what names are read beyond the version.
+ */
+bool
+catalog_read(const char *name, int32 version, int what, ModelRecord *rec)
+{
+	return read_version(name, version, what, rec, statement_snapshot());
 }
 
 /* a text[] of names, for a ModelRecord's feature_names and class_labels */
@@ -180,47 +212,25 @@ catalog_text_array(char **names, int n)
 }
 
 /*
- * Read version (0: the deployed one) of model name, as the current
- * statement's snapshot shows it, into rec; false when there is none.  Only
- * the columns what names are read beyond the version.
+ * The highest version of name, 0 when it has none, in the newest committed
+ * state: writers serialise on the advisory lock.
  */
-bool
-catalog_read(const char *name, int32 version, int what, ModelRecord *rec)
-{
-	return read_version(name, version, what, rec, statement_snapshot());
-}
-
-/* the highest version of name, 0 when it has none */
 static int32
 catalog_max_version(const char *name)
 {
-	Relation	rel;
-	Relation	idx;
-	SysScanDesc scan;
-	ScanKeyData key;
+	VersionScan vs;
 	HeapTuple	tup;
-	Snapshot	snapshot;
 	int32		max = 0;
 
-	rel = table_open(catalog_models_relid(), AccessShareLock);
-	idx = index_open(models_pkey, AccessShareLock);
-	ScanKeyInit(&key, Anum_model_versions_name, BTEqualStrategyNumber, F_TEXTEQ,
-				CStringGetTextDatum(name));
-	key.sk_collation = idx->rd_indcollation[0];
-	/* the newest committed state: writers serialise on the advisory lock */
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	scan = systable_beginscan(rel, models_pkey, true, snapshot, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	version_scan_begin(&vs, name, 0, GetLatestSnapshot());
+	while (HeapTupleIsValid(tup = systable_getnext(vs.scan)))
 	{
 		bool		isnull;
 
 		max = Max(max, DatumGetInt32(heap_getattr(tup, Anum_model_versions_version,
-												  RelationGetDescr(rel), &isnull)));
+												  RelationGetDescr(vs.rel), &isnull)));
 	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	version_scan_end(&vs);
 	return max;
 }
 

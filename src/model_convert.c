@@ -106,14 +106,9 @@ tree_array(const DocValue *tree, const char *key, int n, char **error, int t)
 static bool
 param_parses(const DocValue *v, bool integer, bool bracketed)
 {
-	char	   *s,
-			   *endp;
+	char	   *s = pnstrdup(v->u.string, v->len);	/* check_params: a string */
+	char	   *endp;
 
-	if (v->type == DOC_NUMBER)
-		return !integer || (v->u.number == floor(v->u.number) && fabs(v->u.number) < 2147483648.0);
-	if (v->type != DOC_STRING)
-		return v->type == DOC_NUMARRAY && bracketed && v->len == 1;
-	s = pnstrdup(v->u.string, v->len);
 	if (bracketed && s[0] == '[')
 		s++;
 	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
@@ -582,7 +577,6 @@ check_xgboost_tree(const DocValue *tree, int t, int n, char **error)
 	(void) tree_array(tree, "loss_changes", n, error, t);
 	(void) tree_array(tree, "sum_hessian", n, error, t);
 	(void) tree_array(tree, "base_weights", n, error, t);
-	(void) tree_array(tree, "parents", n, error, t);
 	return *error == NULL && check_deleted_nodes(tree, t, n, error);
 }
 
