@@ -34,3 +34,33 @@ COMMENT ON FUNCTION nids_unschedule_drift(text) IS
 	'Removes this role''s pg_cron job of that name made by nids_schedule_drift; false when there is none';
 REVOKE ALL ON FUNCTION nids_unschedule_drift(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nids_unschedule_drift(text) TO nids_admin;
+
+-- No silent mistakes (1.1): a model argument may name a version ('name@N'),
+-- nids_train deploys "if_better" by default over a deployed version, and
+-- the deployed version cannot be dropped while others exist.
+COMMENT ON FUNCTION nids_drop_model(text, integer) IS
+	'Drops one version of a model (not the deployed one while others exist), or all its versions when version is NULL';
+COMMENT ON FUNCTION nids_train(regclass, name, text, jsonb) IS
+	'Trains classifier, novelty gate and drift reference on the CICFlowMeter features of a table and registers a new version; deploys it if better than the deployed one (options.deploy)';
+
+-- Results people can read.
+CREATE VIEW nids.model_summary AS
+	SELECT name, version, deployed, created_at,
+		pg_catalog.cardinality(feature_names) AS features,
+		pg_catalog.cardinality(class_labels) AS classes,
+		(metrics #>> '{rows,train}')::bigint AS train_rows,
+		(metrics ->> 'macro_f1')::float8 AS macro_f1,
+		(metrics ->> 'accuracy')::float8 AS accuracy,
+		CASE WHEN iforest IS NOT NULL THEN 'iforest' END AS novelty_method,
+		(metrics #>> '{iforest,benign_fpr}')::float8 AS benign_fpr
+	FROM nids.model_versions;
+COMMENT ON VIEW nids.model_summary IS
+	'One line per model version: size, training rows, hold-out quality and novelty gate';
+GRANT SELECT ON nids.model_summary TO PUBLIC;
+
+CREATE FUNCTION nids_class_probabilities(features float8[], model text DEFAULT 'default')
+RETURNS TABLE(label text, probability float8)
+AS 'MODULE_PATHNAME', 'nids_class_probabilities'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10 ROWS 10;
+COMMENT ON FUNCTION nids_class_probabilities(float8[], text) IS
+	'Class probabilities of one flow as rows, most probable first';

@@ -7,7 +7,7 @@ RESET client_min_messages;
 \i test/fixtures/ks_fixtures.sql
 \o /dev/null
 -- test_size 0: the stored reference is the whole of ks_ref, as scipy saw it
-SELECT nids_train('ks_ref', model => 'ks', options => '{"test_size": 0, "xgboost": {"num_boost_round": 3}}');
+SELECT nids_train('ks_ref', model => 'ks', options => '{"test_size": 0, "include": ["f_cont", "f_port", "f_count", "f_heavy"], "xgboost": {"num_boost_round": 3}}');
 \o
 \set ECHO all
 \set SHOW_CONTEXT never
@@ -38,12 +38,15 @@ FROM ks_drift('SELECT * FROM ks_shifted', 'ks') d1
 JOIN ks_drift('SELECT ARRAY[f_cont, f_port, f_count, f_heavy] FROM ks_shifted', 'ks') d2 USING (feature)
 ORDER BY 1;
 
--- columns matched by canonical name; a feature missing from the window has n_window 0
+-- columns matched by canonical name; a feature missing from the window has
+-- n_window 0 (with a WARNING naming it, when nids.min_feature_coverage allows)
+SET nids.min_feature_coverage = 0;
 SELECT feature, n_window, ks_statistic IS NULL AS no_statistic, drift_level
 FROM ks_drift('SELECT f_cont AS "F Cont", f_port AS "F-Port" FROM ks_same', 'ks') ORDER BY feature;
 -- a feature named twice is read from its first column only, as nids_features does
 SELECT n_window = (SELECT count(*) FROM ks_same) AS counted_once
 FROM ks_drift('SELECT f_cont, f_cont AS "F Cont" FROM ks_same', 'ks') WHERE feature = 'f_cont';
+RESET nids.min_feature_coverage;
 
 -- an empty window
 SELECT count(*) FILTER (WHERE n_window = 0) AS empty_features FROM ks_drift('SELECT * FROM ks_same WHERE false', 'ks');
@@ -79,7 +82,7 @@ SELECT * FROM ks_drift('SELECT * FROM ks_same', 'dr_imported');
 
 -- cancelled by statement_timeout on a window that would take minutes
 SET statement_timeout = '300ms';
-SELECT * FROM ks_drift('SELECT a.f_cont FROM ks_ref a, ks_ref b', 'ks');
+SELECT * FROM ks_drift('SELECT a.* FROM ks_ref a, ks_ref b', 'ks');
 \echo :LAST_ERROR_SQLSTATE
 RESET statement_timeout;
 

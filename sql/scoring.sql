@@ -14,6 +14,9 @@ SELECT nids_train('flows_sc', model => 'sc', options => '{"exclude": ["flow_numb
 \o
 \set ECHO all
 \set SHOW_CONTEXT never
+-- rows with a few of the model's columns: scored, with a WARNING (the
+-- default nids.min_feature_coverage refuses them; tested at the end)
+SET nids.min_feature_coverage = 0;
 
 -- nids_features: the model's vector, by canonical column name
 SELECT array_length(nids_features(f, 'sc'), 1) = (SELECT array_length(feature_names, 1) FROM nids.models WHERE name = 'sc') AS full_length
@@ -174,4 +177,56 @@ INSERT INTO unknown_model VALUES (80, NULL);
 SELECT nids_score_trigger();
 \echo :LAST_ERROR_SQLSTATE
 
+-- Missing features: one WARNING per statement names them; below
+-- nids.min_feature_coverage (default 0.9) scoring is refused (42703)
+RESET nids.min_feature_coverage;
+SHOW nids.min_feature_coverage;
+SELECT nids_features(f, 'sc') IS NOT NULL FROM flows_2018 f;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE most_features AS SELECT * FROM flows_sc WHERE flow_number <= 50;
+ALTER TABLE most_features DROP COLUMN idle_mean;
+SELECT count(nids_classify(nids_features(f, 'sc'), 'sc')) AS scored FROM most_features f;
+SELECT count(*) AS drift_rows FROM ks_drift('SELECT * FROM most_features', 'sc');
+ALTER TABLE most_features ADD COLUMN predicted_label text;
+CREATE TRIGGER score BEFORE INSERT ON most_features FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO most_features SELECT * FROM most_features;
+SELECT count(predicted_label) AS trigger_scored FROM most_features;
+SET nids.min_feature_coverage = 1;
+SELECT count(nids_classify(nids_features(f, 'sc'), 'sc')) AS scored FROM most_features f;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS drift_rows FROM ks_drift('SELECT * FROM most_features', 'sc');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO most_features SELECT * FROM most_features LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+SET nids.min_feature_coverage = 1.5;
+\echo :LAST_ERROR_SQLSTATE
+RESET nids.min_feature_coverage;
+
+-- a trigger whose output columns are misspelt is refused, not silent
+CREATE TABLE misspelt (LIKE flows_sc, prob float8);
+CREATE TRIGGER score BEFORE INSERT ON misspelt FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO misspelt SELECT *, NULL FROM flows_sc LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE misspelt2 (LIKE flows_sc, predicted text, verdicts text);
+CREATE TRIGGER score BEFORE INSERT ON misspelt2 FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO misspelt2 SELECT *, NULL, NULL FROM flows_sc LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE no_outputs (LIKE flows_sc);
+CREATE TRIGGER score BEFORE INSERT ON no_outputs FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc');
+INSERT INTO no_outputs SELECT * FROM flows_sc LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS nothing_inserted FROM misspelt, misspelt2, no_outputs;
+
+-- nids_class_probabilities: every class, most probable first
+SELECT count(*) = (SELECT cardinality(class_labels) FROM nids.models WHERE name = 'sc' AND deployed) AS every_class,
+       abs(sum(probability) - 1) < 1e-6 AS sums_to_one,
+       (array_agg(p.label))[1] = (SELECT nids_classify(nids_features(f, 'sc'), 'sc') FROM flows_sc f WHERE flow_number = 7) AS first_is_predicted,
+       bool_and(probability >= 0) AS nonnegative
+FROM flows_sc f, nids_class_probabilities(nids_features(f, 'sc'), 'sc') p WHERE f.flow_number = 7;
+SELECT probability >= lead(probability) OVER () OR lead(probability) OVER () IS NULL AS ordered
+FROM flows_sc f, nids_class_probabilities(nids_features(f, 'sc'), 'sc') p WHERE f.flow_number = 7;
+SELECT * FROM nids_class_probabilities(ARRAY[1, 2]::float8[], 'sc');
+\echo :LAST_ERROR_SQLSTATE
+
+DROP TABLE most_features, misspelt, misspelt2, no_outputs;
 DROP TABLE live, live_small, live_default, unrelated, wrong_type, after_trigger, two_args, unknown_model, flows_2018, bad_types;

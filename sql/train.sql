@@ -82,3 +82,62 @@ FROM (SELECT nids_train('flows2', 'verdict_truth', 'two', '{"xgboost": {"num_boo
 INSERT INTO flows2 SELECT 1, 2, 3, NULL;
 SELECT r->'rows'->'null_label_skipped' AS skipped
 FROM (SELECT nids_train('flows2', 'verdict_truth', 'two', '{"xgboost": {"num_boost_round": 5}}') AS r) s;
+
+-- Leakage: columns the trigger writes, and numeric columns that are not
+-- CICFlowMeter flow features, are left out and reported unless included
+CREATE TEMP TABLE scored AS SELECT f.*, 0.5::float8 AS probability, 0.1::float8 AS anomaly_score,
+	(f.flow_number::int % 3)::float8 AS site_id FROM flows f;
+CREATE TEMP TABLE leak AS
+SELECT nids_train('scored', model => 'leak', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 3}}') AS r;
+SELECT o->>'column' AS left_out, o->>'reason' AS reason FROM leak, jsonb_array_elements(r->'left_out') o ORDER BY 1;
+SELECT r->'feature_names' ?| ARRAY['probability', 'anomaly_score', 'site_id', 'flow_number'] AS leaked FROM leak;
+SELECT r->'feature_names' ? 'site_id' AS included, jsonb_array_length(r->'left_out') AS left_out
+FROM (SELECT nids_train('scored', model => 'leak', options => '{"exclude": ["flow_number"], "include": ["site_id"], "deploy": false, "xgboost": {"num_boost_round": 3}}') AS r) s;
+SELECT nids_drop_model('leak');
+
+-- Deploying safely: over a deployed version the default is "if_better"
+-- on the same hold-out rows; a version that knows other classes is not
+-- deployed; deploy true/false still decide alone
+SELECT r->'deployed' AS deployed, r->>'deploy_reason' AS reason
+FROM (SELECT nids_train('flows', model => 'safe', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 20}}') AS r) s;
+SELECT r->'deployed' AS deployed, r->>'deploy_reason' LIKE 'hold-out macro F1 % < % of the deployed version 1 on the same rows' AS worse
+FROM (SELECT nids_train('flows', model => 'safe', options => '{"exclude": ["flow_number", "destination_port", "flow_duration", "total_fwd_packets", "flow_bytes_s", "fwd_packet_length_max"], "xgboost": {"num_boost_round": 1, "max_depth": 1}}') AS r) s;
+SELECT r->'deployed' AS deployed, r->>'deploy_reason' LIKE 'hold-out macro F1 % >= % of the deployed version 1 on the same rows' AS as_good
+FROM (SELECT nids_train('flows', model => 'safe', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 20}}') AS r) s;
+CREATE TEMP TABLE numlabel AS SELECT flow_duration, flow_bytes_s,
+	CASE WHEN label = 'BENIGN' THEN 'BENIGN' ELSE (length(label) % 4)::text END AS label FROM flows;
+SELECT r->'deployed' AS deployed, r->>'deploy_reason' AS reason
+FROM (SELECT nids_train('numlabel', model => 'safe', options => '{"xgboost": {"num_boost_round": 2}}') AS r) s;
+SELECT r->'deployed' AS deployed, r->>'deploy_reason' AS reason
+FROM (SELECT nids_train('flows', model => 'safe', options => '{"exclude": ["flow_number"], "deploy": "if_better", "test_size": 0, "xgboost": {"num_boost_round": 2}}') AS r) s;
+SELECT version, deployed FROM nids.models WHERE name = 'safe' ORDER BY version;
+
+-- 'name@N' scores any version: shadow scoring of a candidate
+SELECT count(*) FILTER (WHERE nids_classify(nids_features(f, 'safe@2'), 'safe@2') = f.label) <
+       count(*) FILTER (WHERE nids_classify(nids_features(f, 'safe'), 'safe') = f.label) AS candidate_worse,
+       count(*) FILTER (WHERE nids_classify(nids_features(f, 'safe@3'), 'safe@3') = nids_classify(nids_features(f, 'safe'), 'safe')) = count(*) AS deployed_is_v3
+FROM flows f;
+SELECT DISTINCT nids_classify(nids_features(f, 'safe@4'), 'safe@4') IN ('BENIGN', '0', '1', '2', '3') AS v4_labels FROM flows f;
+SELECT nids_classify(nids_features(f, 'safe@9'), 'safe@9') FROM flows f LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_classify(nids_features(f, 'safe@0'), 'safe@0') FROM flows f LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+
+-- the deployed version cannot be dropped while others exist
+SELECT nids_drop_model('safe', 3);
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_drop_model('safe', 2), nids_drop_model('safe', 4), nids_drop_model('safe', 5), nids_drop_model('safe', 1);
+SELECT nids_drop_model('safe', 3);
+SELECT count(*) AS safe_versions FROM nids.models WHERE name = 'safe';
+
+-- a class without hold-out rows has no recall or F1 (null), and is not in macro F1
+CREATE TEMP TABLE rare AS SELECT destination_port, flow_duration, total_fwd_packets, flow_bytes_s, label FROM flows
+	UNION ALL SELECT 1, 1, 1, 1, 'Rare';
+SELECT r->'per_class'->'Rare' AS rare, r->'per_class'->'BENIGN'->'f1' IS NOT NULL AS benign_f1
+FROM (SELECT nids_train('rare', model => 'rare', options => '{"xgboost": {"num_boost_round": 3}}') AS r) s;
+
+-- nids.model_summary: one readable line per version
+SELECT name, version, deployed, features > 0 AS has_features, classes, train_rows > 0 AS has_rows,
+       macro_f1 > 0.5 AS good, accuracy > 0.5 AS accurate, novelty_method, benign_fpr
+FROM nids.model_summary WHERE name = 'rare';
+SELECT nids_drop_model('rare');

@@ -5,8 +5,8 @@ CREATE EXTENSION IF NOT EXISTS nids;
 RESET client_min_messages;
 \set SHOW_CONTEXT never
 SELECT count(*) AS models_before FROM nids.models \gset
-CREATE TABLE t (a float8, b int, c numeric, label text);
-INSERT INTO t SELECT g, g % 7, g % 3, CASE WHEN g % 2 = 0 THEN 'x' ELSE 'y' END FROM generate_series(1, 200) g;
+CREATE TABLE t (flow_duration float8, destination_port int, flow_bytes_s numeric, note float8, label text);
+INSERT INTO t SELECT g, g % 7, g % 3, g, CASE WHEN g % 2 = 0 THEN 'BENIGN' ELSE 'y' END FROM generate_series(1, 200) g;
 
 -- options
 SELECT nids_train('t', options => '{"colour": "red"}');
@@ -55,16 +55,16 @@ SELECT nids_train('no_such_table');
 \echo :LAST_ERROR_SQLSTATE
 SELECT nids_train('t', 'no_such_column');
 \echo :LAST_ERROR_SQLSTATE
-CREATE TABLE empty (a float8, label text);
+CREATE TABLE empty (flow_duration float8, label text);
 SELECT nids_train('empty');
 \echo :LAST_ERROR_SQLSTATE
-CREATE TABLE one_class AS SELECT g::float8 AS a, 'x'::text AS label FROM generate_series(1, 10) g;
+CREATE TABLE one_class AS SELECT g::float8 AS flow_duration, 'x'::text AS label FROM generate_series(1, 10) g;
 SELECT nids_train('one_class');
 \echo :LAST_ERROR_SQLSTATE
-CREATE TABLE no_numbers AS SELECT g::text AS a, (g % 2)::text AS label FROM generate_series(1, 10) g;
+CREATE TABLE no_numbers AS SELECT g::text AS flow_duration, (g % 2)::text AS label FROM generate_series(1, 10) g;
 SELECT nids_train('no_numbers');
 \echo :LAST_ERROR_SQLSTATE
-CREATE TABLE constant AS SELECT 1::float8 AS a, 2::float8 AS b, (g % 2)::text AS label FROM generate_series(1, 10) g;
+CREATE TABLE constant AS SELECT 1::float8 AS flow_duration, 2::float8 AS flow_bytes_s, CASE WHEN g % 2 = 0 THEN 'BENIGN' ELSE 'y' END AS label FROM generate_series(1, 10) g;
 SELECT nids_train('constant');
 \echo :LAST_ERROR_SQLSTATE
 CREATE TABLE same_name ("Flow Bytes/s" float8, flow_bytes_s float8, label text);
@@ -73,12 +73,29 @@ SELECT nids_train('same_name');
 \echo :LAST_ERROR_SQLSTATE
 SELECT nids_train('t', model => '');
 \echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('t', model => 'm@2');
+\echo :LAST_ERROR_SQLSTATE
+
+-- mistakes in options that name the data
+SELECT nids_train('t', options => '{"exclude": ["flow_duratoin"]}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('t', options => '{"include": ["notes"]}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('t', options => '{"include": ["label"]}');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE t_text AS SELECT *, 'x'::text AS site FROM t;
+SELECT nids_train('t_text', options => '{"include": ["site"]}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('t', options => '{"benign_label": "Normal"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('t', options => '{"deploy": "maybe"}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT nids_train(NULL);
 \echo :LAST_ERROR_SQLSTATE
 
 -- cancelled by statement_timeout: promptly, and nothing registered
-CREATE TABLE big AS SELECT random() AS a, random() AS b, random() AS c,
-	(g % 5)::text AS label FROM generate_series(1, 20000) g;
+CREATE TABLE big AS SELECT random() AS flow_duration, random() AS flow_bytes_s, random() AS flow_iat_mean,
+	CASE WHEN g % 5 = 0 THEN 'BENIGN' ELSE (g % 5)::text END AS label FROM generate_series(1, 20000) g;
 SET statement_timeout = '1s';
 SELECT nids_train('big', model => 'cancelled', options => '{"xgboost": {"num_boost_round": 10000, "max_depth": 12}}');
 \echo :LAST_ERROR_SQLSTATE
@@ -86,4 +103,4 @@ RESET statement_timeout;
 
 SELECT count(*) - :models_before AS registered FROM nids.models;
 
-DROP TABLE t, empty, one_class, no_numbers, constant, same_name, big;
+DROP TABLE t, t_text, empty, one_class, no_numbers, constant, same_name, big;

@@ -158,7 +158,7 @@ nids_import_xgboost(PG_FUNCTION_ARGS)
 	features = PG_GETARG_ARRAYTYPE_P(2);
 	classes = PG_GETARG_ARRAYTYPE_P(3);
 
-	CheckModelName(name);
+	CheckNewModelName(name);
 	CheckNameArray(features, "feature_names");
 	CheckNameArray(classes, "class_labels");
 	check_unique_names(features, "feature_names");
@@ -192,6 +192,51 @@ nids_import_xgboost(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(catalog_register(&rec));
 }
 
+/* a DOC_ARRAY of n strings, each the same when same is set */
+static DocValue
+doc_string_array(char **names, int n, const char *same)
+{
+	DocValue	v = {.type = DOC_ARRAY,.len = n};
+
+	v.u.items = palloc0(sizeof(DocValue) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		const char *s = same ? same : names[i];
+
+		v.u.items[i].type = DOC_STRING;
+		v.u.items[i].u.string = pstrdup(s);
+		v.u.items[i].len = strlen(s);
+	}
+	return v;
+}
+
+/*
+ * Give the document's learner the model's feature names (and float
+ * types), as XGBoost writes them for a booster trained on named columns,
+ * so that XGBoost's own bindings know the columns.  A learner that names
+ * its features already keeps them.
+ */
+static void
+export_feature_names(DocValue *doc, NidsModel *model)
+{
+	DocValue   *learner = doc_get(doc, "learner");
+
+	if (learner == NULL || learner->type != DOC_OBJECT)
+		return;
+	for (int i = 0; i < learner->len; i++)
+	{
+		const char *key = learner->u.object.keys[i];
+		DocValue   *value = &learner->u.object.values[i];
+
+		if (value->type != DOC_ARRAY || value->len != 0)
+			continue;
+		if (strcmp(key, "feature_names") == 0)
+			*value = doc_string_array(model->feature_names, model->num_features, NULL);
+		else if (strcmp(key, "feature_types") == 0)
+			*value = doc_string_array(NULL, model->num_features, "float");
+	}
+}
+
 Datum
 nids_export_xgboost(PG_FUNCTION_ARGS)
 {
@@ -205,9 +250,6 @@ nids_export_xgboost(PG_FUNCTION_ARGS)
 	size_t		len;
 	bytea	   *out;
 
-	if (doc_format(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes), &format) &&
-		format == DOC_FORMAT_JSON)
-		PG_RETURN_BYTEA_P(bytes);
 	doc = doc_parse(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes), &format, &error);
 	if (doc == NULL)
 		ereport(ERROR,
@@ -215,6 +257,7 @@ nids_export_xgboost(PG_FUNCTION_ARGS)
 				 errmsg("stored booster of model \"%s\" version %d does not parse",
 						model->name, model->version),
 				 errdetail("%s", error)));
+	export_feature_names(doc, model);
 	json = doc_to_json(doc, &len);
 	out = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
 	SET_VARSIZE(out, VARHDRSZ + len);

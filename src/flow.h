@@ -65,11 +65,14 @@ typedef struct FeatureMap
 extern void feature_map_build(FeatureMap *map, char *const *features,
 							  int num_features, const char *model,
 							  TupleDesc desc, MemoryContext cxt);
+extern void feature_map_check_coverage(const FeatureMap *map, char *const *features,
+									   const char *model);
 extern void feature_map_fill(FeatureMap *map, HeapTuple tuple, float *x,
 							 double *raw, bool *missing);
 extern void feature_map_values(const FeatureMap *map, const Datum *values,
 							   const bool *nulls, float *x);
 extern const char *canonical_attname(const char *attname, char *buf, size_t bufsize);
+extern bool nids_is_output_column(const char *attname);
 extern bool nids_numeric_type(Oid base_type);
 extern double nids_datum_to_double(Datum d, Oid base_type);
 extern float nids_map_value(double v);

@@ -32,6 +32,8 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "flow.h"
+#include "lib/stringinfo.h"
+#include "nids.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
@@ -88,6 +90,20 @@ canonical_attname(const char *attname, char *buf, size_t bufsize)
 
 	canonical_normalise(attname, strlen(attname), buf, bufsize);
 	return canonical_name(buf, &kind);
+}
+
+/* the columns nids_score_trigger writes: never features unless included */
+bool
+nids_is_output_column(const char *attname)
+{
+	static const char *const outputs[] = {
+		"predicted_label", "probability", "anomaly_score", "novel", "novelty", "verdict"
+	};
+
+	for (int i = 0; i < lengthof(outputs); i++)
+		if (strcmp(attname, outputs[i]) == 0)
+			return true;
+	return false;
 }
 
 bool
@@ -147,6 +163,44 @@ feature_map_build(FeatureMap *map, char *const *features, int num_features,
 	map->values = palloc(sizeof(Datum) * Max(desc->natts, 1));
 	map->nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Rows of map's type lack some of the model's features: a WARNING naming
+ * them (the caller calls this once per statement), or, below
+ * nids.min_feature_coverage, an ERROR (42703).
+ */
+void
+feature_map_check_coverage(const FeatureMap *map, char *const *features,
+						   const char *model)
+{
+	StringInfoData missing;
+	int			nmissing = map->num_features - map->matched;
+	double		coverage;
+
+	if (nmissing == 0 || map->num_features == 0)
+		return;
+	coverage = (double) map->matched / map->num_features;
+	initStringInfo(&missing);
+	for (int f = 0, shown = 0; f < map->num_features; f++)
+		if (map->attnum[f] < 0 && shown++ < 20)
+			appendStringInfo(&missing, "%s%s", shown > 1 ? ", " : "", features[f]);
+	if (nmissing > 20)
+		appendStringInfo(&missing, " and %d more", nmissing - 20);
+	if (coverage < nids_min_feature_coverage)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("the rows have %d of the %d features of model \"%s\" (%.0f%%, below nids.min_feature_coverage %.0f%%)",
+						map->matched, map->num_features, model, 100 * coverage,
+						100 * nids_min_feature_coverage),
+				 errdetail("Missing: %s.", missing.data),
+				 errhint("Columns are matched by canonical name; nids-load creates them. A missing feature is scored as a missing value.")));
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg("the rows lack %d of the %d features of model \"%s\"; they are scored as missing values",
+					nmissing, map->num_features, model),
+			 errdetail("Missing: %s.", missing.data)));
+	pfree(missing.data);
 }
 
 /* a numeric column's value as float8; type is its base type */

@@ -142,7 +142,10 @@ flow_startup(DestReceiver *self, int operation, TupleDesc desc)
 	r->vector_mode = q->window && desc->natts == 1 &&
 		TupleDescAttr(desc, 0)->atttypid == FLOAT8ARRAYOID;
 	if (!r->vector_mode)
+	{
 		feature_map_build(&r->map, q->features, q->num_features, q->model, desc, r->cxt);
+		feature_map_check_coverage(&r->map, q->features, q->model);
+	}
 	MemoryContextSwitchTo(old);
 	r->started = true;
 }

@@ -223,9 +223,10 @@ typedef struct FnModelCache
 	NidsModel  *model;			/* pinned; NULL before the first call */
 	bool		has_callback;	/* the unpin callback is registered */
 	int			namelen;
-	char		name[NAMEDATALEN];
+	char		name[NIDS_MAX_SPEC];
 } FnModelCache;
 
+extern void model_spec_parse(const char *spec, char *name, int32 *version);
 extern NidsModel *model_lookup(const char *name);
 extern NidsModel *model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name);
 extern void model_pin(NidsModel *model, MemoryContext owner);
@@ -298,6 +299,18 @@ CheckModelName(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must have 1 to %d characters", NIDS_MAX_NAME)));
+}
+
+/* the name of a new model: also no '@' (it separates a version) */
+static inline void
+CheckNewModelName(const char *name)
+{
+	CheckModelName(name);
+	if (strchr(name, '@') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name \"%s\" must not contain \"@\"", name),
+				 errdetail("'name@N' names version N of model name.")));
 }
 
 /* a text[] of names: one dimension, no NULL */

@@ -35,7 +35,7 @@
 
 typedef struct ModelCacheEntry
 {
-	char		name[NAMEDATALEN];	/* hash key */
+	char		name[NIDS_MAX_SPEC];	/* hash key: 'name' or 'name@N' */
 	NidsModel  *model;
 	uint64		generation;		/* the cache generation it was checked in */
 	StatementStamp checked;		/* ... and the statement */
@@ -68,7 +68,7 @@ model_cache_init(void)
 												"nids model cache",
 												ALLOCSET_DEFAULT_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = NAMEDATALEN;
+	ctl.keysize = NIDS_MAX_SPEC;
 	ctl.entrysize = sizeof(ModelCacheEntry);
 	ctl.hcxt = model_cache_context;
 	model_cache = hash_create("nids models", 16, &ctl,
@@ -160,34 +160,78 @@ model_build(const char *name, const ModelRecord *rec)
 }
 
 /*
- * The deployed version of name.  When the cached version is still the
- * deployed one, from the same row, keep it; otherwise build the new one.
- * Raises 42704 when there is none.
+ * Split a model reference into its name and version: 'name' is the
+ * deployed version (*version = 0), 'name@N' version N.  A name may not
+ * contain '@' followed by digits only (CheckNewModelName).
+ */
+void
+model_spec_parse(const char *spec, char *name, int32 *version)
+{
+	const char *at = strrchr(spec, '@');
+	size_t		len = strlen(spec);
+
+	*version = 0;
+	if (at != NULL && at > spec && at[1] != '\0' &&
+		strspn(at + 1, "0123456789") == strlen(at + 1))
+	{
+		long		v = strlen(at + 1) <= 9 ? atol(at + 1) : -1;
+
+		if (v <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" names no version: versions are numbered from 1", spec)));
+		*version = (int32) v;
+		len = at - spec;
+	}
+	if (len == 0 || len >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist or has no deployed version", spec)));
+	memcpy(name, spec, len);
+	name[len] = '\0';
+}
+
+static void
+no_such_version(const char *name, int32 version)
+{
+	if (version == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist or has no deployed version", name),
+				 errhint("See nids.models for the models and their deployed versions.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" has no version %d", name, version),
+			 errhint("See nids.models for the models and their versions.")));
+}
+
+/*
+ * The version spec names ('name': the deployed one, 'name@N': version N).
+ * When the cached model is still that version, from the same row, keep
+ * it; otherwise build the new one.  Raises 42704 when there is none.
  */
 static NidsModel *
-model_refresh(const char *name, NidsModel *cached)
+model_refresh(const char *spec, NidsModel *cached)
 {
 	ModelRecord rec;
 	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "nids model read",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(tmp);
 	NidsModel  *result;
+	char		name[NAMEDATALEN];
+	int32		version;
 
+	model_spec_parse(spec, name, &version);
 	/* the version and its row first; the large columns only when needed */
-	if (!catalog_read(name, 0, 0, &rec))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist or has no deployed version", name),
-				 errhint("See nids.models for the models and their deployed versions.")));
+	if (!catalog_read(name, version, 0, &rec))
+		no_such_version(name, version);
 	if (cached != NULL && cached->version == rec.version &&
 		ItemPointerEquals(&cached->tid, &rec.tid))
 		result = cached;
 	else
 	{
 		if (!catalog_read(name, rec.version, CATALOG_READ_MODEL, &rec))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" does not exist or has no deployed version", name)));
+			no_such_version(name, version);
 		result = model_build(name, &rec);
 	}
 	MemoryContextSwitchTo(old);
@@ -251,7 +295,7 @@ model_pin(NidsModel *model, MemoryContext owner)
 /*
  * The model version that name's deployed version is in the snapshot of
  * the current statement (the rule: a statement scores with the version its
- * snapshot shows deployed).  The catalogue is read once per statement and
+ * snapshot shows deployed), or version N for 'name@N'.  The catalogue is read once per statement and
  * after every change to it; a version already built is kept.  The result
  * is valid until the next lookup of name: pin it to hold it longer.
  */
@@ -263,7 +307,7 @@ model_lookup(const char *name)
 	NidsModel  *model;
 
 	model_cache_init();
-	if (strlen(name) >= NAMEDATALEN || name[0] == '\0')
+	if (strlen(name) >= NIDS_MAX_SPEC || name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist or has no deployed version", name)));
@@ -308,7 +352,7 @@ model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name)
 		stamp_is_now(&fc->stmt) && fc->namelen == len &&
 		memcmp(fc->name, VARDATA_ANY(name), len) == 0)
 		return fc->model;
-	if (len >= NAMEDATALEN)
+	if (len >= NIDS_MAX_SPEC)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist or has no deployed version",

@@ -213,15 +213,16 @@ catalog_text_array(char **names, int n)
 
 /*
  * The highest version of name, 0 when it has none, in the newest committed
- * state: writers serialise on the advisory lock.
+ * state: writers serialise on the advisory lock.  *count: how many.
  */
 static int32
-catalog_max_version(const char *name)
+scan_versions(const char *name, int *count)
 {
 	VersionScan vs;
 	HeapTuple	tup;
 	int32		max = 0;
 
+	*count = 0;
 	version_scan_begin(&vs, name, 0, GetLatestSnapshot());
 	while (HeapTupleIsValid(tup = systable_getnext(vs.scan)))
 	{
@@ -229,9 +230,27 @@ catalog_max_version(const char *name)
 
 		max = Max(max, DatumGetInt32(heap_getattr(tup, Anum_model_versions_version,
 												  RelationGetDescr(vs.rel), &isnull)));
+		(*count)++;
 	}
 	version_scan_end(&vs);
 	return max;
+}
+
+static int32
+catalog_max_version(const char *name)
+{
+	int			count;
+
+	return scan_versions(name, &count);
+}
+
+static int
+version_count(const char *name)
+{
+	int			count;
+
+	(void) scan_versions(name, &count);
+	return count;
 }
 
 /* serialise changes to one model name's versions until the end of the transaction */
@@ -355,8 +374,18 @@ catalog_drop(const char *name, int32 version, bool all_versions)
 	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
 	char		nulls[2] = {' ', all_versions ? 'n' : ' '};
 
+	ModelRecord rec;
+
 	SPI_connect();
 	lock_model_name(name);
+	if (!all_versions && read_version(name, version, 0, &rec, GetLatestSnapshot()) &&
+		rec.deployed && version_count(name) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("version %d of model \"%s\" is deployed and the model has other versions",
+						version, name),
+				 errhint("Deploy another version first with nids_deploy(), or drop the whole model with nids_drop_model('%s').",
+						 name)));
 	if (catalog_write("DELETE FROM nids.model_versions "
 					  "WHERE name = $1 AND ($2 IS NULL OR version = $2)",
 					  2, types, values, nulls, SPI_OK_DELETE) == 0)

@@ -22,6 +22,7 @@ int			nids_threads = 1;
 int			nids_predictor = NIDS_PREDICTOR_NATIVE;
 bool		nids_compact_evaluator = true;
 int			nids_max_model_bytes = 64 * 1024 * 1024;
+double		nids_min_feature_coverage = 0.9;
 
 static const struct config_enum_entry predictor_options[] = {
 	{"native", NIDS_PREDICTOR_NATIVE, false},
@@ -62,5 +63,12 @@ _PG_init(void)
 							64 * 1024 * 1024, 1024, INT_MAX,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+	DefineCustomRealVariable("nids.min_feature_coverage",
+							 "The least share of a model's features that rows must have to be scored.",
+							 "Rows that lack some features get a WARNING naming them, once per statement; below this share nids_features, the trigger and ks_drift refuse them (42703).",
+							 &nids_min_feature_coverage,
+							 0.9, 0.0, 1.0,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("nids");
 }

@@ -35,9 +35,11 @@ extern int	nids_threads;
 extern int	nids_predictor;
 extern bool nids_compact_evaluator;
 extern int	nids_max_model_bytes;
+extern double nids_min_feature_coverage;
 
 /* model names: the catalogue's CHECK constraint */
 #define NIDS_MAX_NAME	63
+#define NIDS_MAX_SPEC	(NAMEDATALEN + 16)	/* 'name@N' */
 
 /* ---- the ensemble's verdict (nids_ensemble, the trigger, training) ---- */
 typedef enum NidsVerdict

@@ -31,6 +31,7 @@ PG_FUNCTION_INFO_V1(nids_classify_proba);
 PG_FUNCTION_INFO_V1(nids_anomaly);
 PG_FUNCTION_INFO_V1(nids_ensemble);
 PG_FUNCTION_INFO_V1(nids_features);
+PG_FUNCTION_INFO_V1(nids_class_probabilities);
 
 const char *const nids_verdict_names[NIDS_NUM_VERDICTS] = {
 	"attack", "anomaly", "benign"
@@ -160,6 +161,47 @@ nids_classify_proba(PG_FUNCTION_ARGS)
 										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/*
+ * nids_class_probabilities: (label, probability) rows, most probable
+ * first (ties in class_labels order).
+ */
+Datum
+nids_class_probabilities(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ScoreState *st;
+	int			n;
+	int		   *order;
+
+	InitMaterializedSRF(fcinfo, 0);
+	st = score_args(fcinfo);
+	n = st->model->num_classes;
+	score_classify(st);
+	order = palloc(sizeof(int) * n);
+	for (int i = 0; i < n; i++)
+	{
+		int			k = i;
+
+		/* insertion: stable, and n is small */
+		while (k > 0 && st->proba[order[k - 1]] < st->proba[i])
+		{
+			order[k] = order[k - 1];
+			k--;
+		}
+		order[k] = i;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(st->model->class_labels[order[i]]);
+		values[1] = Float8GetDatum(st->proba[order[i]]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
 Datum
 nids_anomaly(PG_FUNCTION_ARGS)
 {
@@ -243,6 +285,7 @@ features_rebuild(FeaturesState *st, NidsModel *model, Oid tupType, int32 tupTypm
 	desc = lookup_rowtype_tupdesc_copy(tupType, tupTypmod);
 	feature_map_build(&st->map, model->feature_names, nf, model->name, desc, st->cxt);
 	pfree(desc);
+	feature_map_check_coverage(&st->map, model->feature_names, model->name);
 	st->raw = MemoryContextAlloc(st->cxt, sizeof(double) * nf);
 	st->missing = MemoryContextAlloc(st->cxt, sizeof(bool) * nf);
 	st->elems = MemoryContextAlloc(st->cxt, sizeof(Datum) * nf);

@@ -70,6 +70,12 @@ typedef struct TrainState
 	bytea	   *reference;
 	float	   *scratch;
 
+	/* the deployed version, for options.deploy "if_better" */
+	NidsModel  *current;		/* pinned; NULL when not compared */
+	float	   *current_x;		/* the test rows in its feature order */
+	bool		deploy;
+	char	   *deploy_reason;
+
 	/* hold-out results */
 	int		   *pred;
 	int64	   *confusion;
@@ -88,7 +94,7 @@ train_init(TrainState *ts, FunctionCallInfo fcinfo)
 	ts->relid = PG_GETARG_OID(0);
 	ts->label = NameStr(*PG_GETARG_NAME(1));
 	ts->model = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	CheckModelName(ts->model);
+	CheckNewModelName(ts->model);
 	train_options_parse(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &ts->opt);
 	INSTR_TIME_SET_CURRENT(ts->start);
 	ts->cxt = AllocSetContextCreate(CurrentMemoryContext, "nids train", ALLOCSET_DEFAULT_SIZES);
@@ -105,6 +111,9 @@ train_read(TrainState *ts)
 	TrainData  *td = &ts->td;
 
 	train_data_columns(td, ts->relid, ts->label, &ts->opt, &ts->qualified);
+	if (ts->current != NULL)
+		train_data_extra_columns(td, ts->relid, ts->current->feature_names,
+								 ts->current->num_features);
 	train_data_read(td, ts->qualified, ts->label);
 	if (td->n == 0)
 		ereport(ERROR,
@@ -116,7 +125,84 @@ train_read(TrainState *ts)
 				 errmsg("%s has %d class in column \"%s\"; at least two are needed",
 						ts->qualified, td->nclasses, ts->label)));
 	train_data_order_classes(td);
+	for (int c = 0; c < td->nclasses; c++)
+		if (pg_strcasecmp(td->classes[c], ts->opt.benign_label) == 0)
+			ts->benign = c;
+	if (ts->benign < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no row of %s has the benign label \"%s\" in column \"%s\"",
+						ts->qualified, ts->opt.benign_label, ts->label),
+				 errdetail("The novelty gate is trained on the benign flows, and verdicts need to know which class is benign."),
+				 errhint("Set options.benign_label to the label of normal traffic.")));
 	ts->timings[T_READ] = elapsed_since(ts->start);
+}
+
+/*
+ * How the new version will be deployed: "if_better" (given, or the
+ * default for a name with a deployed version) looks the deployed version
+ * up now, to score the same hold-out rows with it.
+ */
+static void
+train_plan_deploy(TrainState *ts)
+{
+	ModelRecord rec;
+	bool		has_deployed;
+
+	if (ts->opt.deploy == DEPLOY_NEVER || ts->opt.deploy == DEPLOY_ALWAYS)
+		return;
+	has_deployed = catalog_read(ts->model, 0, 0, &rec);
+	if (!has_deployed)
+	{
+		ts->opt.deploy = DEPLOY_ALWAYS;
+		ts->deploy_reason = psprintf("model \"%s\" has no deployed version", ts->model);
+		return;
+	}
+	ts->opt.deploy = DEPLOY_IF_BETTER;
+	ts->current = model_lookup(ts->model);
+	model_pin(ts->current, ts->cxt);
+}
+
+/*
+ * The test rows (after the split) in the deployed version's feature order:
+ * from the training columns or the extra ones read for it; a feature the
+ * source lacks is missing, as it would be when scoring the source.
+ */
+static void
+train_current_rows(TrainState *ts)
+{
+	TrainData  *td = &ts->td;
+	int			cf = ts->current->num_features;
+	float	  **src = palloc(sizeof(float *) * cf);
+	int		   *stride = palloc(sizeof(int) * cf);
+
+	for (int f = 0; f < cf; f++)
+	{
+		const char *name = ts->current->feature_names[f];
+
+		src[f] = NULL;
+		for (int j = 0; j < td->d; j++)
+			if (strcmp(td->features[j], name) == 0)
+			{
+				src[f] = td->x + ts->ntrain * td->d + j;
+				stride[f] = td->d;
+			}
+		for (int j = 0; j < td->dextra; j++)
+			if (strcmp(td->extra_features[j], name) == 0)
+			{
+				src[f] = td->xextra + ts->ntrain * td->dextra + j;
+				stride[f] = td->dextra;
+			}
+	}
+	ts->current_x = palloc_extended(sizeof(float) * Max(ts->ntest, 1) * cf, MCXT_ALLOC_HUGE);
+	for (int64 r = 0; r < ts->ntest; r++)
+		for (int f = 0; f < cf; f++)
+			ts->current_x[r * cf + f] = src[f] ? src[f][r * stride[f]] : NAN;
+	if (td->xextra != NULL)
+		pfree(td->xextra);
+	td->xextra = NULL;
+	pfree(src);
+	pfree(stride);
 }
 
 /* the split, then the feature selection on the training rows */
@@ -127,6 +213,8 @@ train_preprocess(TrainState *ts)
 
 	ts->ntrain = train_data_split(td, ts->opt.test_size, ts->opt.seed);
 	ts->ntest = td->n - ts->ntrain;
+	if (ts->current != NULL)
+		train_current_rows(ts);
 	preprocess_select(td->x, td->n, td->d, ts->ntrain, td->colnames,
 					  ts->opt.correlation_threshold, &ts->pre);
 	ts->k = ts->pre.nkept;
@@ -154,9 +242,6 @@ train_gate_and_reference(TrainState *ts)
 	TrainData  *td = &ts->td;
 	int64	   *rows = palloc_extended(sizeof(int64) * Max(ts->ntrain, 1), MCXT_ALLOC_HUGE);
 
-	for (int c = 0; c < td->nclasses; c++)
-		if (pg_strcasecmp(td->classes[c], ts->opt.benign_label) == 0)
-			ts->benign = c;
 	if (ts->benign >= 0)
 	{
 		for (int64 r = 0; r < ts->ntrain; r++)
@@ -252,6 +337,91 @@ train_novelty(TrainState *ts)
 	pfree(pairs);
 }
 
+/* whether the two class lists hold the same labels */
+static bool
+same_classes(char **a, int na, char **b, int nb)
+{
+	if (na != nb)
+		return false;
+	for (int i = 0; i < na; i++)
+	{
+		bool		found = false;
+
+		for (int j = 0; j < nb && !found; j++)
+			found = strcmp(a[i], b[j]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* the deployed version's macro F1 on the hold-out rows */
+static double
+current_macro_f1(TrainState *ts)
+{
+	NidsModel  *cur = ts->current;
+	TrainData  *td = &ts->td;
+	int			nclasses = td->nclasses;
+	int		   *remap = palloc(sizeof(int) * cur->num_classes);
+	int64	   *confusion = palloc0(sizeof(int64) * nclasses * nclasses);
+	float	   *margin = palloc(sizeof(float) * cur->forest->num_groups);
+	double	   *proba = palloc(sizeof(double) * cur->num_classes);
+	float	   *scratch = palloc(sizeof(float) * forest_scratch_size(cur->forest));
+
+	for (int c = 0; c < cur->num_classes; c++)
+		for (int n = 0; n < nclasses; n++)
+			if (strcmp(cur->class_labels[c], td->classes[n]) == 0)
+				remap[c] = n;
+	for (int64 r = 0; r < ts->ntest; r++)
+	{
+		int			best = 0;
+
+		forest_predict_margin(cur->forest, ts->current_x + r * cur->num_features, margin, scratch);
+		forest_transform(cur->forest, margin, proba);
+		for (int c = 1; c < cur->num_classes; c++)
+			if (proba[c] > proba[best])
+				best = c;
+		confusion[td->y[r] * nclasses + remap[best]]++;
+		if ((r & 4095) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	return macro_f1(confusion, nclasses);
+}
+
+/* options.deploy: whether the new version replaces the deployed one, and why */
+static void
+train_decide_deploy(TrainState *ts)
+{
+	NidsModel  *cur = ts->current;
+	double		mine,
+				theirs;
+
+	if (ts->opt.deploy != DEPLOY_IF_BETTER)
+	{
+		ts->deploy = ts->opt.deploy == DEPLOY_ALWAYS;
+		if (ts->deploy_reason == NULL)
+			ts->deploy_reason = ts->deploy ? "options.deploy is true" : "options.deploy is false";
+		return;
+	}
+	ts->deploy = false;
+	if (!same_classes(ts->td.classes, ts->td.nclasses, cur->class_labels, cur->num_classes))
+	{
+		ts->deploy_reason = psprintf("the deployed version %d knows other classes (%d, this one %d); deploy it with nids_deploy if that is intended",
+									 cur->version, cur->num_classes, ts->td.nclasses);
+		return;
+	}
+	if (ts->ntest == 0)
+	{
+		ts->deploy_reason = "options.deploy \"if_better\" needs hold-out rows (test_size > 0) to compare with the deployed version";
+		return;
+	}
+	mine = macro_f1(ts->confusion, ts->td.nclasses);
+	theirs = current_macro_f1(ts);
+	ts->deploy = mine >= theirs || isnan(theirs);
+	ts->deploy_reason = psprintf("hold-out macro F1 %.4f %s %.4f of the deployed version %d on the same rows",
+								 mine, ts->deploy ? ">=" : "<", theirs, cur->version);
+}
+
 static void
 report_novelty(TrainState *ts, JsonbParseState **st)
 {
@@ -331,6 +501,19 @@ train_report(TrainState *ts)
 		report_end(&st);
 	}
 	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	report_key(&st, "left_out");
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < td->nleft_out; i++)
+	{
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		report_string(&st, "column", td->left_out[i]);
+		report_string(&st, "reason", td->left_out_reasons[i]);
+		report_end(&st);
+	}
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	report_key(&st, "deployed");
+	pushJsonbValue(&st, WJB_VALUE, &(JsonbValue) {.type = jbvBool,.val.boolean = ts->deploy});
+	report_string(&st, "deploy_reason", ts->deploy_reason);
 	report_begin(&st, "rows");
 	report_int(&st, "total", ts->ntrain + ts->ntest);
 	report_int(&st, "train", ts->ntrain);
@@ -359,7 +542,7 @@ train_register(TrainState *ts, Jsonb *metrics)
 	rec.feature_names = catalog_text_array(ts->kept, ts->k);
 	rec.class_labels = catalog_text_array(ts->td.classes, ts->td.nclasses);
 	rec.metrics = metrics;
-	rec.deployed = ts->opt.deploy;
+	rec.deployed = ts->deploy;
 	rec.iforest = ts->iforest ? forest_serialize(ts->iforest) : NULL;
 	rec.anomaly_threshold = ts->threshold;
 	rec.reference = ts->reference;
@@ -378,6 +561,7 @@ nids_train(PG_FUNCTION_ARGS)
 
 	train_init(&ts, fcinfo);
 	old = MemoryContextSwitchTo(ts.cxt);
+	train_plan_deploy(&ts);
 	train_read(&ts);
 	train_preprocess(&ts);
 	train_gate_and_reference(&ts);
@@ -385,6 +569,7 @@ nids_train(PG_FUNCTION_ARGS)
 	train_evaluate(&ts);
 	if (ts.iforest != NULL)
 		train_novelty(&ts);
+	train_decide_deploy(&ts);
 	metrics = train_register(&ts, train_report(&ts));
 	MemoryContextSwitchTo(old);
 	result = (Jsonb *) palloc(VARSIZE(metrics));

@@ -36,14 +36,25 @@ extern double nids_random_unit(NidsRandom *r);
 extern uint64 nids_random_below(NidsRandom *r, uint64 n);
 
 /* ---- options (train_options.c) ---- */
+typedef enum TrainDeploy
+{
+	DEPLOY_DEFAULT,				/* not given: if_better when the name has a
+								 * deployed version, else deploy */
+	DEPLOY_NEVER,
+	DEPLOY_ALWAYS,
+	DEPLOY_IF_BETTER
+} TrainDeploy;
+
 typedef struct TrainOptions
 {
 	char	  **exclude;
 	int			nexclude;
+	char	  **include;
+	int			ninclude;
 	double		correlation_threshold;
 	double		test_size;
 	uint64		seed;
-	bool		deploy;
+	TrainDeploy deploy;
 	char	   *benign_label;
 	int			rounds;
 	int			nparams;
@@ -79,6 +90,13 @@ typedef struct TrainData
 	int			d;				/* feature columns */
 	char	  **colnames;		/* relation column names */
 	char	  **features;		/* canonical feature names */
+	int			dextra;			/* columns read for another model only */
+	char	  **extra_colnames;
+	char	  **extra_features;
+	float	   *xextra;			/* row-major n x dextra, permuted with x */
+	int			nleft_out;		/* numeric columns that are not features */
+	char	  **left_out;
+	const char **left_out_reasons;
 	int64		n;
 	int64		cap;
 	float	   *x;				/* row-major n x d */
@@ -94,6 +112,7 @@ typedef struct TrainData
 
 extern void train_data_columns(TrainData *td, Oid relid, const char *label,
 							   const TrainOptions *opt, char **qualified);
+extern void train_data_extra_columns(TrainData *td, Oid relid, char **wanted, int nwanted);
 extern void train_data_read(TrainData *td, const char *qualified, const char *label);
 extern void train_data_order_classes(TrainData *td);
 extern int64 train_data_split(TrainData *td, double test_size, uint64 seed);
@@ -120,6 +139,7 @@ extern void report_end(JsonbParseState **st);
 extern Jsonb *report_finish(JsonbParseState **st);
 extern void report_classifier(JsonbParseState **st, const int64 *confusion,
 							  char **classes, int nclasses, int64 ntest);
+extern double macro_f1(const int64 *confusion, int nclasses);
 extern double roc_auc(double *pairs, int64 n);
 
 #endif							/* NIDS_TRAIN_H */

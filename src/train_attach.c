@@ -172,7 +172,7 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	rec.feature_names = catalog_text_array(model->feature_names, model->num_features);
 	rec.class_labels = catalog_text_array(model->class_labels, model->num_classes);
 	rec.metrics = attach_report(model, qualified, iforest, &opt, ntrain, ntest, threshold);
-	rec.deployed = opt.deploy;
+	rec.deployed = opt.deploy != DEPLOY_NEVER;	/* the classifier is the same */
 	rec.iforest = forest_serialize(iforest);
 	rec.anomaly_threshold = threshold;
 	rec.reference = drift_reference_build(benign.x, benign.d, rows, benign.n, opt.seed);

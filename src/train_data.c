@@ -41,17 +41,84 @@ elapsed_since(instr_time start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
-static bool
-is_excluded(const TrainOptions *opt, const char *name, const char *canon)
+/* the index of name (as written or canonical) in names, or -1 */
+static int
+name_index(char **names, int n, const char *name, const char *canon)
 {
-	for (int e = 0; e < opt->nexclude; e++)
-		if (strcmp(opt->exclude[e], name) == 0 || strcmp(opt->exclude[e], canon) == 0)
-			return true;
+	for (int e = 0; e < n; e++)
+		if (strcmp(names[e], name) == 0 || strcmp(names[e], canon) == 0)
+			return e;
+	return -1;
+}
+
+/* every name of an option list must name a column */
+static void
+check_names_used(char **names, int n, const bool *used, const char *option,
+				 const char *qualified)
+{
+	for (int e = 0; e < n; e++)
+		if (!used[e])
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("options.%s names column \"%s\", which %s does not have",
+							option, names[e], qualified),
+					 errhint("Names are matched as written or by canonical name.")));
+}
+
+static void
+leave_out(TrainData *td, const char *column, const char *reason)
+{
+	td->left_out[td->nleft_out] = pstrdup(column);
+	td->left_out_reasons[td->nleft_out++] = reason;
+}
+
+/*
+ * Whether column name (canonical canon, numeric when numeric) is a
+ * feature: a CICFlowMeter flow feature, or named in options.include;
+ * never the label, never excluded.  What is left out and why is recorded.
+ */
+static bool
+is_feature(TrainData *td, const TrainOptions *opt, Form_pg_attribute att,
+		   bool *excl_used, bool *incl_used)
+{
+	const char *name = NameStr(att->attname);
+	char		norm[NAMEDATALEN * 2];
+	CanonicalKind kind;
+	const char *canon;
+	bool		numeric = nids_numeric_type(getBaseType(att->atttypid));
+	int			e;
+
+	canonical_normalise(name, strlen(name), norm, sizeof(norm));
+	canon = canonical_name(norm, &kind);
+	if ((e = name_index(opt->exclude, opt->nexclude, name, canon)) >= 0)
+	{
+		excl_used[e] = true;
+		return false;
+	}
+	if ((e = name_index(opt->include, opt->ninclude, name, canon)) >= 0)
+	{
+		incl_used[e] = true;
+		if (!numeric)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("options.include names column \"%s\" of type %s; features must be numeric",
+							name, format_type_be(att->atttypid))));
+		return true;
+	}
+	if (!numeric)
+		return false;
+	if (nids_is_output_column(name))
+		leave_out(td, name, "written by nids_score_trigger");
+	else if (kind != CANON_FEATURE)
+		leave_out(td, name, "not a CICFlowMeter flow feature (options.include makes it one)");
+	else
+		return true;
 	return false;
 }
 
 /*
- * The candidate feature columns: numeric, not the label, not excluded.
+ * The feature columns: CICFlowMeter flow features and options.include,
+ * not the label, not options.exclude.
  */
 void
 train_data_columns(TrainData *td, Oid relid, const char *label,
@@ -60,11 +127,20 @@ train_data_columns(TrainData *td, Oid relid, const char *label,
 	Relation	rel = relation_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		has_label = false;
+	bool	   *excl_used = palloc0(sizeof(bool) * (opt->nexclude + 1));
+	bool	   *incl_used = palloc0(sizeof(bool) * (opt->ninclude + 1));
 
 	*qualified = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 											RelationGetRelationName(rel));
+	if (name_index(opt->include, opt->ninclude, label, label) >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.include names the label column \"%s\"", label),
+				 errdetail("A model that reads its own answer learns nothing.")));
 	td->colnames = palloc(sizeof(char *) * Max(desc->natts, 1));
 	td->features = palloc(sizeof(char *) * Max(desc->natts, 1));
+	td->left_out = palloc(sizeof(char *) * Max(desc->natts, 1));
+	td->left_out_reasons = palloc(sizeof(char *) * Max(desc->natts, 1));
 	td->d = 0;
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -80,11 +156,9 @@ train_data_columns(TrainData *td, Oid relid, const char *label,
 			has_label = true;
 			continue;
 		}
-		if (!nids_numeric_type(getBaseType(att->atttypid)))
+		if (!is_feature(td, opt, att, excl_used, incl_used))
 			continue;
 		canon = canonical_attname(name, norm, sizeof(norm));
-		if (is_excluded(opt, name, canon))
-			continue;
 		for (int j = 0; j < td->d; j++)
 			if (strcmp(td->features[j], canon) == 0)
 				ereport(ERROR,
@@ -101,11 +175,49 @@ train_data_columns(TrainData *td, Oid relid, const char *label,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("label column \"%s\" does not exist in %s", label, *qualified)));
+	check_names_used(opt->exclude, opt->nexclude, excl_used, "exclude", *qualified);
+	check_names_used(opt->include, opt->ninclude, incl_used, "include", *qualified);
 	if (td->d == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has no numeric feature column", *qualified),
-				 errhint("Features are the numeric columns other than the label and options.exclude.")));
+				 errmsg("%s has no CICFlowMeter flow feature column", *qualified),
+				 errhint("Features are the numeric columns with a CICFlowMeter feature name (see nids-load), and those named in options.include.")));
+}
+
+/*
+ * Columns of the source that hold features in wanted (another model's)
+ * but are not features of this training: read too, into td->xextra, so
+ * that the other model can score the same hold-out rows.
+ */
+void
+train_data_extra_columns(TrainData *td, Oid relid, char **wanted, int nwanted)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	td->extra_colnames = palloc(sizeof(char *) * Max(nwanted, 1));
+	td->extra_features = palloc(sizeof(char *) * Max(nwanted, 1));
+	td->dextra = 0;
+	for (int w = 0; w < nwanted; w++)
+	{
+		bool		have = false;
+
+		for (int j = 0; j < td->d && !have; j++)
+			have = strcmp(td->features[j], wanted[w]) == 0;
+		for (int i = 0; i < desc->natts && !have; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			char		norm[NAMEDATALEN * 2];
+
+			if (att->attisdropped || !nids_numeric_type(getBaseType(att->atttypid)) ||
+				strcmp(canonical_attname(NameStr(att->attname), norm, sizeof(norm)), wanted[w]) != 0)
+				continue;
+			td->extra_colnames[td->dextra] = pstrdup(NameStr(att->attname));
+			td->extra_features[td->dextra++] = wanted[w];
+			have = true;
+		}
+	}
+	relation_close(rel, AccessShareLock);
 }
 
 /* the class of a label, numbered in order of first appearance */
@@ -152,10 +264,14 @@ train_data_add_row(void *arg, const float *x, Datum label, bool label_isnull)
 		td->cap += td->cap / 2;
 		td->x = repalloc_huge(td->x, sizeof(float) * td->cap * td->d);
 		td->y = repalloc_huge(td->y, sizeof(int32) * td->cap);
+		if (td->dextra > 0)
+			td->xextra = repalloc_huge(td->xextra, sizeof(float) * td->cap * td->dextra);
 	}
 	/* the label's text is freed with the row by the reader */
 	td->y[td->n] = class_of(td, TextDatumGetCString(label));
 	memcpy(td->x + td->n * td->d, x, sizeof(float) * td->d);
+	if (td->dextra > 0)
+		memcpy(td->xextra + td->n * td->dextra, x + td->d, sizeof(float) * td->dextra);
 	td->n++;
 	if ((td->n & 65535) == 0 && elapsed_since(td->start) - td->last_notice > 5.0)
 	{
@@ -174,12 +290,21 @@ train_data_read(TrainData *td, const char *qualified, const char *label)
 	StringInfoData sql;
 	HASHCTL		ctl;
 	FlowQuery	query;
+	char	  **features = palloc(sizeof(char *) * (td->d + td->dextra));
 
 	INSTR_TIME_SET_CURRENT(td->start);
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT ");
 	for (int j = 0; j < td->d; j++)
+	{
 		appendStringInfo(&sql, "%s, ", quote_identifier(td->colnames[j]));
+		features[j] = td->features[j];
+	}
+	for (int j = 0; j < td->dextra; j++)
+	{
+		appendStringInfo(&sql, "%s, ", quote_identifier(td->extra_colnames[j]));
+		features[td->d + j] = td->extra_features[j];
+	}
 	appendStringInfo(&sql, "%s::pg_catalog.text FROM %s", quote_identifier(label), qualified);
 
 	memset(&ctl, 0, sizeof(ctl));
@@ -192,13 +317,15 @@ train_data_read(TrainData *td, const char *qualified, const char *label)
 	td->cap = 65536;
 	td->x = MemoryContextAllocHuge(td->cxt, sizeof(float) * td->cap * td->d);
 	td->y = MemoryContextAllocHuge(td->cxt, sizeof(int32) * td->cap);
+	if (td->dextra > 0)
+		td->xextra = MemoryContextAllocHuge(td->cxt, sizeof(float) * td->cap * td->dextra);
 
 	memset(&query, 0, sizeof(query));
 	query.sql = sql.data;
-	query.features = td->features;
-	query.num_features = td->d;
+	query.features = features;
+	query.num_features = td->d + td->dextra;
 	query.model = "(training)";
-	query.label_attno = td->d + 1;
+	query.label_attno = td->d + td->dextra + 1;
 	flow_read(&query, train_data_add_row, td);
 }
 
@@ -230,39 +357,55 @@ train_data_order_classes(TrainData *td)
 	td->classes = sorted;
 }
 
-/* move rows so that position k holds row perm[k], cycle by cycle */
+/* move the rows of x (width d) so that position k holds row perm[k] */
 static void
-permute_rows(TrainData *td, int64 *perm)
+permute_matrix(float *x, int32 *y, int d, int64 n, int64 *perm)
 {
-	float	   *tmp = palloc(sizeof(float) * td->d);
+	float	   *tmp = palloc(sizeof(float) * Max(d, 1));
 
-	for (int64 start = 0; start < td->n; start++)
+	for (int64 start = 0; start < n; start++)
 	{
 		int64		cur;
-		int32		ylab;
+		int32		ylab = 0;
 
 		if (perm[start] < 0 || perm[start] == start)
 			continue;
-		memcpy(tmp, td->x + start * td->d, sizeof(float) * td->d);
-		ylab = td->y[start];
+		memcpy(tmp, x + start * d, sizeof(float) * d);
+		if (y)
+			ylab = y[start];
 		cur = start;
 		for (;;)
 		{
 			int64		src = perm[cur];
 
-			perm[cur] = -1;
+			perm[cur] = -1 - perm[cur];	/* done; recoverable */
 			if (src == start)
 			{
-				memcpy(td->x + cur * td->d, tmp, sizeof(float) * td->d);
-				td->y[cur] = ylab;
+				memcpy(x + cur * d, tmp, sizeof(float) * d);
+				if (y)
+					y[cur] = ylab;
 				break;
 			}
-			memcpy(td->x + cur * td->d, td->x + src * td->d, sizeof(float) * td->d);
-			td->y[cur] = td->y[src];
+			memcpy(x + cur * d, x + src * d, sizeof(float) * d);
+			if (y)
+				y[cur] = y[src];
 			cur = src;
 		}
 	}
+	/* give perm back as it was */
+	for (int64 k = 0; k < n; k++)
+		if (perm[k] < 0)
+			perm[k] = -1 - perm[k];
 	pfree(tmp);
+}
+
+/* move rows, cycle by cycle, so that position k holds row perm[k] */
+static void
+permute_rows(TrainData *td, int64 *perm)
+{
+	if (td->dextra > 0)
+		permute_matrix(td->xextra, NULL, td->dextra, td->n, perm);
+	permute_matrix(td->x, td->y, td->d, td->n, perm);
 }
 
 /*

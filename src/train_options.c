@@ -115,14 +115,6 @@ string_value(const JsonbValue *v, const char *name)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
-static bool
-bool_value(const JsonbValue *v, const char *name)
-{
-	if (v->type != jbvBool)
-		bad_option(name, "true or false");
-	return v->val.boolean;
-}
-
 static void
 set_param(TrainOptions *opt, const char *key, const char *value)
 {
@@ -247,23 +239,46 @@ iforest_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 				 errhint("Accepted: trees, sample_size, max_depth, scale, benign_fpr.")));
 }
 
+/* an array of column names */
+static char **
+name_list(JsonbValue *v, const char *key, int *n)
+{
+	JsonbIterator *it;
+	JsonbValue	e;
+	JsonbIteratorToken tok;
+	char	  **names;
+
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		bad_option(key, "an array of column names");
+	names = palloc(sizeof(char *) * (JsonContainerSize(v->val.binary.data) + 1));
+	*n = 0;
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+		if (tok == WJB_ELEM)
+			names[(*n)++] = string_value(&e, key);
+	return names;
+}
+
+/* true, false or "if_better" */
+static TrainDeploy
+deploy_value(JsonbValue *v)
+{
+	if (v->type == jbvBool)
+		return v->val.boolean ? DEPLOY_ALWAYS : DEPLOY_NEVER;
+	if (v->type == jbvString && v->val.string.len == 9 &&
+		memcmp(v->val.string.val, "if_better", 9) == 0)
+		return DEPLOY_IF_BETTER;
+	bad_option("deploy", "true, false or \"if_better\"");
+	return DEPLOY_NEVER;		/* not reached */
+}
+
 static void
 top_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 {
 	if (strcmp(key, "exclude") == 0)
-	{
-		JsonbIterator *it;
-		JsonbValue	e;
-		JsonbIteratorToken tok;
-
-		if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-			bad_option("exclude", "an array of column names");
-		opt->exclude = palloc(sizeof(char *) * (JsonContainerSize(v->val.binary.data) + 1));
-		it = JsonbIteratorInit(v->val.binary.data);
-		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
-			if (tok == WJB_ELEM)
-				opt->exclude[opt->nexclude++] = string_value(&e, "exclude");
-	}
+		opt->exclude = name_list(v, key, &opt->nexclude);
+	else if (strcmp(key, "include") == 0)
+		opt->include = name_list(v, key, &opt->ninclude);
 	else if (strcmp(key, "correlation_threshold") == 0)
 		opt->correlation_threshold = number_in(v, key, 0, 1, true, false);
 	else if (strcmp(key, "test_size") == 0)
@@ -271,7 +286,7 @@ top_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 	else if (strcmp(key, "seed") == 0)
 		opt->seed = (uint64) number_in(v, key, 0, 2147483647, false, true);
 	else if (strcmp(key, "deploy") == 0)
-		opt->deploy = bool_value(v, key);
+		opt->deploy = deploy_value(v);
 	else if (strcmp(key, "benign_label") == 0)
 		opt->benign_label = string_value(v, key);
 	else if (strcmp(key, "xgboost") == 0)
@@ -290,7 +305,7 @@ top_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown option \"%s\"", key),
-				 errhint("Accepted: exclude, correlation_threshold, test_size, seed, deploy, benign_label, xgboost, iforest.")));
+				 errhint("Accepted: exclude, include, correlation_threshold, test_size, seed, deploy, benign_label, xgboost, iforest.")));
 }
 
 void
@@ -300,7 +315,7 @@ train_options_parse(Jsonb *options, TrainOptions *opt)
 	opt->correlation_threshold = 0.95;
 	opt->test_size = 0.2;
 	opt->seed = 42;
-	opt->deploy = true;
+	opt->deploy = DEPLOY_DEFAULT;
 	opt->benign_label = "BENIGN";
 	opt->rounds = DEFAULT_ROUNDS;
 	opt->iforest.num_trees = 100;

@@ -140,21 +140,50 @@ class_scores(const int64 *confusion, int nclasses, int c, double *precision,
 			fn += confusion[c * nclasses + o];
 		}
 	}
-	*precision = (tp + fp) > 0 ? (double) tp / (tp + fp) : 0.0;
-	*recall = (tp + fn) > 0 ? (double) tp / (tp + fn) : 0.0;
-	*f1 = (*precision + *recall) > 0 ? 2 * *precision * *recall / (*precision + *recall) : 0.0;
+	/* undefined (NaN, null in the report) without predictions or rows */
+	*precision = (tp + fp) > 0 ? (double) tp / (tp + fp) : NAN;
+	*recall = (tp + fn) > 0 ? (double) tp / (tp + fn) : NAN;
+	if (isnan(*recall))
+		*f1 = NAN;
+	else if (isnan(*precision) || *precision + *recall == 0)
+		*f1 = 0.0;
+	else
+		*f1 = 2 * *precision * *recall / (*precision + *recall);
+}
+
+/* mean F1 over the classes with test rows; NaN when none has */
+double
+macro_f1(const int64 *confusion, int nclasses)
+{
+	double		sum = 0;
+	int			n = 0;
+
+	for (int c = 0; c < nclasses; c++)
+	{
+		double		precision,
+					recall,
+					f1;
+		int64		support;
+
+		class_scores(confusion, nclasses, c, &precision, &recall, &f1, &support);
+		if (support > 0)
+		{
+			sum += f1;
+			n++;
+		}
+	}
+	return n > 0 ? sum / n : NAN;
 }
 
 /*
- * per_class, macro_f1 (over classes with test rows), accuracy and the
+ * per_class (precision null for a class never predicted, recall and F1
+ * null for one without test rows), macro_f1 (over classes with test rows), accuracy and the
  * confusion matrix (rows are the true class).
  */
 void
 report_classifier(JsonbParseState **st, const int64 *confusion, char **classes,
 				  int nclasses, int64 ntest)
 {
-	double		f1sum = 0;
-	int			nf1 = 0;
 	int64		correct = 0;
 
 	report_begin(st, "per_class");
@@ -167,11 +196,6 @@ report_classifier(JsonbParseState **st, const int64 *confusion, char **classes,
 
 		class_scores(confusion, nclasses, c, &precision, &recall, &f1, &support);
 		correct += confusion[c * nclasses + c];
-		if (support > 0)
-		{
-			f1sum += f1;
-			nf1++;
-		}
 		report_begin(st, classes[c]);
 		report_number(st, "precision", precision);
 		report_number(st, "recall", recall);
@@ -180,7 +204,7 @@ report_classifier(JsonbParseState **st, const int64 *confusion, char **classes,
 		report_end(st);
 	}
 	report_end(st);
-	report_number(st, "macro_f1", nf1 > 0 ? f1sum / nf1 : NAN);
+	report_number(st, "macro_f1", macro_f1(confusion, nclasses));
 	report_number(st, "accuracy", ntest > 0 ? (double) correct / ntest : NAN);
 	report_begin(st, "confusion_matrix");
 	report_names(st, "labels", classes, nclasses);

@@ -25,6 +25,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/varlena.h"
 
 PG_FUNCTION_INFO_V1(nids_score_trigger);
 
@@ -100,10 +101,53 @@ trigger_state(FunctionCallInfo fcinfo, TriggerData *trigdata)
 	return st;
 }
 
+/*
+ * A column that looks like a misspelt output column ("prob", "predicted",
+ * "verdicts"): not a known CICFlowMeter name and not a feature of the
+ * model, and either a prefix of an output's name or within one edit of
+ * it (two for a name of 8 characters or more).  Scoring a table whose outputs go nowhere is refused (42703).
+ */
+static void
+check_misspelt_outputs(TupleDesc desc, const FeatureMap *map)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		size_t		len = strlen(name);
+		char		norm[NAMEDATALEN * 2];
+		CanonicalKind kind;
+		bool		feature = false;
+
+		if (att->attisdropped || nids_is_output_column(name))
+			continue;
+		canonical_normalise(name, len, norm, sizeof(norm));
+		(void) canonical_name(norm, &kind);
+		for (int f = 0; f < map->num_features; f++)
+			feature |= map->attnum[f] == i;
+		if (kind != CANON_UNKNOWN || feature)
+			continue;
+		for (int o = 0; o < NUM_OUTPUTS; o++)
+		{
+			const char *out = output_names[o];
+
+			if ((len >= 4 && strncmp(out, name, len) == 0) ||
+				varstr_levenshtein(name, len, out, strlen(out), 1, 1, 1, false) <= (len >= 8 ? 2 : 1))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" is not an output of nids_score_trigger", name),
+						 errdetail("The trigger fills the columns predicted_label, probability, anomaly_score, novel, novelty and verdict, whichever the table has."),
+						 errhint("Did you mean \"%s\"? Rename the column, or exclude it from the trigger's table.", out)));
+		}
+	}
+}
+
 /* the output columns the table has, type-checked */
 static void
 find_output_columns(TriggerState *st, TupleDesc desc)
 {
+	bool		any = false;
+
 	for (int o = 0; o < NUM_OUTPUTS; o++)
 	{
 		st->outcol[o] = 0;
@@ -120,8 +164,15 @@ find_output_columns(TriggerState *st, TupleDesc desc)
 								output_names[o], format_type_be(output_types[o]),
 								format_type_be(att->atttypid))));
 			st->outcol[o] = i + 1;
+			any = true;
 		}
 	}
+	check_misspelt_outputs(desc, &st->map);
+	if (!any)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("table has none of the columns nids_score_trigger fills"),
+				 errhint("Add one or more of predicted_label text, probability float8, anomaly_score float8, novel boolean, novelty float8, verdict text.")));
 }
 
 /* the column map, output columns and texts, for model and this table */
@@ -142,6 +193,7 @@ trigger_rebuild(TriggerState *st, Relation rel, NidsModel *model)
 						RelationGetRelationName(rel), model->num_features, model->name),
 				 errhint("Columns are matched by canonical name, e.g. \"%s\"; nids-load creates them.",
 						 model->feature_names[0])));
+	feature_map_check_coverage(&st->map, model->feature_names, model->name);
 	find_output_columns(st, desc);
 	old = MemoryContextSwitchTo(st->cxt);
 	st->label_text = palloc(sizeof(Datum) * model->num_classes);
