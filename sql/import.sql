@@ -35,6 +35,14 @@ SELECT version, deployed FROM nids.models WHERE name = 'fx_softprob_json' ORDER 
 SELECT convert_from(substr(nids_export_xgboost('fx_softprob_ubj'), 1, 10), 'UTF8') AS head;
 SELECT nids_import_xgboost('fx_roundtrip', nids_export_xgboost('fx_softprob_ubj'), features, classes)
 FROM fx_models WHERE name = 'softprob_ubj';
+-- the export names the model's features, so XGBoost's bindings know the columns
+SELECT convert_from(nids_export_xgboost('fx_softprob_ubj'), 'UTF8')::jsonb #> '{learner,feature_names}' = to_jsonb(features) AS names_exported,
+       convert_from(nids_export_xgboost('fx_softprob_ubj'), 'UTF8')::jsonb #> '{learner,feature_types}' = to_jsonb(array_fill('float'::text, ARRAY[cardinality(features)])) AS types_exported
+FROM fx_models WHERE name = 'softprob_ubj';
+-- any version by 'name@N'
+SELECT nids_export_xgboost('fx_roundtrip@1') = nids_export_xgboost('fx_roundtrip') AS by_version;
+SELECT nids_export_xgboost('fx_roundtrip@2');
+\echo :LAST_ERROR_SQLSTATE
 SET nids.predictor = xgboost;
 SELECT count(*) AS vectors,
        count(*) FILTER (WHERE nids_classify(v.features, 'fx_roundtrip') = e.label) AS same_label,

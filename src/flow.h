@@ -41,6 +41,16 @@ extern size_t canonical_normalise(const char *name, size_t len, char *out, size_
  */
 extern const char *canonical_name(const char *normalised, CanonicalKind *kind);
 
+/*
+ * The canonical spelling of a class label of any release (the CIC-IDS2017
+ * original release's: "Botnet" and "Bot" are "Bot", "DoS attacks-Hulk" is
+ * "DoS Hulk"), written to out; 0 when the label is not one nids knows.
+ */
+extern size_t canonical_label(const char *label, size_t len, char *out, size_t outsize);
+
+/* the known name nearest to a normalised name, and its edit distance */
+extern const char *canonical_nearest(const char *normalised, int *distance);
+
 #ifndef FRONTEND
 
 #include "postgres.h"

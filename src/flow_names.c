@@ -188,3 +188,139 @@ canonical_name(const char *normalised, CanonicalKind *kind)
 	*kind = CANON_UNKNOWN;
 	return normalised;
 }
+
+/* ---- labels ---- */
+
+typedef struct LabelEntry
+{
+	const char *key;			/* alphanumeric words, lower case, one space */
+	const char *canonical;		/* the CIC-IDS2017 original release's label */
+} LabelEntry;
+
+static const LabelEntry labels[] = {
+	{"benign", "BENIGN"},
+	{"bot", "Bot"}, {"botnet", "Bot"},
+	{"ddos", "DDoS"}, {"ddos attacks loic http", "DDoS"},
+	{"ddos attack hoic", "DDoS"}, {"ddos attack loic udp", "DDoS"},
+	{"dos goldeneye", "DoS GoldenEye"}, {"dos attacks goldeneye", "DoS GoldenEye"},
+	{"dos hulk", "DoS Hulk"}, {"dos attacks hulk", "DoS Hulk"},
+	{"dos slowhttptest", "DoS Slowhttptest"}, {"dos attacks slowhttptest", "DoS Slowhttptest"},
+	{"dos slowloris", "DoS slowloris"}, {"dos attacks slowloris", "DoS slowloris"},
+	{"ftp patator", "FTP-Patator"}, {"ftp bruteforce", "FTP-Patator"},
+	{"ssh patator", "SSH-Patator"}, {"ssh bruteforce", "SSH-Patator"},
+	{"heartbleed", "Heartbleed"},
+	{"infiltration", "Infiltration"}, {"infilteration", "Infiltration"},
+	{"portscan", "PortScan"},
+	{"web attack brute force", "Web Attack - Brute Force"},
+	{"brute force web", "Web Attack - Brute Force"},
+	{"web attack xss", "Web Attack - XSS"}, {"brute force xss", "Web Attack - XSS"},
+	{"web attack sql injection", "Web Attack - Sql Injection"},
+	{"sql injection", "Web Attack - Sql Injection"},
+};
+
+/* the alphanumeric words of s, lower case, joined by one space */
+static size_t
+label_key(const char *s, size_t len, char *out, size_t outsize)
+{
+	size_t		n = 0;
+	int			sep = 0;
+
+	for (size_t i = 0; i < len && n + 2 < outsize; i++)
+	{
+		char		c = s[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char) (c - 'A' + 'a');
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+		{
+			if (sep && n > 0)
+				out[n++] = ' ';
+			sep = 0;
+			out[n++] = c;
+		}
+		else
+			sep = 1;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+size_t
+canonical_label(const char *label, size_t len, char *out, size_t outsize)
+{
+	static const char attempted[] = " attempted";
+	char		key[256];
+	size_t		n = label_key(label, len, key, sizeof(key));
+	int			is_attempted = 0;
+
+	/* the improved release's "X - Attempted": X mapped, the suffix kept */
+	if (n > sizeof(attempted) - 1 &&
+		strcmp(key + n - (sizeof(attempted) - 1), attempted) == 0)
+	{
+		is_attempted = 1;
+		key[n - (sizeof(attempted) - 1)] = '\0';
+	}
+	for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
+	{
+		if (strcmp(labels[i].key, key) != 0)
+			continue;
+		n = strlen(labels[i].canonical) + (is_attempted ? 12 : 0);
+		if (n + 1 > outsize)
+			return 0;
+		strcpy(out, labels[i].canonical);
+		if (is_attempted)
+			strcat(out, " - Attempted");
+		return n;
+	}
+	return 0;
+}
+
+/* edit distance of two short strings (at most 63 bytes each are compared) */
+static int
+edit_distance(const char *a, const char *b)
+{
+	int			row[64];
+	size_t		la = strlen(a) > 63 ? 63 : strlen(a);
+	size_t		lb = strlen(b) > 63 ? 63 : strlen(b);
+
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (int) j;
+	for (size_t i = 1; i <= la; i++)
+	{
+		int			diag = row[0];
+
+		row[0] = (int) i;
+		for (size_t j = 1; j <= lb; j++)
+		{
+			int			up = row[j];
+			int			best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+const char *
+canonical_nearest(const char *normalised, int *distance)
+{
+	const char *best = NULL;
+
+	*distance = 1 << 30;
+	for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+	{
+		int			d = edit_distance(normalised, entries[i].name);
+
+		if (d < *distance)
+		{
+			*distance = d;
+			best = entries[i].canonical;
+		}
+	}
+	return best;
+}

@@ -49,7 +49,13 @@ typedef struct Column
 	char	   *name;			/* canonical, unique in the file */
 	CanonicalKind kind;
 	bool		numeric;		/* loaded as float8 */
+	bool		timestamp;		/* loaded as timestamptz */
 } Column;
+
+/* a header must name at least this many known flow features */
+#define MIN_KNOWN_FEATURES	10
+
+static bool raw_labels = false;
 
 typedef struct Record
 {
@@ -223,6 +229,63 @@ parse_number(const char *s, size_t len)
 	return *end == '\0';
 }
 
+/*
+ * A flow's timestamp in its release's format, as ISO 8601 text in out
+ * (size >= 40): "2017-07-06 12:39:06.818901" (CIC-IDS2017 improved),
+ * "3/7/2017 8:55" or "7/7/2017 3:30:01 PM" (original release, day first)
+ * and "14/02/2018 08:31:01" (CSE-CIC-IDS2018, day first).  The time is
+ * read in the session's TimeZone (PGTZ).
+ */
+static bool
+parse_timestamp(const char *s, size_t len, char *out)
+{
+	char		tmp[64];
+	int			y, mo, d, h, mi, n = 0;
+	int			sec = 0;
+	char		frac[16] = "";
+	char		ampm[3] = "";
+
+	if (len == 0 || len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	if (sscanf(tmp, "%4d-%2d-%2d%*1[ T]%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) == 5)
+	{
+		int			m = 0;
+
+		if (tmp[n] == ':' && sscanf(tmp + n, ":%2d%n", &sec, &m) == 1)
+		{
+			n += m;
+			m = 0;
+			if (tmp[n] == '.' && sscanf(tmp + n, ".%15[0-9]%n", frac, &m) == 1)
+				n += m;
+		}
+	}
+	else if (n = 0, sscanf(tmp, "%2d/%2d/%4d %2d:%2d%n", &d, &mo, &y, &h, &mi, &n) == 5)
+	{
+		int			m = 0;
+
+		if (tmp[n] == ':' && sscanf(tmp + n, ":%2d%n", &sec, &m) == 1)
+			n += m;
+		m = 0;
+		if (sscanf(tmp + n, " %2[AaPp]%*1[Mm]%n", ampm, &m) == 1 && m > 0)
+		{
+			n += m;
+			if (h < 1 || h > 12)
+				return false;
+			h = (h % 12) + ((ampm[0] == 'P' || ampm[0] == 'p') ? 12 : 0);
+		}
+	}
+	else
+		return false;
+	if (tmp[n] != '\0' || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
+		h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
+		return false;
+	snprintf(out, 40, "%04d-%02d-%02d %02d:%02d:%02d%s%s", y, mo, d, h, mi, sec,
+			 frac[0] ? "." : "", frac);
+	return true;
+}
+
 /* append s as a COPY text-format text value, fixing the encoding */
 static void
 copy_text(Buf *out, const unsigned char *s, size_t len)
@@ -318,7 +381,8 @@ table_columns(PGconn *conn, const char *qtable)
 {
 	const char *params[1] = {qtable};
 	PGresult   *res = PQexecParams(conn,
-								   "SELECT attname FROM pg_catalog.pg_attribute "
+								   "SELECT attname, atttypid = 'pg_catalog.timestamptz'::pg_catalog.regtype "
+								   "FROM pg_catalog.pg_attribute "
 								   "WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped",
 								   1, NULL, params, NULL, NULL, 0);
 
@@ -373,10 +437,25 @@ row_to_copy(Record *rec, Column *cols, int ncols, Buf *out, long lineno, LoadErr
 		{
 			size_t		tlen = len;
 			char	   *t = s;
+			char		mapped[128];
+			size_t		mlen;
 
 			trim(&t, &tlen);
 			if (tlen == 0)
 				buf_append(out, "\\N", 2);
+			else if (cols[k].timestamp)
+			{
+				if (!parse_timestamp(t, tlen, mapped))
+				{
+					set_error(e, lineno, "column \"%s\": \"%.*s\" is not a timestamp in this file's format",
+							  cols[k].name, (int) (tlen > 60 ? 60 : tlen), t);
+					return false;
+				}
+				buf_append(out, mapped, strlen(mapped));
+			}
+			else if (cols[k].kind == CANON_LABEL && !raw_labels &&
+					 (mlen = canonical_label(t, tlen, mapped, sizeof(mapped))) > 0)
+				buf_append(out, mapped, mlen);
 			else
 				copy_text(out, (const unsigned char *) t, tlen);
 		}
@@ -408,7 +487,11 @@ append_column(Buf *b, PGconn *conn, const Column *col, bool with_type)
 
 	buf_append(b, id, strlen(id));
 	if (with_type)
-		buf_append(b, col->numeric ? " float8" : " text", col->numeric ? 7 : 5);
+	{
+		const char *type = col->numeric ? " float8" : col->timestamp ? " timestamptz" : " text";
+
+		buf_append(b, type, strlen(type));
+	}
 	PQfreemem(id);
 }
 
@@ -467,6 +550,46 @@ header_columns(LoadState *ls, const Record *header)
 }
 
 /*
+ * Whether the header is a CICFlowMeter header: enough known flow features
+ * (else *e says why: a ';' separated file reads as one column).  Columns
+ * nids does not know are reported with the nearest known name.
+ */
+static bool
+check_header(LoadState *ls, const Record *header, const char *path, LoadError *e)
+{
+	int			known = 0;
+
+	for (int k = 0; k < ls->ncols; k++)
+		known += ls->cols[k].kind == CANON_FEATURE;
+	if (known < MIN_KNOWN_FEATURES)
+	{
+		if (ls->ncols == 1 && (memchr(header->fields[0], ';', header->lens[0]) ||
+							   memchr(header->fields[0], '\t', header->lens[0])))
+			set_error(e, 1, "the header is one column: fields must be separated by ',', not ';' or tabs");
+		else
+			set_error(e, 1, "the header names %d CICFlowMeter flow features (of %d columns); at least %d are expected",
+					  known, ls->ncols, MIN_KNOWN_FEATURES);
+		return false;
+	}
+	for (int k = 0; k < ls->ncols; k++)
+	{
+		int			distance;
+		const char *nearest;
+
+		if (ls->cols[k].kind != CANON_UNKNOWN)
+			continue;
+		nearest = canonical_nearest(ls->cols[k].name, &distance);
+		if (nearest != NULL && distance <= 3 && distance * 3 < (int) strlen(ls->cols[k].name))
+			fprintf(stderr, "%s: %s: warning: unknown column \"%.*s\" loaded as %s; did you mean %s?\n",
+					progname, path, (int) header->lens[k], header->fields[k], ls->cols[k].name, nearest);
+		else
+			fprintf(stderr, "%s: %s: warning: unknown column \"%.*s\" loaded as %s (not a CICFlowMeter column)\n",
+					progname, path, (int) header->lens[k], header->fields[k], ls->cols[k].name);
+	}
+	return true;
+}
+
+/*
  * Read up to SAMPLE_ROWS rows ahead; they decide the type of the columns
  * nids does not know (numeric unless a value is not a number).
  */
@@ -493,6 +616,25 @@ read_sample(LoadState *ls, LoadError *e)
 	}
 	for (int k = 0; k < ls->ncols; k++)
 	{
+		if (strcmp(ls->cols[k].name, "timestamp") == 0)
+		{
+			char		iso[40];
+
+			ls->cols[k].timestamp = true;
+			for (int r = 0; r < ls->nsample && ls->cols[k].timestamp; r++)
+			{
+				char	   *s;
+				size_t		len;
+
+				if (ls->sample[r].n != ls->ncols)
+					continue;
+				s = ls->sample[r].fields[k];
+				len = ls->sample[r].lens[k];
+				trim(&s, &len);
+				if (len > 0 && !parse_timestamp(s, len, iso))
+					ls->cols[k].timestamp = false;
+			}
+		}
 		if (ls->cols[k].kind != CANON_UNKNOWN)
 			continue;
 		for (int r = 0; r < ls->nsample && ls->cols[k].numeric; r++)
@@ -552,7 +694,12 @@ prepare_table(PGconn *conn, LoadState *ls, const char *table, LoadError *e)
 		bool		has = false;
 
 		for (int r = 0; r < PQntuples(res) && !has; r++)
+		{
 			has = strcmp(PQgetvalue(res, r, 0), ls->cols[k].name) == 0;
+			/* a timestamp column made as text (nids 1.0) keeps its text */
+			if (has && ls->cols[k].timestamp)
+				ls->cols[k].timestamp = PQgetvalue(res, r, 1)[0] == 't';
+		}
 		if (has)
 			continue;
 		sql.len = 0;
@@ -712,7 +859,7 @@ load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
 		return -1;
 	}
 	header_columns(&ls, &header);
-	if (!read_sample(&ls, e))
+	if (!check_header(&ls, &header, path, e) || !read_sample(&ls, e))
 	{
 		gzclose(ls.f);
 		return -1;
@@ -734,9 +881,12 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-			"Usage: %s [-d DBNAME] [-h HOST] [-p PORT] [-U USER] -t TABLE FILE.csv ...\n"
+			"Usage: %s [-d DBNAME] [-h HOST] [-p PORT] [-U USER] [--raw-labels] -t TABLE FILE.csv ...\n"
 			"Load CICFlowMeter CSV files (CIC-IDS2017, CSE-CIC-IDS2018; plain or gzip)\n"
-			"into TABLE under nids' canonical column names, one transaction per file.\n",
+			"into TABLE under nids' canonical column names, one transaction per file.\n"
+			"Labels of every release are stored in the CIC-IDS2017 original spelling\n"
+			"('Botnet' -> 'Bot'); --raw-labels keeps them as written. Timestamps are\n"
+			"stored as timestamptz, read in the session's TimeZone (set PGTZ).\n",
 			progname);
 }
 
@@ -755,6 +905,7 @@ main(int argc, char **argv)
 		{"port", required_argument, NULL, 'p'},
 		{"username", required_argument, NULL, 'U'},
 		{"table", required_argument, NULL, 't'},
+		{"raw-labels", no_argument, NULL, 'L'},
 		{"help", no_argument, NULL, '?'},
 		{NULL, 0, NULL, 0}
 	};
@@ -781,6 +932,9 @@ main(int argc, char **argv)
 				break;
 			case 't':
 				table = optarg;
+				break;
+			case 'L':
+				raw_labels = true;
 				break;
 			case '?':
 				usage(optopt ? stderr : stdout);

@@ -21,8 +21,8 @@ cse='Dst Port,Protocol,Flow Duration,Tot Fwd Pkts,Tot Bwd Pkts,TotLen Fwd Pkts,T
 
 # rows: numeric columns from a formula; identifiers, label and the
 # improved release's Attempted Category where each variant has them
-make_csv() { # header, rows, label-of-row awk expression, file
-	local header=$1 rows=$2 labels=$3 out=$4
+make_csv() { # header, rows, label-of-row awk expression, file[, timestamp expression]
+	local header=$1 rows=$2 labels=$3 out=$4 stamp=${5:-'"2017-07-07 11:" (i % 60) ":00.0"'}
 	printf '%s\r\n' "$header" >"$out"
 	awk -v n="$rows" -v header="$header" "BEGIN {
 		nf = split(header, h, \",\");
@@ -33,7 +33,7 @@ make_csv() { # header, rows, label-of-row awk expression, file
 				if (name == \"Label\") v = $labels;
 				else if (name == \"Flow ID\") v = \"10.0.0.\" i \"-10.0.0.1-\" i \"-80-6\";
 				else if (name == \"Src IP\" || name == \"Dst IP\") v = \"192.168.10.\" (i % 250);
-				else if (name == \"Timestamp\") v = \"2017-07-07 11:\" (i % 60) \":00.0\";
+				else if (name == \"Timestamp\") v = $stamp;
 				else if (name == \"Attempted Category\") v = -1;
 				else if (name == \"Flow Bytes/s\" && i % 17 == 0) v = \"Infinity\";
 				else if (name == \"Flow Packets/s\" && i % 19 == 0) v = \"NaN\";
@@ -76,6 +76,51 @@ check "2018 names are canonical too (Tot Fwd Pkts, Flow Byts/s, Init Fwd Win Byt
 q "SELECT nids_train('flows', options => '{\"xgboost\": {\"num_boost_round\": 5}}') ? 'version'" >/dev/null
 check "a model trained on CIC-IDS2017 scores CSE-CIC-IDS2018 rows" \
 	test "$(q 'SELECT count(nids_classify(nids_features(f))) FROM flows2018 f')" = 150
+
+# labels of every release in one spelling; --raw-labels keeps them
+make_csv "$improved" 40 '(i % 4 == 0 ? "Botnet" : i % 4 == 1 ? "Portscan - Attempted" : i % 4 == 2 ? "DoS attacks-Hulk" : "Infiltration \226 Portscan")' "$work/labels.csv"
+"$LOAD" -d "$DB" -t labels "$work/labels.csv" >/dev/null 2>&1
+check "labels are harmonised: Botnet -> Bot, Portscan - Attempted -> PortScan - Attempted, DoS attacks-Hulk -> DoS Hulk" \
+	test "$(q "SELECT string_agg(DISTINCT label, '|' ORDER BY label) FROM labels")" = "Bot|DoS Hulk|Infiltration - Portscan|PortScan - Attempted"
+check "2018 labels too: Benign -> BENIGN, Brute Force -Web -> Web Attack - Brute Force" \
+	test "$(q "SELECT string_agg(DISTINCT label, '|' ORDER BY label) FROM flows2018")" = "BENIGN|Web Attack - Brute Force"
+"$LOAD" -d "$DB" --raw-labels -t raw_labels "$work/labels.csv" >/dev/null 2>&1
+check "--raw-labels keeps them as written (but for the dash)" \
+	test "$(q "SELECT string_agg(DISTINCT label, '|' ORDER BY label) FROM raw_labels")" = "Botnet|DoS attacks-Hulk|Infiltration - Portscan|Portscan - Attempted"
+
+# timestamps: timestamptz in each release's format, read in the session's TimeZone
+check "the improved release's timestamps are timestamptz" \
+	test "$(q "SELECT data_type FROM information_schema.columns WHERE table_name = 'flows' AND column_name = 'timestamp'")" = "timestamp with time zone"
+check "and keep their value (2017-07-07 11:05:00)" \
+	test "$(q "SELECT count(*) FROM flows WHERE timestamp = '2017-07-07 11:05:00'")" = 4
+cse_ts=$(sed 's/^Dst Port,Protocol,/Dst Port,Protocol,Timestamp,/' <<<"$cse")
+make_csv "$cse_ts" 20 '"Benign"' "$work/cse_ts.csv" '(i < 10 ? "0" i : i) "/02/2018 08:31:01"'
+PGTZ=UTC "$LOAD" -d "$DB" -t cse_ts "$work/cse_ts.csv" >/dev/null 2>&1
+check "CSE-CIC-IDS2018 timestamps are day first (14/02/2018 08:31:01)" \
+	test "$(PGTZ=UTC q "SELECT count(*) FROM cse_ts WHERE timestamp = '2018-02-14 08:31:01+00'")" = 1
+orig_ts="Flow ID, Source IP, Timestamp,$orig"
+make_csv "$orig_ts" 20 '"BENIGN"' "$work/orig_ts.csv" '(i % 2 ? "3/7/2017 8:55" : "7/7/2017 3:30:01 PM")'
+PGTZ=UTC "$LOAD" -d "$DB" -t orig_ts "$work/orig_ts.csv" >/dev/null 2>&1
+check "the original release's are day first, 12-hour with PM" \
+	test "$(PGTZ=UTC q "SELECT string_agg(DISTINCT timestamp::text, '|' ORDER BY timestamp::text) FROM orig_ts")" = "2017-07-03 08:55:00+00|2017-07-07 15:30:01+00"
+make_csv "$improved" 10 '"BENIGN"' "$work/odd_ts.csv" '"yesterday"'
+"$LOAD" -d "$DB" -t odd_ts "$work/odd_ts.csv" >/dev/null 2>&1
+check "a timestamp that parses in no release's format stays text" \
+	test "$(q "SELECT data_type || ':' || min(timestamp) FROM information_schema.columns, odd_ts WHERE table_name = 'odd_ts' AND column_name = 'timestamp' GROUP BY data_type")" = "text:yesterday"
+
+# headers that are not CICFlowMeter's are refused; unknown columns named
+sed 's/,/;/g' "$work/original.csv" >"$work/semicolon.csv"
+out=$("$LOAD" -d "$DB" -t semi "$work/semicolon.csv" 2>&1)
+check "a ';' separated file is refused (exit 1)" test $? -eq 1
+check "with the file, line and reason" grep -q "semicolon.csv:1: the header is one column: fields must be separated by ','" <<<"$out"
+check "and no table is made" test "$(q "SELECT to_regclass('semi') IS NULL")" = t
+printf 'a,b,c,Label\r\n1,2,3,x\r\n' >"$work/foreign.csv"
+out=$("$LOAD" -d "$DB" -t foreign "$work/foreign.csv" 2>&1)
+check "a header with too few known flow features is refused" grep -q "foreign.csv:1: the header names 0 CICFlowMeter flow features (of 4 columns); at least 10 are expected" <<<"$out"
+sed '1s/ Flow Duration/ Flow Duraton/' "$work/original.csv" >"$work/typo.csv"
+out=$("$LOAD" -d "$DB" -t typo "$work/typo.csv" 2>&1)
+check "a header typo loads, with a warning naming the nearest known name" \
+	grep -q 'warning: unknown column " Flow Duraton" loaded as flow_duraton; did you mean flow_duration?' <<<"$out"
 
 # malformed files: refused with the file and line, nothing of them loaded
 cp "$work/original.csv" "$work/bad_number.csv"
