@@ -89,5 +89,6 @@ setup:
 test: setup
 	scripts/run-tests
 
+# make demo: the real sample in data/; DATA=dir: CSVs from dir; GENERATED=1: generated flows
 demo: setup
-	scripts/demo $(if $(DEMO_DATA),--data "$(DEMO_DATA)")
+	scripts/demo $(if $(DEMO_DATA),--data "$(DEMO_DATA)",$(if $(GENERATED),--generated))
