@@ -15,7 +15,11 @@
  * Infinity, NaN, and empty fields (NULL).  In text fields, a Windows-1252
  * dash (0x96, 0x97) or a U+FFFD replacement character becomes '-', so
  * "Web Attack \x96 Brute Force" is stored as "Web Attack - Brute Force";
- * any other byte that is not UTF-8 becomes '?'.
+ * any other byte that is not UTF-8 becomes '?'.  Labels are stored in the
+ * original release's spelling (flow_names.c, canonical_label) unless
+ * --raw-labels; timestamps as timestamptz when they parse in a release's
+ * format.  A header naming fewer than MIN_KNOWN_FEATURES flow features is
+ * refused; unknown columns are reported with the nearest known name.
  *
  *-------------------------------------------------------------------------
  */

@@ -35,7 +35,7 @@ env2=$(CRON_DB=nids_tap CRON_HOST=localhost scripts/tmpcluster start "$other")
 err=$( (. "$env2"; psql -X -q -d nids_tap -v VERBOSITY=verbose 2>&1 <<'SQL'
 CREATE EXTENSION pg_cron;
 CREATE EXTENSION nids;
-CREATE TABLE f AS SELECT g::float8 AS destination_port, (g % 2)::text AS label FROM generate_series(1, 100) g;
+CREATE TABLE f AS SELECT g::float8 AS destination_port, CASE WHEN g % 2 = 0 THEN 'BENIGN' ELSE 'PortScan' END AS label FROM generate_series(1, 100) g;
 SELECT nids_train('f', model => 'm', options => '{"xgboost": {"num_boost_round": 1}}') IS NOT NULL;
 SELECT nids_schedule_drift('j', '* * * * *', 'SELECT * FROM f', 'm');
 SQL
