@@ -86,6 +86,11 @@ SELECT * FROM ks_drift('SELECT a.* FROM ks_ref a, ks_ref b', 'ks');
 \echo :LAST_ERROR_SQLSTATE
 RESET statement_timeout;
 
+-- any version by 'name@N'; an unknown one is 42704
+SELECT count(*) AS rows_v1 FROM ks_drift('SELECT * FROM ks_same', 'ks@1');
+SELECT count(*) FROM ks_drift('SELECT * FROM ks_same', 'ks@7');
+\echo :LAST_ERROR_SQLSTATE
+
 -- reports
 SELECT nids_log_drift('SELECT * FROM ks_shifted', 'ks') AS report;
 SELECT nids_log_drift('SELECT * FROM ks_same', 'ks') AS report;

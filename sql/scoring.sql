@@ -228,5 +228,15 @@ FROM flows_sc f, nids_class_probabilities(nids_features(f, 'sc'), 'sc') p WHERE 
 SELECT * FROM nids_class_probabilities(ARRAY[1, 2]::float8[], 'sc');
 \echo :LAST_ERROR_SQLSTATE
 
-DROP TABLE most_features, misspelt, misspelt2, no_outputs;
+-- the trigger's argument names a version too
+CREATE TABLE by_version (LIKE flows_sc, predicted_label text);
+CREATE TRIGGER score BEFORE INSERT ON by_version FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc@1');
+INSERT INTO by_version SELECT * FROM flows_sc WHERE flow_number <= 20;
+SELECT count(*) FILTER (WHERE predicted_label = nids_classify(nids_features(b, 'sc'), 'sc')) AS same_as_deployed FROM by_version b;
+CREATE TABLE by_bad_version (LIKE flows_sc, predicted_label text);
+CREATE TRIGGER score BEFORE INSERT ON by_bad_version FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('sc@5');
+INSERT INTO by_bad_version SELECT * FROM flows_sc LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+
+DROP TABLE most_features, misspelt, misspelt2, no_outputs, by_version, by_bad_version;
 DROP TABLE live, live_small, live_default, unrelated, wrong_type, after_trigger, two_args, unknown_model, flows_2018, bad_types;
