@@ -14,6 +14,7 @@ OBJS = \
 	src/model_eval.o \
 	src/model_format.o \
 	src/model_iforest.o \
+	src/model_novelty.o \
 	src/model_catalog.o \
 	src/model_cache.o \
 	src/train.o \
@@ -24,9 +25,11 @@ OBJS = \
 	src/train_options.o \
 	src/train_report.o \
 	src/train_attach.o \
+	src/train_novelty.o \
 	src/drift_reference.o \
 	src/drift_stats.o \
 	src/drift.o \
+	src/drift_health.o \
 	src/scoring.o \
 	src/trigger.o \
 	src/admin.o

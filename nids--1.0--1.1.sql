@@ -51,8 +51,9 @@ CREATE VIEW nids.model_summary AS
 		(metrics #>> '{rows,train}')::bigint AS train_rows,
 		(metrics ->> 'macro_f1')::float8 AS macro_f1,
 		(metrics ->> 'accuracy')::float8 AS accuracy,
-		CASE WHEN iforest IS NOT NULL THEN 'iforest' END AS novelty_method,
-		(metrics #>> '{iforest,benign_fpr}')::float8 AS benign_fpr
+		COALESCE(metrics #>> '{novelty,method}',
+			CASE WHEN iforest IS NOT NULL THEN 'iforest' END) AS novelty_method,
+		COALESCE(metrics #>> '{novelty,benign_fpr}', metrics #>> '{iforest,benign_fpr}')::float8 AS benign_fpr
 	FROM nids.model_versions;
 COMMENT ON VIEW nids.model_summary IS
 	'One line per model version: size, training rows, hold-out quality and novelty gate';
@@ -64,3 +65,96 @@ AS 'MODULE_PATHNAME', 'nids_class_probabilities'
 LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10 ROWS 10;
 COMMENT ON FUNCTION nids_class_probabilities(float8[], text) IS
 	'Class probabilities of one flow as rows, most probable first';
+
+-- The novelty gate v2 (options.novelty) and the benign training
+-- distribution for ks_drift(reference => 'benign') are stored per version;
+-- versions stored by 1.0 have neither and keep scoring as they did.
+ALTER TABLE nids.model_versions
+	ADD COLUMN novelty bytea,
+	ADD COLUMN benign_reference bytea;
+COMMENT ON COLUMN nids.model_versions.novelty IS
+	'the novelty gate: method, threshold, benign prototypes (NULL: the isolation forest and anomaly_threshold, as in 1.0)';
+COMMENT ON COLUMN nids.model_versions.benign_reference IS
+	'the training distribution of the benign flows, for ks_drift(reference => ''benign'')';
+
+-- nids.verdict gains novelty (the gate's score over its threshold) after
+-- novel.  A composite type cannot take an attribute in the middle, so the
+-- type and nids_ensemble are made again; a view or column of yours that
+-- uses nids.verdict makes the update stop with the dependency named: drop
+-- it first and make it again after (README, "Installing").
+DROP FUNCTION nids_ensemble(float8[], text);
+DROP TYPE nids.verdict;
+CREATE TYPE nids.verdict AS (
+	label text,
+	probability float8,
+	anomaly_score float8,
+	novel boolean,
+	novelty float8,
+	verdict text
+);
+COMMENT ON TYPE nids.verdict IS
+	'Result of nids_ensemble: classifier label and probability, isolation-forest score, novel, novelty (the gate''s score over its threshold), verdict';
+
+CREATE FUNCTION nids_ensemble(features float8[], model text DEFAULT 'default')
+RETURNS nids.verdict
+AS 'MODULE_PATHNAME', 'nids_ensemble'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 20;
+COMMENT ON FUNCTION nids_ensemble(float8[], text) IS
+	'Classifier label and probability, anomaly score, novelty and verdict (attack, anomaly or benign) of one flow';
+
+CREATE FUNCTION nids_novelty(features float8[], model text DEFAULT 'default')
+RETURNS float8
+AS 'MODULE_PATHNAME', 'nids_novelty'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION nids_novelty(float8[], text) IS
+	'The novelty gate''s score of one flow over its threshold: above 1 is novel';
+
+COMMENT ON FUNCTION nids_score_trigger() IS
+	'BEFORE INSERT OR UPDATE row trigger (optional argument: model): fills predicted_label, probability, anomaly_score, novel, novelty, verdict where the table has them';
+
+-- Health and drift that tell a real shift from noise: ks_drift compares
+-- with the benign training flows by default (reference => 'all': every
+-- training flow, 1.0's comparison), 'high' needs KS > 0.5 and Bonferroni
+-- significance, and nids_health says whether the model fits the traffic.
+DROP FUNCTION ks_drift(text, text);
+CREATE FUNCTION ks_drift(window_query text, model text DEFAULT 'default',
+	reference text DEFAULT 'benign')
+RETURNS TABLE(feature text, ks_statistic float8, p_value float8, n_reference bigint,
+	n_window bigint, drift_level text)
+AS 'MODULE_PATHNAME', 'ks_drift'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE ROWS 80;
+COMMENT ON FUNCTION ks_drift(text, text, text) IS
+	'Two-sample Kolmogorov-Smirnov drift of a window query (run with your privileges) against the model''s benign (or all) training flows, per feature';
+
+ALTER TABLE nids.drift_reports ADD COLUMN reference text;
+COMMENT ON COLUMN nids.drift_reports.reference IS
+	'what the window was compared with: the benign training flows or all of them (NULL: a 1.0 report, all of them)';
+
+CREATE TABLE nids.health_reports (
+	report_id bigint NOT NULL,
+	model text NOT NULL,
+	version integer NOT NULL,
+	ran_at timestamptz NOT NULL DEFAULT now(),
+	check_name text NOT NULL,
+	value float8,
+	expected float8,
+	status text NOT NULL CHECK (status IN ('ok', 'warn', 'alarm')),
+	PRIMARY KEY (report_id, check_name)
+);
+CREATE INDEX health_reports_model_time ON nids.health_reports (model, ran_at DESC, report_id);
+COMMENT ON TABLE nids.health_reports IS
+	'nids_health rows logged by nids_log_drift, under the report id of the drift report of the same window';
+SELECT pg_catalog.pg_extension_config_dump('nids.health_reports', '');
+REVOKE ALL ON nids.health_reports FROM PUBLIC;
+GRANT SELECT ON nids.health_reports TO PUBLIC;
+GRANT SELECT, INSERT, DELETE ON nids.health_reports TO nids_admin;
+
+CREATE FUNCTION nids_health(window_query text, model text DEFAULT 'default')
+RETURNS TABLE(check_name text, value float8, expected float8, status text)
+AS 'MODULE_PATHNAME', 'nids_health'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE ROWS 5;
+COMMENT ON FUNCTION nids_health(text, text) IS
+	'Whether the model fits a window of traffic: feature coverage, novel rate, attack rate, drifting features, overall (ok, warn or alarm)';
+
+COMMENT ON FUNCTION nids_log_drift(text, text) IS
+	'Runs ks_drift (against the benign training flows) and nids_health on a window and appends them to nids.drift_reports and nids.health_reports; returns the report id';

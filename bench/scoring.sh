@@ -43,6 +43,25 @@ for q in "classify|SELECT count(nids_classify(features, 'bench')) FROM t" \
 		printf "%-34s %10.2f %10.2f %10.2f %8.2fx\n", n, lo / rows * 1e6, med / rows * 1e6, hi / rows * 1e6, (med / rows * 1e6) / b }'
 done
 
+# the novelty gate: the same classifier gated by the isolation forest alone
+# (1.0's gate: version 2 made by nids_attach_benign) against the default
+# gate (version 1), nids_ensemble per row (issue "novelty gate v2")
+P -c "CREATE TABLE benign10 AS SELECT * FROM train10 WHERE upper(label) = 'BENIGN'" \
+  -c "SELECT nids_attach_benign('bench', 'benign10', '{\"novelty\": {\"method\": \"iforest\"}}')" >/dev/null
+gate=$(P -At -c "SELECT metrics->'novelty'->>'method' FROM nids.models WHERE name = 'bench' AND version = 1")
+echo
+printf '%-34s %10s %10s %10s\n' "per row, in SQL, one core" "min us" "median us" "max us"
+for q in "ensemble, iforest gate (1.0)|SELECT count(nids_ensemble(features, 'bench@2')) FROM t" \
+	"ensemble, $gate gate (default)|SELECT count(nids_ensemble(features, 'bench@1')) FROM t" \
+	"novelty, $gate gate|SELECT count(nids_novelty(features, 'bench@1')) FROM t"; do
+	name=${q%%|*}
+	read -r lo med hi <<<"$(time_sql "${q#*|}")"
+	echo "$name $med" >>"$BENCH_TMP/gates"
+	awk -v n="$name" -v lo="$lo" -v med="$med" -v hi="$hi" -v rows="$ROWS" 'BEGIN {
+		printf "%-34s %10.2f %10.2f %10.2f\n", n, lo / rows * 1e6, med / rows * 1e6, hi / rows * 1e6 }'
+done
+awk 'NR == 1 {a = $NF} NR == 2 {b = $NF} END {printf "default gate / 1.0 gate, nids_ensemble per row: %.2fx\n", b / a}' "$BENCH_TMP/gates"
+
 # first call in a new backend (model load and conversion)
 size=$(P -At -c "SELECT pg_size_pretty(length(booster)::bigint) FROM nids.model_versions WHERE name = 'bench' AND deployed")
 first=$(for _ in 1 2 3 4 5; do

@@ -15,22 +15,36 @@ SELECT nids_train('ks_ref', model => 'ks', options => '{"test_size": 0, "include
 SELECT feature_names FROM nids.models WHERE name = 'ks';
 
 -- statistic within 0.01 of scipy (in fact exact up to the reference's
--- 1/4096 resolution) and p-value within 0.01, for every window and feature
-SELECT e.win, e.feature, d.n_reference, d.n_window,
-       abs(d.ks_statistic - e.ks_statistic) < 0.01 AS statistic_ok,
+-- 1/4096 resolution) and p-value within 0.01, for every window and feature,
+-- against the benign training rows (the default) and all of them
+SELECT e.reference, e.win, e.feature, d.n_reference, d.n_window,
+       abs(d.ks_statistic - e.ks_statistic) < 1.0 / 4096 AS statistic_ok,
        abs(d.p_value - e.p_value) < 0.01 AS p_value_ok,
        d.drift_level
 FROM ks_expected e
-CROSS JOIN LATERAL ks_drift('SELECT * FROM ks_' || e.win, 'ks') d
+CROSS JOIN LATERAL ks_drift('SELECT * FROM ks_' || e.win, 'ks', e.reference) d
 WHERE d.feature = e.feature
-ORDER BY e.win, e.feature;
+ORDER BY e.reference, e.win, e.feature;
+SELECT count(*) FILTER (WHERE d.ks_statistic = a.ks_statistic) = 4 AS benign_is_the_default
+FROM ks_drift('SELECT * FROM ks_shifted', 'ks') d JOIN ks_drift('SELECT * FROM ks_shifted', 'ks', 'benign') a USING (feature);
+SELECT * FROM ks_drift('SELECT * FROM ks_same', 'ks', 'normal');
+\echo :LAST_ERROR_SQLSTATE
 
 -- discrete features have exact references: the statistic is scipy's, up to
 -- the float32 the reference's distribution function is stored in
-SELECT e.win, e.feature, abs(d.ks_statistic - e.ks_statistic) < 1e-6 AS exact
-FROM ks_expected e CROSS JOIN LATERAL ks_drift('SELECT * FROM ks_' || e.win, 'ks') d
+SELECT e.reference, e.win, e.feature, abs(d.ks_statistic - e.ks_statistic) < 1e-6 AS exact
+FROM ks_expected e CROSS JOIN LATERAL ks_drift('SELECT * FROM ks_' || e.win, 'ks', e.reference) d
 WHERE d.feature = e.feature AND e.feature IN ('f_port', 'f_count')
-ORDER BY 1, 2;
+ORDER BY 1, 2, 3;
+
+-- 'high' needs KS > 0.5 and Bonferroni significance: two training rows
+-- from the top of f_cont are far from its distribution, but two rows
+-- cannot say so (1.0 called them 'high'); a large window far off is 'high'
+SELECT feature, ks_statistic > 0.5 AS large_shift, p_value >= 0.05 / 4 AS not_significant, drift_level
+FROM ks_drift('SELECT * FROM ks_ref WHERE f_cont > 70 AND label = ''BENIGN'' ORDER BY f_cont LIMIT 2', 'ks')
+WHERE feature = 'f_cont';
+SELECT feature, ks_statistic > 0.5 AS large_shift, drift_level
+FROM ks_drift('SELECT f_cont + 1000 AS f_cont, f_port, f_count, f_heavy FROM ks_shifted', 'ks') ORDER BY 1;
 
 -- one float8[] column in feature order works the same
 SELECT d1.feature, d1.ks_statistic = d2.ks_statistic AS same

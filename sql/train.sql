@@ -141,3 +141,52 @@ SELECT name, version, deployed, features > 0 AS has_features, classes, train_row
        macro_f1 > 0.5 AS good, accuracy > 0.5 AS accurate, novelty_method, benign_fpr
 FROM nids.model_summary WHERE name = 'rare';
 SELECT nids_drop_model('rare');
+
+-- The novelty gate (options.novelty): every method trains and calibrates so
+-- that at most benign_fpr of the held-out benign flows get another verdict
+-- than benign, the classifier's false alarms included
+CREATE TEMP TABLE gates AS
+SELECT m.method, nids_train('flows', model => 'gate_' || m.method,
+	options => jsonb_build_object('exclude', '["flow_number"]'::jsonb, 'xgboost', '{"num_boost_round": 10}'::jsonb,
+		'novelty', jsonb_build_object('method', m.method, 'benign_fpr', 0.05))) AS r
+FROM unnest(ARRAY['iforest', 'uncertainty', 'prototypes', 'combined']) AS m(method);
+SELECT method, r->'novelty'->>'method' AS stored, r->'novelty'->>'calibrated_on' AS calibrated_on,
+       (r->'novelty'->>'benign_flagged')::float8 <= 0.05 AS within_fpr,
+       (r->'novelty'->>'threshold')::float8 >= 0 AS threshold_ok,
+       r->'novelty' ? 'prototypes' AS has_prototypes
+FROM gates ORDER BY method;
+-- novelty is the gate's score over its threshold; novel is novelty > 1
+SELECT g.method,
+       count(*) FILTER (WHERE (v).novelty = nids_novelty(nids_features(f, 'gate_' || g.method), 'gate_' || g.method)) = count(*) AS same_novelty,
+       count(*) FILTER (WHERE (v).novel = ((v).novelty > 1)) = count(*) AS novel_rule,
+       count(*) FILTER (WHERE (v).verdict = CASE WHEN (v).label <> 'BENIGN' THEN 'attack' WHEN (v).novel THEN 'anomaly' ELSE 'benign' END) = count(*) AS verdict_rule
+FROM gates g, flows f, LATERAL (SELECT nids_ensemble(nids_features(f, 'gate_' || g.method), 'gate_' || g.method) AS v) s
+GROUP BY g.method ORDER BY g.method;
+-- the isolation forest method is the 1.0 rule: novel when nids_anomaly is above the threshold
+SELECT count(*) FILTER (WHERE (nids_anomaly(nids_features(f, 'gate_iforest'), 'gate_iforest') >
+       (SELECT (metrics->'novelty'->>'threshold')::float8 FROM nids.models WHERE name = 'gate_iforest'))
+       = (nids_ensemble(nids_features(f, 'gate_iforest'), 'gate_iforest')).novel) = count(*) AS iforest_rule
+FROM flows f;
+-- test_size 0: calibrated on benign training flows, and says so
+SELECT r->'novelty'->>'calibrated_on' AS calibrated_on
+FROM (SELECT nids_train('flows', model => 'gate_all', options => '{"exclude": ["flow_number"], "test_size": 0, "xgboost": {"num_boost_round": 3}}') AS r) s;
+-- bad options
+SELECT nids_train('flows', model => 'gate_bad', options => '{"novelty": {"method": "magic"}}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('flows', model => 'gate_bad', options => '{"novelty": {"prototypes": 0}}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('flows', model => 'gate_bad', options => '{"novelty": {"benign_fpr": 0.9}}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('flows', model => 'gate_bad', options => '{"novelty": {"k": 3}}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_train('flows', model => 'gate_bad', options => '{"novelty": "prototypes"}');
+\echo :LAST_ERROR_SQLSTATE
+-- a gate edited by hand is validated when a backend loads it (XX001)
+UPDATE nids.model_versions SET novelty = substr(novelty, 1, 30) WHERE name = 'gate_prototypes';
+SELECT nids_novelty(nids_features(f, 'gate_prototypes'), 'gate_prototypes') FROM flows f LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE nids.model_versions SET novelty = overlay((SELECT novelty FROM nids.model_versions WHERE name = 'gate_combined')
+	PLACING '\x09000000'::bytea FROM 9 FOR 4) WHERE name = 'gate_combined';
+SELECT nids_novelty(nids_features(f, 'gate_combined'), 'gate_combined') FROM flows f LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_drop_model(name) FROM (SELECT DISTINCT name FROM nids.models WHERE name LIKE 'gate%') s;

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * drift.c
- *	  The drift SQL functions: ks_drift(window_query, model), its report in
- *	  a table (nids_log_drift), and the report's pg_cron schedule
+ *	  The drift SQL functions: ks_drift(window_query, model, reference),
+ *	  nids_health(window_query, model) (computed by drift_health.c), their
+ *	  report in tables (nids_log_drift), and the report's pg_cron schedule
  *	  (nids_schedule_drift, nids_unschedule_drift).
  *
  * The window is read by the one reader (flow_reader.c): a read-only SELECT
@@ -43,6 +44,7 @@
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(ks_drift);
+PG_FUNCTION_INFO_V1(nids_health);
 PG_FUNCTION_INFO_V1(nids_check_window_query);
 PG_FUNCTION_INFO_V1(nids_log_drift);
 PG_FUNCTION_INFO_V1(nids_schedule_drift);
@@ -65,14 +67,31 @@ count_window_row(void *arg, const float *x, Datum label, bool label_isnull)
 			drift_count_value(&w->ref->features[f], &w->counts[f], x[f]);
 }
 
+/* 'benign' or 'all' */
+int
+drift_reference_kind(const char *reference)
+{
+	if (strcmp(reference, "benign") == 0)
+		return DRIFT_REFERENCE_BENIGN;
+	if (strcmp(reference, "all") == 0)
+		return DRIFT_REFERENCE_ALL;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("reference must be 'benign' or 'all', not \"%s\"", reference),
+			 errdetail("'benign' compares with the training flows labelled benign, 'all' with every training flow.")));
+	return -1;					/* not reached */
+}
+
 /*
  * The drift report of a window query against model's training
- * distribution: one row per feature, in the current memory context.
+ * distribution (kind: DRIFT_REFERENCE_*): one row per feature, in the
+ * current memory context.
  */
 static DriftResult *
-drift_compute(const char *window_query, NidsModel *model)
+drift_compute(const char *window_query, NidsModel *model, int kind)
 {
-	DriftReference *ref = model_drift_reference(model);
+	bool		fallback;
+	DriftReference *ref = model_drift_reference(model, kind, &fallback);
 	int			nf = model->num_features;
 	DriftResult *result = palloc(sizeof(DriftResult));
 	DriftWindow w;
@@ -90,6 +109,12 @@ drift_compute(const char *window_query, NidsModel *model)
 	query.model = model->name;
 	flow_read(&query, count_window_row, &w);
 
+	if (fallback)
+		ereport(NOTICE,
+				(errmsg("model \"%s\" version %d has no benign training distribution; comparing with all its training flows",
+						model->name, model->version),
+				 errdetail("Versions stored by nids 1.0 have one training distribution: of all training flows (nids_train) or of the benign flows (nids_attach_benign).")));
+	result->reference = kind == DRIFT_REFERENCE_BENIGN && !fallback ? "benign" : "all";
 	result->num_rows = nf;
 	result->rows = palloc0(sizeof(DriftRow) * Max(nf, 1));
 	for (int f = 0; f < nf; f++)
@@ -119,6 +144,8 @@ ks_drift(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	int			kind = PG_NARGS() > 2 ? drift_reference_kind(text_to_cstring(PG_GETARG_TEXT_PP(2)))
+		: DRIFT_REFERENCE_ALL;	/* the 1.0 signature */
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ks_drift",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old;
@@ -126,7 +153,7 @@ ks_drift(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	old = MemoryContextSwitchTo(cxt);
-	result = drift_compute(query, model);
+	result = drift_compute(query, model, kind);
 	MemoryContextSwitchTo(old);
 	for (int f = 0; f < result->num_rows; f++)
 	{
@@ -143,6 +170,31 @@ ks_drift(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
 	}
 	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}
+
+Datum
+nids_health(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	HealthRow	rows[NIDS_HEALTH_ROWS];
+
+	InitMaterializedSRF(fcinfo, 0);
+	model_pin(model, CurrentMemoryContext);
+	drift_health(query, model, rows);
+	for (int i = 0; i < NIDS_HEALTH_ROWS; i++)
+	{
+		Datum		out[4];
+		bool		outnull[4] = {false, isnan(rows[i].value), isnan(rows[i].expected), false};
+
+		out[0] = CStringGetTextDatum(rows[i].check_name);
+		out[1] = Float8GetDatum(rows[i].value);
+		out[2] = Float8GetDatum(rows[i].expected);
+		out[3] = CStringGetTextDatum(rows[i].status);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+	}
 	return (Datum) 0;
 }
 
@@ -163,14 +215,25 @@ extension_schema(FunctionCallInfo fcinfo)
 	return pstrdup(quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid))));
 }
 
+/*
+ * nids_log_drift: ks_drift against the benign training flows, and
+ * nids_health, of one window, logged under one report id.
+ */
 Datum
 nids_log_drift(PG_FUNCTION_ARGS)
 {
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	DriftResult *result = drift_compute(query, model);
+	DriftResult *result;
+	HealthRow	health[NIDS_HEALTH_ROWS];
+	bool		has_health = catalog_has_health_reports();
 
-	PG_RETURN_INT64(catalog_log_drift(model->name, model->version, result));
+	model_pin(model, CurrentMemoryContext);
+	result = drift_compute(query, model, DRIFT_REFERENCE_BENIGN);
+	if (has_health)
+		drift_health(query, model, health);
+	PG_RETURN_INT64(catalog_log_drift(model->name, model->version, result,
+									  has_health ? health : NULL));
 }
 
 /* pg_cron must be installed in this database */

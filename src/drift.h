@@ -104,6 +104,23 @@ typedef struct DriftResult
 {
 	int			num_rows;
 	DriftRow   *rows;
+	const char *reference;		/* 'benign' or 'all': what it was compared with */
 } DriftResult;
+
+/* ---- health (drift_health.c) ---- */
+typedef struct HealthRow
+{
+	const char *check_name;
+	double		value;
+	double		expected;		/* NaN: none */
+	const char *status;			/* ok, warn, alarm */
+} HealthRow;
+
+#define NIDS_HEALTH_ROWS	5
+
+struct NidsModel;
+extern void drift_health(const char *window_query, struct NidsModel *model,
+						 HealthRow *rows);
+extern int	drift_reference_kind(const char *reference);
 
 #endif							/* NIDS_DRIFT_H */

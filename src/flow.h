@@ -104,6 +104,8 @@ typedef struct FlowQuery
 	int			num_features;
 	const char *model;			/* for messages */
 	int			label_attno;	/* result column of the label (1-based), or 0 */
+	bool		no_coverage_check;	/* read rows that lack too many features */
+	double	   *coverage;		/* if set: the share of features the rows have */
 } FlowQuery;
 
 extern int64 flow_read(const FlowQuery *query, FlowRowFn fn, void *arg);

@@ -144,8 +144,13 @@ flow_startup(DestReceiver *self, int operation, TupleDesc desc)
 	if (!r->vector_mode)
 	{
 		feature_map_build(&r->map, q->features, q->num_features, q->model, desc, r->cxt);
-		feature_map_check_coverage(&r->map, q->features, q->model);
+		if (!q->no_coverage_check)
+			feature_map_check_coverage(&r->map, q->features, q->model);
+		if (q->coverage)
+			*q->coverage = q->num_features > 0 ? (double) r->map.matched / q->num_features : 1.0;
 	}
+	else if (q->coverage)
+		*q->coverage = 1.0;
 	MemoryContextSwitchTo(old);
 	r->started = true;
 }

@@ -141,6 +141,8 @@ extern void forest_predict_margin(const NidsForest *forest, const float *x,
 								  float *margin, float *scratch);
 extern void forest_transform(const NidsForest *forest, const float *margin,
 							 double *proba);
+extern int	forest_predict_class(const NidsForest *f, int num_classes, const float *x,
+								 float *margin, double *proba, float *scratch);
 extern int	forest_num_outputs(const NidsForest *forest);
 extern int	forest_scratch_size(const NidsForest *forest);
 extern const char *objective_name(NidsObjective objective);
@@ -171,6 +173,47 @@ extern double iforest_threshold(const NidsForest *forest, const float *x,
 								int num_features, const int64 *rows, int64 n,
 								double fpr, float *scratch);
 
+/* ---- the novelty gate (model_novelty.c) ---- */
+typedef enum NoveltyMethod
+{
+	NOVELTY_IFOREST,
+	NOVELTY_UNCERTAINTY,
+	NOVELTY_PROTOTYPES,
+	NOVELTY_COMBINED,
+	NOVELTY_NUM_METHODS
+} NoveltyMethod;
+
+#define NOVELTY_LANES	8
+#define NOVELTY_CLIP	5.0f		/* |z_j| at most: see model_novelty.c */
+
+typedef struct NoveltyGate
+{
+	NoveltyMethod method;
+	int32		num_features;
+	int32		num_prototypes;
+	double		benign_fpr;		/* the share of benign flows it was set for */
+	double		threshold;		/* novel: the method's score above it */
+	double		scale_uncertainty;	/* combined: max(u / su, d / sp) */
+	double		scale_prototypes;
+	float	   *center;			/* [num_features] median of g(x) */
+	float	   *inv_scale;		/* [num_features] 1 / IQR of g(x) */
+	float	   *prototypes;		/* [num_prototypes][num_features] */
+	int32		padded_features;	/* novelty_pad: rows of padded */
+	float	   *padded;			/* [num_prototypes][padded_features] */
+} NoveltyGate;
+
+extern const char *const novelty_method_names[NOVELTY_NUM_METHODS];
+extern bool novelty_method_uses_prototypes(NoveltyMethod method);
+extern bytea *novelty_serialize(const NoveltyGate *g);
+extern NoveltyGate *novelty_deserialize(const char *data, size_t len,
+										int num_features, char **error);
+extern void novelty_pad(NoveltyGate *g);
+extern void novelty_transform(const NoveltyGate *g, const float *x, float *z);
+extern double novelty_prototype_distance(const NoveltyGate *g, const float *z,
+										 int *nearest);
+extern double novelty_method_score(const NoveltyGate *g, double anomaly,
+								   double uncertainty, double distance);
+
 /* ---- evaluator internals shared by the converter and the formats ---- */
 extern void forest_finish(NidsForest *forest);
 
@@ -195,8 +238,11 @@ typedef struct NidsModel
 	NidsForest *forest;
 	NidsForest *iforest;		/* NULL when the model has none */
 	double		anomaly_threshold;
+	NoveltyGate *novelty;		/* NULL: the isolation forest's (nids 1.0) */
 	XgbBooster	xgb;			/* created lazily for the xgboost predictor */
 	struct DriftReference *drift_reference; /* parsed lazily */
+	struct DriftReference *benign_reference;	/* parsed lazily */
+	bool		no_benign_reference;	/* a version stored by 1.0 */
 	int			benign_class;	/* index of the benign label, -1 if none */
 	ItemPointerData tid;		/* the catalogue row it was built from */
 	MemoryContext context;
@@ -232,7 +278,10 @@ extern NidsModel *model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text
 extern void model_pin(NidsModel *model, MemoryContext owner);
 extern XgbBooster model_xgboost(NidsModel *model);
 extern bytea *model_booster_bytes(NidsModel *model);
-extern struct DriftReference *model_drift_reference(NidsModel *model);
+#define DRIFT_REFERENCE_ALL		0
+#define DRIFT_REFERENCE_BENIGN	1
+extern struct DriftReference *model_drift_reference(NidsModel *model, int kind,
+													bool *fallback);
 
 /* ---- the catalogue tables (model_catalog.c) ---- */
 
@@ -250,7 +299,9 @@ extern struct DriftReference *model_drift_reference(NidsModel *model);
 #define Anum_model_versions_anomaly_threshold	11
 #define Anum_model_versions_reference			12
 #define Anum_model_versions_benign_label		13
-#define Natts_model_versions					13
+#define Anum_model_versions_novelty				14
+#define Anum_model_versions_benign_reference	15
+#define Natts_model_versions					15
 
 /* a version's row: what registration writes and the cache reads */
 typedef struct ModelRecord
@@ -268,12 +319,16 @@ typedef struct ModelRecord
 	double		anomaly_threshold;	/* NaN: none */
 	bytea	   *reference;		/* NULL: none; read: only when asked for */
 	const char *benign_label;	/* NULL: BENIGN */
+	bytea	   *novelty;		/* NULL: none (the isolation forest's) */
+	bytea	   *benign_reference;	/* NULL: none; read: only when asked for */
 } ModelRecord;
 
 /* which of the large columns catalog_read fetches */
-#define CATALOG_READ_MODEL		0x01	/* lists, native, iforest, threshold */
+#define CATALOG_READ_MODEL		0x01	/* lists, native, iforest, threshold,
+										 * novelty gate */
 #define CATALOG_READ_BOOSTER	0x02
 #define CATALOG_READ_REFERENCE	0x04
+#define CATALOG_READ_BENIGN_REFERENCE	0x08
 
 extern bool catalog_read(const char *name, int32 version, int what,
 						 ModelRecord *rec);
@@ -286,8 +341,11 @@ extern Oid	catalog_models_relid_if_known(void);
 extern void catalog_forget(void);
 
 struct DriftResult;
+struct HealthRow;
+extern bool catalog_has_health_reports(void);
 extern int64 catalog_log_drift(const char *model, int32 version,
-							   const struct DriftResult *result);
+							   const struct DriftResult *result,
+							   const struct HealthRow *health);
 
 /* ---- input checks of the entry points ---- */
 static inline void

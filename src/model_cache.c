@@ -124,6 +124,15 @@ model_fill(NidsModel *m, const ModelRecord *rec)
 			corrupt_model(m, "has a corrupt isolation forest", error);
 	}
 	m->anomaly_threshold = isnan(rec->anomaly_threshold) ? 1.0 : rec->anomaly_threshold;
+	if (rec->novelty != NULL)
+	{
+		m->novelty = novelty_deserialize(VARDATA_ANY(rec->novelty), VARSIZE_ANY_EXHDR(rec->novelty),
+										 m->num_features, &error);
+		if (m->novelty == NULL)
+			corrupt_model(m, "has a corrupt novelty gate", error);
+		if (m->novelty->method == NOVELTY_IFOREST && m->iforest == NULL)
+			corrupt_model(m, "has a corrupt novelty gate", "Its method is the isolation forest, which the version lacks.");
+	}
 	m->benign_class = -1;
 	for (int i = 0; i < m->num_classes; i++)
 		if (pg_strcasecmp(m->class_labels[i], benign) == 0)
@@ -392,7 +401,9 @@ model_column_bytes(NidsModel *model, int what)
 
 	if (!catalog_read(model->name, model->version, what, &rec))
 		return NULL;
-	return what == CATALOG_READ_BOOSTER ? rec.booster : rec.reference;
+	if (what == CATALOG_READ_BOOSTER)
+		return rec.booster;
+	return what == CATALOG_READ_REFERENCE ? rec.reference : rec.benign_reference;
 }
 
 /*
@@ -411,18 +422,56 @@ model_booster_bytes(NidsModel *model)
 	return result;
 }
 
+/* a stored training distribution, parsed and validated */
+static DriftReference *
+parse_reference(NidsModel *model, bytea *bytes)
+{
+	MemoryContext old = MemoryContextSwitchTo(model->context);
+	DriftReference *ref;
+	char	   *error;
+
+	ref = drift_reference_parse(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes),
+								model->num_features, &error);
+	MemoryContextSwitchTo(old);
+	if (ref == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" version %d has a corrupt training distribution",
+						model->name, model->version),
+				 errdetail("%s", error)));
+	return ref;
+}
+
 /*
- * The training distribution stored with the model, parsed and validated on
- * first use and kept with the model.
+ * The training distribution stored with the model: of every training row
+ * (DRIFT_REFERENCE_ALL) or of the benign ones (DRIFT_REFERENCE_BENIGN),
+ * parsed and validated on first use and kept with the model.  A version
+ * stored by nids 1.0 has only the first (of the benign flows, when it came
+ * from nids_attach_benign): asked for the benign one, it gives that, and
+ * *fallback says so.
  */
 DriftReference *
-model_drift_reference(NidsModel *model)
+model_drift_reference(NidsModel *model, int kind, bool *fallback)
 {
+	if (fallback)
+		*fallback = false;
+	if (kind == DRIFT_REFERENCE_BENIGN && model->benign_reference == NULL &&
+		!model->no_benign_reference)
+	{
+		bytea	   *bytes = model_column_bytes(model, CATALOG_READ_BENIGN_REFERENCE);
+
+		if (bytes != NULL)
+			model->benign_reference = parse_reference(model, bytes);
+		else
+			model->no_benign_reference = true;
+	}
+	if (kind == DRIFT_REFERENCE_BENIGN && model->benign_reference != NULL)
+		return model->benign_reference;
+	if (kind == DRIFT_REFERENCE_BENIGN && fallback)
+		*fallback = true;
 	if (model->drift_reference == NULL)
 	{
 		bytea	   *bytes = model_column_bytes(model, CATALOG_READ_REFERENCE);
-		MemoryContext old;
-		char	   *error;
 
 		if (bytes == NULL)
 			ereport(ERROR,
@@ -430,16 +479,7 @@ model_drift_reference(NidsModel *model)
 					 errmsg("model \"%s\" version %d has no training distribution",
 							model->name, model->version),
 					 errhint("Train it with nids_train, or attach one with nids_attach_benign(model, benign_flows).")));
-		old = MemoryContextSwitchTo(model->context);
-		model->drift_reference = drift_reference_parse(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes),
-													   model->num_features, &error);
-		MemoryContextSwitchTo(old);
-		if (model->drift_reference == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("model \"%s\" version %d has a corrupt training distribution",
-							model->name, model->version),
-					 errdetail("%s", error)));
+		model->drift_reference = parse_reference(model, bytes);
 	}
 	return model->drift_reference;
 }

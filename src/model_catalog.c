@@ -91,12 +91,16 @@ statement_snapshot(void)
 	return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 }
 
+/* a bytea column, NULL when null or when the table (nids 1.0's) lacks it */
 static bytea *
 column_bytes(HeapTuple tup, TupleDesc desc, int attnum)
 {
 	bool		isnull;
-	Datum		d = heap_getattr(tup, attnum, desc, &isnull);
+	Datum		d;
 
+	if (attnum > desc->natts)
+		return NULL;
+	d = heap_getattr(tup, attnum, desc, &isnull);
 	return isnull ? NULL : DatumGetByteaPCopy(d);
 }
 
@@ -120,11 +124,14 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, int what, ModelRecord *rec)
 		rec->anomaly_threshold = isnull ? NAN : DatumGetFloat8(d);
 		d = heap_getattr(tup, Anum_model_versions_benign_label, desc, &isnull);
 		rec->benign_label = isnull ? NULL : TextDatumGetCString(d);
+		rec->novelty = column_bytes(tup, desc, Anum_model_versions_novelty);
 	}
 	if (what & CATALOG_READ_BOOSTER)
 		rec->booster = column_bytes(tup, desc, Anum_model_versions_booster);
 	if (what & CATALOG_READ_REFERENCE)
 		rec->reference = column_bytes(tup, desc, Anum_model_versions_reference);
+	if (what & CATALOG_READ_BENIGN_REFERENCE)
+		rec->benign_reference = column_bytes(tup, desc, Anum_model_versions_benign_reference);
 }
 
 /* a scan of one model name's versions (one version when version > 0) */
@@ -297,10 +304,11 @@ undeploy_others(const char *name, int32 keep)
 int32
 catalog_register(ModelRecord *rec)
 {
-	Oid			types[12] = {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTARRAYOID,
-	JSONBOID, BYTEAOID, BYTEAOID, BYTEAOID, FLOAT8OID, BYTEAOID, TEXTOID};
-	Datum		values[12];
-	char		nulls[12];
+	Oid			types[14] = {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTARRAYOID,
+		JSONBOID, BYTEAOID, BYTEAOID, BYTEAOID, FLOAT8OID, BYTEAOID, TEXTOID,
+	BYTEAOID, BYTEAOID};
+	Datum		values[14];
+	char		nulls[14];
 	Jsonb	   *version_json;
 
 	CheckModelName(rec->name);
@@ -331,11 +339,22 @@ catalog_register(ModelRecord *rec)
 	nulls[10] = rec->reference ? ' ' : 'n';
 	values[11] = rec->benign_label ? CStringGetTextDatum(rec->benign_label) : (Datum) 0;
 	nulls[11] = rec->benign_label ? ' ' : 'n';
-	catalog_write("INSERT INTO nids.model_versions (name, version, deployed, feature_names, "
-				  "class_labels, metrics, booster, native, iforest, anomaly_threshold, "
-				  "reference, benign_label) "
-				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-				  12, types, values, nulls, SPI_OK_INSERT);
+	values[12] = PointerGetDatum(rec->novelty);
+	nulls[12] = rec->novelty ? ' ' : 'n';
+	values[13] = PointerGetDatum(rec->benign_reference);
+	nulls[13] = rec->benign_reference ? ' ' : 'n';
+	if (catalog_has_health_reports())
+		catalog_write("INSERT INTO nids.model_versions (name, version, deployed, feature_names, "
+					  "class_labels, metrics, booster, native, iforest, anomaly_threshold, "
+					  "reference, benign_label, novelty, benign_reference) "
+					  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+					  14, types, values, nulls, SPI_OK_INSERT);
+	else						/* nids 1.0's catalogue, not updated yet */
+		catalog_write("INSERT INTO nids.model_versions (name, version, deployed, feature_names, "
+					  "class_labels, metrics, booster, native, iforest, anomaly_threshold, "
+					  "reference, benign_label) "
+					  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+					  12, types, values, nulls, SPI_OK_INSERT);
 	SPI_finish();
 	return rec->version;
 }
@@ -401,12 +420,65 @@ catalog_drop(const char *name, int32 version, bool all_versions)
 	SPI_finish();
 }
 
+/* whether the catalogue is 1.1's: nids.health_reports and drift_reports.reference */
+bool
+catalog_has_health_reports(void)
+{
+	Oid			nsp = get_namespace_oid("nids", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("health_reports", nsp));
+}
+
+/* the health rows of a report, appended to nids.health_reports */
+static void
+log_health(int64 id, const char *model, int32 version, const HealthRow *health)
+{
+	Datum		name[NIDS_HEALTH_ROWS];
+	Datum		value[NIDS_HEALTH_ROWS];
+	Datum		expected[NIDS_HEALTH_ROWS];
+	Datum		status[NIDS_HEALTH_ROWS];
+	bool		value_null[NIDS_HEALTH_ROWS];
+	bool		expected_null[NIDS_HEALTH_ROWS];
+	int			dims[1] = {NIDS_HEALTH_ROWS};
+	int			lbs[1] = {1};
+	Oid			types[7] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, FLOAT8ARRAYOID,
+	FLOAT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[7];
+
+	for (int i = 0; i < NIDS_HEALTH_ROWS; i++)
+	{
+		name[i] = CStringGetTextDatum(health[i].check_name);
+		value[i] = Float8GetDatum(health[i].value);
+		value_null[i] = isnan(health[i].value);
+		expected[i] = Float8GetDatum(health[i].expected);
+		expected_null[i] = isnan(health[i].expected);
+		status[i] = CStringGetTextDatum(health[i].status);
+	}
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(model);
+	values[2] = Int32GetDatum(version);
+	values[3] = PointerGetDatum(construct_array(name, NIDS_HEALTH_ROWS, TEXTOID, -1, false, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_md_array(value, value_null, 1, dims, lbs, FLOAT8OID,
+												   sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[5] = PointerGetDatum(construct_md_array(expected, expected_null, 1, dims, lbs, FLOAT8OID,
+												   sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[6] = PointerGetDatum(construct_array(status, NIDS_HEALTH_ROWS, TEXTOID, -1, false, TYPALIGN_INT));
+	catalog_write("INSERT INTO nids.health_reports (report_id, model, version, ran_at, check_name, "
+				  "value, expected, status) "
+				  "SELECT $1, $2, $3, pg_catalog.now(), r.* "
+				  "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+				  "pg_catalog.unnest($7)) AS r",
+				  7, types, values, NULL, SPI_OK_INSERT);
+}
+
 /*
- * Append a drift report of model version to nids.drift_reports; returns
- * its id, drawn from nids.drift_report_id.
+ * Append a drift report of model version to nids.drift_reports, and its
+ * health rows (when given) to nids.health_reports; returns the report id,
+ * drawn from nids.drift_report_id.
  */
 int64
-catalog_log_drift(const char *model, int32 version, const DriftResult *result)
+catalog_log_drift(const char *model, int32 version, const DriftResult *result,
+				  const HealthRow *health)
 {
 	int			n = result->num_rows;
 	Datum	   *feature = palloc(sizeof(Datum) * Max(n, 1));
@@ -418,9 +490,9 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result)
 	Datum	   *level = palloc(sizeof(Datum) * Max(n, 1));
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
-	Oid			types[9] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, FLOAT8ARRAYOID,
-	FLOAT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
-	Datum		values[9];
+	Oid			types[10] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, FLOAT8ARRAYOID,
+	FLOAT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[10];
 	int64		id;
 
 	for (int i = 0; i < n; i++)
@@ -451,13 +523,25 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result)
 	values[7] = PointerGetDatum(construct_array(nwin, n, INT8OID, sizeof(int64),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[8] = PointerGetDatum(construct_array(level, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[9] = CStringGetTextDatum(result->reference);
 	SPI_connect();
-	catalog_write("INSERT INTO nids.drift_reports (report_id, model, version, ran_at, feature, "
-				  "ks_statistic, p_value, n_reference, n_window, drift_level) "
-				  "SELECT $1, $2, $3, pg_catalog.now(), r.* "
-				  "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-				  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9)) AS r",
-				  9, types, values, NULL, SPI_OK_INSERT);
+	if (health != NULL)
+	{
+		catalog_write("INSERT INTO nids.drift_reports (report_id, model, version, ran_at, feature, "
+					  "ks_statistic, p_value, n_reference, n_window, drift_level, reference) "
+					  "SELECT $1, $2, $3, pg_catalog.now(), r.*, $10 "
+					  "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+					  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9)) AS r",
+					  10, types, values, NULL, SPI_OK_INSERT);
+		log_health(id, model, version, health);
+	}
+	else						/* the 1.0 catalogue */
+		catalog_write("INSERT INTO nids.drift_reports (report_id, model, version, ran_at, feature, "
+					  "ks_statistic, p_value, n_reference, n_window, drift_level) "
+					  "SELECT $1, $2, $3, pg_catalog.now(), r.* "
+					  "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+					  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9)) AS r",
+					  9, types, values, NULL, SPI_OK_INSERT);
 	SPI_finish();
 	return id;
 }

@@ -303,3 +303,31 @@ forest_transform(const NidsForest *f, const float *margin, double *proba)
 			proba[g] = (float) proba[g] / (float) wsum;
 	}
 }
+
+/*
+ * The class the forest predicts for x (probabilities in proba): the
+ * arg max of the probabilities, of the margins for multi:softmax (as
+ * XGBoost predicts it), and proba[1] > 0.5 for binary:logistic.
+ */
+int
+forest_predict_class(const NidsForest *f, int num_classes, const float *x,
+					 float *margin, double *proba, float *scratch)
+{
+	int			best = 0;
+
+	forest_predict_margin(f, x, margin, scratch);
+	forest_transform(f, margin, proba);
+	if (f->objective == NIDS_OBJ_LOGISTIC)
+		return proba[1] > 0.5 ? 1 : 0;
+	if (f->objective == NIDS_OBJ_SOFTMAX)
+	{
+		for (int g = 1; g < f->num_groups; g++)
+			if (margin[g] > margin[best])
+				best = g;
+		return best;
+	}
+	for (int c = 1; c < num_classes; c++)
+		if (proba[c] > proba[best])
+			best = c;
+	return best;
+}

@@ -52,19 +52,20 @@ typedef enum NidsVerdict
 
 extern const char *const nids_verdict_names[NIDS_NUM_VERDICTS];
 
-/* novel: an anomaly score above the model's threshold */
+/* novel (nids 1.0's gate): an anomaly score above the model's threshold */
 static inline bool
 nids_is_novel(double anomaly, double threshold)
 {
 	return anomaly > threshold;
 }
 
+/* the rule: attack when the label is not benign, anomaly when it is but novel */
 static inline NidsVerdict
-nids_verdict(int label, int benign_class, double anomaly, double threshold)
+nids_verdict(int label, int benign_class, bool novel)
 {
 	if (label != benign_class)
 		return NIDS_VERDICT_ATTACK;
-	return nids_is_novel(anomaly, threshold) ? NIDS_VERDICT_ANOMALY : NIDS_VERDICT_BENIGN;
+	return novel ? NIDS_VERDICT_ANOMALY : NIDS_VERDICT_BENIGN;
 }
 
 #endif							/* NIDS_H */

@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -32,6 +34,7 @@ PG_FUNCTION_INFO_V1(nids_anomaly);
 PG_FUNCTION_INFO_V1(nids_ensemble);
 PG_FUNCTION_INFO_V1(nids_features);
 PG_FUNCTION_INFO_V1(nids_class_probabilities);
+PG_FUNCTION_INFO_V1(nids_novelty);
 
 const char *const nids_verdict_names[NIDS_NUM_VERDICTS] = {
 	"attack", "anomaly", "benign"
@@ -55,7 +58,13 @@ score_buffer(MemoryContext mcxt, void *buf, int *cap, int need, size_t size)
 void
 score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name)
 {
-	NidsModel  *model = model_lookup_cached(&st->cache, mcxt, model_name);
+	score_state_for(st, model_lookup_cached(&st->cache, mcxt, model_name), mcxt);
+}
+
+/* st's buffers sized for model (which the caller holds), in mcxt */
+void
+score_state_for(ScoreState *st, NidsModel *model, MemoryContext mcxt)
+{
 	int			trees = forest_scratch_size(model->forest);
 
 	if (model->iforest)
@@ -69,6 +78,9 @@ score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name)
 							   trees, sizeof(float));
 	st->proba = score_buffer(mcxt, st->proba, &st->cap_classes,
 							 model->num_classes, sizeof(double));
+	if (model->novelty)
+		st->z = score_buffer(mcxt, st->z, &st->cap_z,
+							 model->novelty->padded_features, sizeof(float));
 	st->model = model;
 }
 
@@ -82,24 +94,12 @@ score_classify(ScoreState *st)
 	NidsForest *f = model->forest;
 	int			best = 0;
 
-	if (nids_predictor == NIDS_PREDICTOR_XGBOOST)
-		xgb_predict_proba(model_xgboost(model), f, st->x, 1, st->proba);
-	else
-	{
-		forest_predict_margin(f, st->x, st->margin, st->scratch);
-		forest_transform(f, st->margin, st->proba);
-	}
-
+	if (nids_predictor == NIDS_PREDICTOR_NATIVE)
+		return forest_predict_class(f, model->num_classes, st->x, st->margin, st->proba,
+									st->scratch);
+	xgb_predict_proba(model_xgboost(model), f, st->x, 1, st->proba);
 	if (f->objective == NIDS_OBJ_LOGISTIC)
 		return st->proba[1] > 0.5 ? 1 : 0;
-	if (f->objective == NIDS_OBJ_SOFTMAX && nids_predictor == NIDS_PREDICTOR_NATIVE)
-	{
-		/* multi:softmax predicts the arg max of the margins */
-		for (int g = 1; g < f->num_groups; g++)
-			if (st->margin[g] > st->margin[best])
-				best = g;
-		return best;
-	}
 	for (int g = 1; g < model->num_classes; g++)
 		if (st->proba[g] > st->proba[best])
 			best = g;
@@ -118,6 +118,45 @@ score_anomaly(ScoreState *st)
 						model->name, model->version),
 				 errhint("Train it with nids_train, or attach one with nids_attach_benign(model, benign_flows).")));
 	return iforest_score(model->iforest, st->x, st->scratch);
+}
+
+/*
+ * The novelty of st->x, already classified (score_classify): the gate's
+ * score over its threshold, and *novel when it is above.  *anomaly is the
+ * isolation forest's score, NaN until computed: the gate computes it only
+ * when it uses it.  A version without a gate (nids 1.0) is gated by its
+ * isolation forest and anomaly_threshold, as 1.0 did.
+ */
+double
+score_novelty(ScoreState *st, double *anomaly, bool *novel)
+{
+	NidsModel  *model = st->model;
+	NoveltyGate *g = model->novelty;
+	double		uncertainty = 1.0;
+	double		distance = 0.0;
+	double		score;
+
+	if (g == NULL || g->method == NOVELTY_IFOREST)
+	{
+		double		threshold = g ? g->threshold : model->anomaly_threshold;
+
+		if (isnan(*anomaly))
+			*anomaly = score_anomaly(st);
+		*novel = nids_is_novel(*anomaly, threshold);
+		return *anomaly / threshold;
+	}
+	if (model->benign_class >= 0)
+		uncertainty = 1.0 - st->proba[model->benign_class];
+	if (novelty_method_uses_prototypes(g->method))
+	{
+		novelty_transform(g, st->x, st->z);
+		distance = novelty_prototype_distance(g, st->z, NULL);
+	}
+	score = novelty_method_score(g, *anomaly, uncertainty, distance);
+	*novel = score > g->threshold;
+	if (g->threshold > 0)
+		return score / g->threshold;
+	return score > 0 ? INFINITY : 0.0;
 }
 
 static ScoreState *
@@ -219,10 +258,11 @@ score_verdict(FunctionCallInfo fcinfo, ScoreState *st)
 	NidsModel  *model = st->model;
 	double		anomaly = score_anomaly(st);
 	int			label = score_classify(st);
-	NidsVerdict verdict = nids_verdict(label, model->benign_class, anomaly,
-									   model->anomaly_threshold);
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	bool		novel;
+	double		novelty = score_novelty(st, &anomaly, &novel);
+	NidsVerdict verdict = nids_verdict(label, model->benign_class, novel);
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
 	HeapTuple	tuple;
 
 	if (st->verdict_desc == NULL)
@@ -241,10 +281,31 @@ score_verdict(FunctionCallInfo fcinfo, ScoreState *st)
 	values[0] = CStringGetTextDatum(model->class_labels[label]);
 	values[1] = Float8GetDatum(st->proba[label]);
 	values[2] = Float8GetDatum(anomaly);
-	values[3] = BoolGetDatum(nids_is_novel(anomaly, model->anomaly_threshold));
-	values[4] = CStringGetTextDatum(nids_verdict_names[verdict]);
+	values[3] = BoolGetDatum(novel);
+	if (st->verdict_desc->natts == 6)
+	{
+		/* 1.1: novelty after novel */
+		values[4] = Float8GetDatum(novelty);
+		values[5] = CStringGetTextDatum(nids_verdict_names[verdict]);
+	}
+	else
+		values[4] = CStringGetTextDatum(nids_verdict_names[verdict]);
 	tuple = heap_form_tuple(st->verdict_desc, values, nulls);
 	return tuple->t_data;
+}
+
+/*
+ * nids_novelty: the gate's score over its threshold (novel: above 1).
+ */
+Datum
+nids_novelty(PG_FUNCTION_ARGS)
+{
+	ScoreState *st = score_args(fcinfo);
+	double		anomaly = NAN;
+	bool		novel;
+
+	score_classify(st);
+	PG_RETURN_FLOAT8(score_novelty(st, &anomaly, &novel));
 }
 
 Datum

@@ -23,15 +23,19 @@ typedef struct ScoreState
 	float	   *margin;
 	float	   *scratch;
 	double	   *proba;
+	float	   *z;				/* the novelty gate's space */
 	int			cap_features;
 	int			cap_groups;
 	int			cap_trees;
 	int			cap_classes;
+	int			cap_z;
 	TupleDesc	verdict_desc;
 } ScoreState;
 
 extern void score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name);
+extern void score_state_for(ScoreState *st, NidsModel *model, MemoryContext mcxt);
 extern int	score_classify(ScoreState *st);
 extern double score_anomaly(ScoreState *st);
+extern double score_novelty(ScoreState *st, double *anomaly, bool *novel);
 
 #endif							/* NIDS_SCORING_H */

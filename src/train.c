@@ -65,8 +65,17 @@ typedef struct TrainState
 	int			benign;			/* the benign class, or -1 */
 	int64		nbenign;		/* benign training rows */
 	NidsForest *iforest;
-	double		threshold_train;	/* novelty threshold on training rows */
-	double		threshold;
+	NoveltyGate *gate;
+	float	   *calib_x;		/* benign training rows kept for calibration
+								 * when the hold-out has no benign row */
+	int64		ncalib;
+	const char *calibrated_on;
+	int64		calib_rows;		/* benign rows the gate was calibrated on */
+	int64		calib_alarms;	/* ... the classifier called attacks */
+	int64		calib_flagged;	/* ... with a verdict other than benign */
+	double	   *pbenign;		/* P(benign) of each test row */
+	bytea	   *benign_reference;
+	double		threshold;		/* the isolation forest's */
 	bytea	   *reference;
 	float	   *scratch;
 
@@ -96,12 +105,19 @@ train_init(TrainState *ts, FunctionCallInfo fcinfo)
 	ts->model = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	CheckNewModelName(ts->model);
 	train_options_parse(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &ts->opt);
+	if (!catalog_has_health_reports())
+	{
+		/* nids 1.0's catalogue stores no gate: the isolation forest's, as 1.0 */
+		ereport(NOTICE,
+				(errmsg("the nids catalogue is 1.0's: the novelty gate is the isolation forest"),
+				 errhint("Run ALTER EXTENSION nids UPDATE.")));
+		ts->opt.novelty_method = NOVELTY_IFOREST;
+	}
 	INSTR_TIME_SET_CURRENT(ts->start);
 	ts->cxt = AllocSetContextCreate(CurrentMemoryContext, "nids train", ALLOCSET_DEFAULT_SIZES);
 	ts->td.cxt = ts->cxt;
 	ts->benign = -1;
 	ts->threshold = NAN;
-	ts->threshold_train = NAN;
 }
 
 /* the labelled rows of the source, classes in name order */
@@ -232,25 +248,35 @@ train_preprocess(TrainState *ts)
 
 /*
  * What needs the training rows comes before boosting, which gives them
- * back: the isolation forest on the benign ones (and its threshold on
- * them, used when the hold-out has no benign flow), and the training
- * distribution for ks_drift.
+ * back: the isolation forest and the benign prototypes on the benign ones,
+ * the training distributions for ks_drift (all rows, and the benign ones),
+ * and, when the hold-out has no benign row (test_size 0), a sample of the
+ * benign training rows to calibrate the gate on.
  */
+#define CALIBRATION_ROWS	20000
+
 static void
 train_gate_and_reference(TrainState *ts)
 {
 	TrainData  *td = &ts->td;
 	int64	   *rows = palloc_extended(sizeof(int64) * Max(ts->ntrain, 1), MCXT_ALLOC_HUGE);
+	bool		held_benign = false;
 
-	if (ts->benign >= 0)
+	for (int64 r = ts->ntrain; r < td->n && !held_benign; r++)
+		held_benign = td->y[r] == ts->benign;
+	for (int64 r = 0; r < ts->ntrain; r++)
+		if (td->y[r] == ts->benign)
+			rows[ts->nbenign++] = r;
+	ts->iforest = iforest_train(td->x, ts->k, rows, ts->nbenign, &ts->opt.iforest);
+	ts->gate = novelty_train(td->x, ts->k, rows, ts->nbenign, ts->opt.prototypes, ts->opt.seed);
+	ts->benign_reference = drift_reference_build(td->x, ts->k, rows, ts->nbenign, ts->opt.seed);
+	if (!held_benign)
 	{
-		for (int64 r = 0; r < ts->ntrain; r++)
-			if (td->y[r] == ts->benign)
-				rows[ts->nbenign++] = r;
-		ts->iforest = iforest_train(td->x, ts->k, rows, ts->nbenign, &ts->opt.iforest);
-		ts->scratch = palloc(sizeof(float) * forest_scratch_size(ts->iforest));
-		ts->threshold_train = iforest_threshold(ts->iforest, td->x, ts->k, rows, ts->nbenign,
-												ts->opt.benign_fpr, ts->scratch);
+		ts->ncalib = Min(ts->nbenign, CALIBRATION_ROWS);
+		ts->calib_x = palloc_extended(sizeof(float) * Max(ts->ncalib, 1) * ts->k, MCXT_ALLOC_HUGE);
+		for (int64 i = 0; i < ts->ncalib; i++)
+			memcpy(ts->calib_x + i * ts->k, td->x + rows[i * ts->nbenign / ts->ncalib] * ts->k,
+				   sizeof(float) * ts->k);
 	}
 	for (int64 r = 0; r < ts->ntrain; r++)
 		rows[r] = r;
@@ -286,6 +312,7 @@ train_evaluate(TrainState *ts)
 
 	ts->confusion = palloc0(sizeof(int64) * nclasses * nclasses);
 	ts->pred = palloc_extended(sizeof(int) * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
+	ts->pbenign = palloc_extended(sizeof(double) * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
 	/* one scratch area for both forests */
 	ts->scratch = palloc(sizeof(float) * Max(forest_scratch_size(ts->forest),
 											 ts->iforest ? forest_scratch_size(ts->iforest) : 0));
@@ -299,41 +326,107 @@ train_evaluate(TrainState *ts)
 			if (proba[c] > proba[best])
 				best = c;
 		ts->pred[r] = best;
+		ts->pbenign[r] = proba[ts->benign];
 		ts->confusion[td->y[r] * nclasses + best]++;
 		if ((r & 4095) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
 }
 
+/* the gate's parts for one row: anomaly, distance (uncertainty is given) */
+static void
+gate_parts(TrainState *ts, const float *x, float *z, double *anomaly, double *distance)
+{
+	*anomaly = iforest_score(ts->iforest, x, ts->scratch);
+	novelty_transform(ts->gate, x, z);
+	*distance = novelty_prototype_distance(ts->gate, z, NULL);
+}
+
 /*
- * The novelty threshold: the (1 - benign_fpr) quantile of the held-out
- * benign flows' scores; the forest's ROC-AUC and the ensemble's verdicts on
- * the hold-out.
+ * Calibrate the gate (and the isolation forest's own threshold) on the
+ * held-out benign flows, or on the benign training rows kept for it; count
+ * what the calibration rows get.
+ */
+static void
+train_calibrate(TrainState *ts)
+{
+	TrainData  *td = &ts->td;
+	int64		n = 0;
+	int64		cap = ts->calib_x ? ts->ncalib : ts->ntest;
+	double	   *anomaly = palloc_extended(sizeof(double) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	double	   *uncertainty = palloc_extended(sizeof(double) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	double	   *distance = palloc_extended(sizeof(double) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	bool	   *alarm = palloc_extended(sizeof(bool) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	float	   *z = palloc(sizeof(float) * ts->gate->padded_features);
+	float	   *margin = palloc(sizeof(float) * ts->forest->num_groups);
+	double	   *proba = palloc(sizeof(double) * td->nclasses);
+
+	for (int64 r = 0; r < cap; r++)
+	{
+		const float *x;
+
+		if (ts->calib_x)
+		{
+			x = ts->calib_x + r * ts->k;
+			alarm[n] = forest_predict_class(ts->forest, td->nclasses, x, margin, proba,
+											ts->scratch) != ts->benign;
+			uncertainty[n] = 1.0 - proba[ts->benign];
+		}
+		else if (td->y[r] == ts->benign)
+		{
+			x = td->x + r * ts->k;
+			alarm[n] = ts->pred[r] != ts->benign;
+			uncertainty[n] = 1.0 - ts->pbenign[r];
+		}
+		else
+			continue;
+		gate_parts(ts, x, z, &anomaly[n], &distance[n]);
+		n++;
+		if ((r & 4095) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	ts->threshold = novelty_threshold(anomaly, alarm, n, ts->opt.benign_fpr);
+	novelty_calibrate(ts->gate, ts->opt.novelty_method, anomaly, uncertainty, distance,
+					  alarm, n, ts->opt.benign_fpr);
+	ts->calibrated_on = ts->calib_x ? "benign training flows (no benign flow held out)"
+		: "held-out benign flows";
+	ts->calib_rows = n;
+	for (int64 i = 0; i < n; i++)
+	{
+		double		s = novelty_method_score(ts->gate, anomaly[i], uncertainty[i], distance[i]);
+
+		ts->calib_alarms += alarm[i];
+		ts->calib_flagged += alarm[i] || s > ts->gate->threshold;
+	}
+}
+
+/*
+ * The gate on the whole hold-out: the ensemble's verdicts, and the
+ * isolation forest's ROC-AUC, benign against attack.
  */
 static void
 train_novelty(TrainState *ts)
 {
 	TrainData  *td = &ts->td;
-	int64		nheld = 0;
-	int64	   *held = palloc_extended(sizeof(int64) * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
 	double	   *pairs = palloc_extended(sizeof(double) * 2 * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
+	float	   *z = palloc(sizeof(float) * ts->gate->padded_features);
 
+	train_calibrate(ts);
 	for (int64 r = 0; r < ts->ntest; r++)
 	{
-		pairs[r * 2] = iforest_score(ts->iforest, td->x + r * ts->k, ts->scratch);
+		double		anomaly,
+					distance,
+					s;
+
+		gate_parts(ts, td->x + r * ts->k, z, &anomaly, &distance);
+		s = novelty_method_score(ts->gate, anomaly, 1.0 - ts->pbenign[r], distance);
+		pairs[r * 2] = anomaly;
 		pairs[r * 2 + 1] = td->y[r] != ts->benign;
-		if (td->y[r] == ts->benign)
-			held[nheld++] = r;
+		ts->verdicts[nids_verdict(ts->pred[r], ts->benign, s > ts->gate->threshold)]++;
 		if ((r & 4095) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
-	ts->threshold = nheld > 0
-		? iforest_threshold(ts->iforest, td->x, ts->k, held, nheld, ts->opt.benign_fpr, ts->scratch)
-		: ts->threshold_train;
-	for (int64 r = 0; r < ts->ntest; r++)
-		ts->verdicts[nids_verdict(ts->pred[r], ts->benign, pairs[r * 2], ts->threshold)]++;
 	ts->auc = roc_auc(pairs, ts->ntest);
-	pfree(held);
 	pfree(pairs);
 }
 
@@ -426,16 +519,25 @@ static void
 report_novelty(TrainState *ts, JsonbParseState **st)
 {
 	const IForestParams *p = &ts->opt.iforest;
+	NoveltyGate *g = ts->gate;
 
-	if (ts->iforest == NULL)
+	report_begin(st, "novelty");
+	report_string(st, "method", novelty_method_names[g->method]);
+	report_number(st, "benign_fpr", ts->opt.benign_fpr);
+	report_number(st, "threshold", g->threshold);
+	if (novelty_method_uses_prototypes(g->method))
+		report_int(st, "prototypes", g->num_prototypes);
+	if (g->method == NOVELTY_COMBINED)
 	{
-		report_key(st, "iforest");
-		pushJsonbValue(st, WJB_VALUE, &(JsonbValue) {.type = jbvNull});
-		report_string(st, "iforest_note",
-					  psprintf("no class matches benign_label \"%s\"; the model has no isolation forest",
-							   ts->opt.benign_label));
-		return;
+		report_number(st, "scale_uncertainty", g->scale_uncertainty);
+		report_number(st, "scale_prototypes", g->scale_prototypes);
 	}
+	report_string(st, "calibrated_on", ts->calibrated_on);
+	report_int(st, "calibration_flows", ts->calib_rows);
+	report_int(st, "classifier_false_alarms", ts->calib_alarms);
+	report_number(st, "benign_flagged", ts->calib_rows > 0
+				  ? (double) ts->calib_flagged / ts->calib_rows : NAN);
+	report_end(st);
 	report_begin(st, "iforest");
 	report_int(st, "trees", ts->iforest->num_trees);
 	report_int(st, "sample_size", ts->iforest->sample_size);
@@ -543,9 +645,11 @@ train_register(TrainState *ts, Jsonb *metrics)
 	rec.class_labels = catalog_text_array(ts->td.classes, ts->td.nclasses);
 	rec.metrics = metrics;
 	rec.deployed = ts->deploy;
-	rec.iforest = ts->iforest ? forest_serialize(ts->iforest) : NULL;
+	rec.iforest = forest_serialize(ts->iforest);
 	rec.anomaly_threshold = ts->threshold;
+	rec.novelty = novelty_serialize(ts->gate);
 	rec.reference = ts->reference;
+	rec.benign_reference = ts->benign_reference;
 	rec.benign_label = ts->opt.benign_label;
 	catalog_register(&rec);
 	return rec.metrics;
@@ -567,8 +671,7 @@ nids_train(PG_FUNCTION_ARGS)
 	train_gate_and_reference(&ts);
 	train_classifier(&ts);
 	train_evaluate(&ts);
-	if (ts.iforest != NULL)
-		train_novelty(&ts);
+	train_novelty(&ts);
 	train_decide_deploy(&ts);
 	metrics = train_register(&ts, train_report(&ts));
 	MemoryContextSwitchTo(old);

@@ -62,10 +62,26 @@ typedef struct TrainOptions
 	char	   *param_values[NIDS_MAX_PARAMS];
 	IForestParams iforest;
 	double		benign_fpr;
+	NoveltyMethod novelty_method;
+	int			prototypes;
 } TrainOptions;
+
+/* chosen by bench/zeroday.sh: see README, "Novelty" */
+#define NOVELTY_DEFAULT_METHOD		NOVELTY_PROTOTYPES
+#define NOVELTY_DEFAULT_PROTOTYPES	128
 
 extern void train_options_parse(Jsonb *options, TrainOptions *opt);
 extern const char *train_param(const TrainOptions *opt, const char *key);
+
+/* ---- the novelty gate (train_novelty.c) ---- */
+extern NoveltyGate *novelty_train(const float *x, int d, const int64 *rows, int64 n,
+								  int k, uint64 seed);
+extern double novelty_threshold(const double *score, const bool *alarm, int64 n,
+								double fpr);
+extern void novelty_calibrate(NoveltyGate *g, NoveltyMethod method,
+							  const double *anomaly, const double *uncertainty,
+							  const double *distance, const bool *alarm, int64 n,
+							  double fpr);
 
 /* ---- preprocessing (train_preprocess.c) ---- */
 #define NIDS_CORR_SAMPLE	100000

@@ -7,10 +7,11 @@
  *
  * The flows are read by the one reader (flow_reader.c) with the caller's
  * privileges and mapped onto the model's features by canonical column
- * name, as nids_features maps them.  A seeded hold-out of test_size of them sets
- * the novelty threshold at the (1 - iforest.benign_fpr) quantile; the
- * forest is trained on the rest; the drift reference is built from all of
- * them.  The result is a new version of the model, with the same booster.
+ * name, as nids_features maps them.  The isolation forest and the benign
+ * prototypes are trained on all but a seeded hold-out of test_size of them,
+ * on which the novelty gate is calibrated (train_novelty.c: benign_fpr of
+ * them get another verdict than benign, the classifier's false alarms
+ * included); the drift references are built from all of them.  The result is a new version of the model, with the same booster.
  *
  *-------------------------------------------------------------------------
  */
@@ -99,9 +100,61 @@ shuffled_rows(int64 n, uint64 seed)
 	return rows;
 }
 
+/* the class of the benign label in model, or -1 */
+static int
+benign_class_of(const NidsModel *model, const char *benign_label)
+{
+	for (int c = 0; c < model->num_classes; c++)
+		if (pg_strcasecmp(model->class_labels[c], benign_label) == 0)
+			return c;
+	return -1;
+}
+
+/*
+ * The gate: prototypes of the training rows, calibrated with the isolation
+ * forest's own threshold (*threshold) on the n calibration rows, counting
+ * the model's classifier's false alarms.  Without a benign class the
+ * classifier never says benign and the gate is the isolation forest.
+ */
+static NoveltyGate *
+attach_gate(NidsModel *model, const BenignRows *b, const int64 *train, int64 ntrain,
+			const int64 *calib, int64 n, const NidsForest *iforest,
+			const TrainOptions *opt, double *threshold)
+{
+	int			benign = benign_class_of(model, opt->benign_label);
+	NoveltyGate *g = novelty_train(b->x, b->d, train, ntrain, opt->prototypes, opt->seed);
+	double	   *anomaly = palloc_extended(sizeof(double) * Max(n, 1), MCXT_ALLOC_HUGE);
+	double	   *uncertainty = palloc_extended(sizeof(double) * Max(n, 1), MCXT_ALLOC_HUGE);
+	double	   *distance = palloc_extended(sizeof(double) * Max(n, 1), MCXT_ALLOC_HUGE);
+	bool	   *alarm = palloc_extended(sizeof(bool) * Max(n, 1), MCXT_ALLOC_HUGE);
+	float	   *scratch = palloc(sizeof(float) * Max(forest_scratch_size(iforest),
+												  forest_scratch_size(model->forest)));
+	float	   *margin = palloc(sizeof(float) * model->forest->num_groups);
+	double	   *proba = palloc(sizeof(double) * model->num_classes);
+	float	   *z = palloc(sizeof(float) * g->padded_features);
+
+	for (int64 i = 0; i < n; i++)
+	{
+		const float *x = b->x + calib[i] * b->d;
+		int			label = forest_predict_class(model->forest, model->num_classes, x,
+												 margin, proba, scratch);
+
+		alarm[i] = benign >= 0 && label != benign;
+		uncertainty[i] = benign >= 0 ? 1.0 - proba[benign] : 1.0;
+		anomaly[i] = iforest_score(iforest, x, scratch);
+		novelty_transform(g, x, z);
+		distance[i] = novelty_prototype_distance(g, z, NULL);
+	}
+	*threshold = novelty_threshold(anomaly, alarm, n, opt->benign_fpr);
+	novelty_calibrate(g, benign >= 0 ? opt->novelty_method : NOVELTY_IFOREST,
+					  anomaly, uncertainty, distance, alarm, n, opt->benign_fpr);
+	return g;
+}
+
 static Jsonb *
 attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest,
-			  const TrainOptions *opt, int64 ntrain, int64 ntest, double threshold)
+			  const NoveltyGate *gate, const TrainOptions *opt, int64 ntrain, int64 ntest,
+			  double threshold)
 {
 	JsonbParseState *st = NULL;
 
@@ -118,6 +171,14 @@ attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest
 	report_number(&st, "benign_fpr", opt->benign_fpr);
 	report_number(&st, "threshold", threshold);
 	report_end(&st);
+	report_begin(&st, "novelty");
+	report_string(&st, "method", novelty_method_names[gate->method]);
+	report_number(&st, "benign_fpr", opt->benign_fpr);
+	report_number(&st, "threshold", gate->threshold);
+	if (novelty_method_uses_prototypes(gate->method))
+		report_int(&st, "prototypes", gate->num_prototypes);
+	report_string(&st, "calibrated_on", ntest > 0 ? "held-out benign flows" : "benign training flows");
+	report_end(&st);
 	return report_finish(&st);
 }
 
@@ -132,8 +193,8 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	int64		ntest,
 				ntrain;
 	NidsForest *iforest;
+	NoveltyGate *gate;
 	double		threshold;
-	float	   *scratch;
 	ModelRecord rec;
 	MemoryContext cxt,
 				old;
@@ -157,10 +218,9 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	ntest = Min((int64) floor(opt.test_size * benign.n + 0.5), benign.n - 1);
 	ntrain = benign.n - ntest;
 	iforest = iforest_train(benign.x, benign.d, rows, ntrain, &opt.iforest);
-	scratch = palloc(sizeof(float) * forest_scratch_size(iforest));
-	threshold = ntest > 0
-		? iforest_threshold(iforest, benign.x, benign.d, rows + ntrain, ntest, opt.benign_fpr, scratch)
-		: iforest_threshold(iforest, benign.x, benign.d, rows, ntrain, opt.benign_fpr, scratch);
+	gate = ntest > 0
+		? attach_gate(model, &benign, rows, ntrain, rows + ntrain, ntest, iforest, &opt, &threshold)
+		: attach_gate(model, &benign, rows, ntrain, rows, ntrain, iforest, &opt, &threshold);
 
 	/* the drift reference is built from all of them, in table order */
 	for (int64 i = 0; i < benign.n; i++)
@@ -171,11 +231,13 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	rec.native = forest_serialize(model->forest);
 	rec.feature_names = catalog_text_array(model->feature_names, model->num_features);
 	rec.class_labels = catalog_text_array(model->class_labels, model->num_classes);
-	rec.metrics = attach_report(model, qualified, iforest, &opt, ntrain, ntest, threshold);
+	rec.metrics = attach_report(model, qualified, iforest, gate, &opt, ntrain, ntest, threshold);
 	rec.deployed = opt.deploy != DEPLOY_NEVER;	/* the classifier is the same */
 	rec.iforest = forest_serialize(iforest);
 	rec.anomaly_threshold = threshold;
+	rec.novelty = novelty_serialize(gate);
 	rec.reference = drift_reference_build(benign.x, benign.d, rows, benign.n, opt.seed);
+	rec.benign_reference = rec.reference;	/* every row is benign */
 	rec.benign_label = opt.benign_label;
 	catalog_register(&rec);
 	MemoryContextSwitchTo(old);

@@ -207,6 +207,33 @@ xgboost_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 }
 
 static void
+novelty_pair(const char *key, JsonbValue *v, TrainOptions *opt)
+{
+	char	   *name = psprintf("novelty.%s", key);
+
+	if (strcmp(key, "method") == 0)
+	{
+		char	   *s = string_value(v, name);
+
+		opt->novelty_method = -1;
+		for (int i = 0; i < NOVELTY_NUM_METHODS; i++)
+			if (strcmp(s, novelty_method_names[i]) == 0)
+				opt->novelty_method = i;
+		if ((int) opt->novelty_method < 0)
+			bad_option(name, "\"prototypes\", \"combined\", \"uncertainty\" or \"iforest\"");
+	}
+	else if (strcmp(key, "benign_fpr") == 0)
+		opt->benign_fpr = number_in(v, name, 0, 0.5, true, false);
+	else if (strcmp(key, "prototypes") == 0)
+		opt->prototypes = (int) number_in(v, name, 1, 4096, false, true);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown option \"%s\" in options.novelty", key),
+				 errhint("Accepted: method, benign_fpr, prototypes.")));
+}
+
+static void
 iforest_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 {
 	char	   *name = psprintf("iforest.%s", key);
@@ -301,11 +328,17 @@ top_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 			bad_option("iforest", "a JSON object");
 		for_each_pair(v->val.binary.data, "iforest", iforest_pair, opt);
 	}
+	else if (strcmp(key, "novelty") == 0)
+	{
+		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+			bad_option("novelty", "a JSON object");
+		for_each_pair(v->val.binary.data, "novelty", novelty_pair, opt);
+	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown option \"%s\"", key),
-				 errhint("Accepted: exclude, include, correlation_threshold, test_size, seed, deploy, benign_label, xgboost, iforest.")));
+				 errhint("Accepted: exclude, include, correlation_threshold, test_size, seed, deploy, benign_label, xgboost, iforest, novelty.")));
 }
 
 void
@@ -323,6 +356,8 @@ train_options_parse(Jsonb *options, TrainOptions *opt)
 	opt->iforest.max_depth = 0;
 	opt->iforest.scale = IFOREST_SCALE_MIXED;
 	opt->benign_fpr = 0.01;
+	opt->novelty_method = NOVELTY_DEFAULT_METHOD;
+	opt->prototypes = NOVELTY_DEFAULT_PROTOTYPES;
 	for (size_t i = 0; i < lengthof(default_params); i++)
 		set_param(opt, default_params[i][0], default_params[i][1]);
 	if (options != NULL)

@@ -6,7 +6,7 @@
  * BEFORE INSERT OR UPDATE ... FOR EACH ROW EXECUTE FUNCTION
  * nids_score_trigger(['model']).  Features are read from the new row by
  * canonical column name; the trigger fills whichever of predicted_label,
- * probability, anomaly_score, novel and verdict the table has.  The map of
+ * probability, anomaly_score, novel, novelty and verdict the table has.  The map of
  * columns, the scoring buffers and the texts of the labels and verdicts are
  * built once per statement (fn_extra), and the row is deformed once, both
  * to read the features and to form the scored row, so COPY and INSERT ...
@@ -15,6 +15,8 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -35,15 +37,16 @@ enum
 	OUT_PROBABILITY,
 	OUT_ANOMALY,
 	OUT_NOVEL,
+	OUT_NOVELTY,
 	OUT_VERDICT,
 	NUM_OUTPUTS
 };
 
 static const char *const output_names[NUM_OUTPUTS] = {
-	"predicted_label", "probability", "anomaly_score", "novel", "verdict"
+	"predicted_label", "probability", "anomaly_score", "novel", "novelty", "verdict"
 };
 static const Oid output_types[NUM_OUTPUTS] = {
-	TEXTOID, FLOAT8OID, FLOAT8OID, BOOLOID, TEXTOID
+	TEXTOID, FLOAT8OID, FLOAT8OID, BOOLOID, FLOAT8OID, TEXTOID
 };
 
 typedef struct TriggerState
@@ -226,16 +229,20 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	scored;
 	NidsModel  *model;
 	int			label = -1;
-	double		anomaly = 0;
-	bool		need_class;
+	double		anomaly = NAN;
+	double		novelty = 0;
+	bool		novel = false;
+	bool		need_class,
+				need_novelty;
 
 	score_prepare(&st->score, fcinfo->flinfo->fn_mcxt, st->model_name);
 	model = st->score.model;
 	if (st->map_model != model || st->map_version != model->version)
 		trigger_rebuild(st, trigdata->tg_relation, model);
 
-	need_class = st->outcol[OUT_LABEL] || st->outcol[OUT_PROBABILITY] || st->outcol[OUT_VERDICT];
-	if (!need_class && !st->outcol[OUT_ANOMALY] && !st->outcol[OUT_NOVEL])
+	need_class = st->outcol[OUT_LABEL] || st->outcol[OUT_PROBABILITY] || st->outcol[OUT_VERDICT] ||
+		st->outcol[OUT_NOVEL] || st->outcol[OUT_NOVELTY];
+	if (!need_class && !st->outcol[OUT_ANOMALY])
 		return PointerGetDatum(tuple);
 
 	feature_map_fill(&st->map, tuple, st->score.x, NULL, NULL);
@@ -243,13 +250,17 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 		label = score_classify(&st->score);
 
 	/*
-	 * A verdict alone needs the anomaly score only for a benign label; a
-	 * model without a forest is refused whatever the label, on every row.
+	 * The gate runs when its outputs are asked for, or for a verdict when
+	 * the label is benign (a model without the forest its gate needs is
+	 * refused whatever the label, on every row, as 1.0 did).
 	 */
-	if (st->outcol[OUT_ANOMALY] || st->outcol[OUT_NOVEL] ||
+	need_novelty = st->outcol[OUT_NOVEL] || st->outcol[OUT_NOVELTY] ||
 		(st->outcol[OUT_VERDICT] &&
-		 (label == model->benign_class || model->iforest == NULL)))
+		 (label == model->benign_class || (model->novelty == NULL && model->iforest == NULL)));
+	if (st->outcol[OUT_ANOMALY])
 		anomaly = score_anomaly(&st->score);
+	if (need_novelty)
+		novelty = score_novelty(&st->score, &anomaly, &novel);
 
 	/* the deformed row, with the result columns replaced */
 	if (need_class)
@@ -257,11 +268,15 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 		set_output(st, OUT_LABEL, st->label_text[label]);
 		set_output(st, OUT_PROBABILITY, Float8GetDatum(st->score.proba[label]));
 		set_output(st, OUT_VERDICT,
-				   st->verdict_text[nids_verdict(label, model->benign_class, anomaly,
-												 model->anomaly_threshold)]);
+				   st->verdict_text[nids_verdict(label, model->benign_class, novel)]);
 	}
-	set_output(st, OUT_ANOMALY, Float8GetDatum(anomaly));
-	set_output(st, OUT_NOVEL, BoolGetDatum(nids_is_novel(anomaly, model->anomaly_threshold)));
+	if (!isnan(anomaly))
+		set_output(st, OUT_ANOMALY, Float8GetDatum(anomaly));
+	if (need_novelty)
+	{
+		set_output(st, OUT_NOVEL, BoolGetDatum(novel));
+		set_output(st, OUT_NOVELTY, Float8GetDatum(novelty));
+	}
 
 	/* as heap_modify_tuple does, without deforming the row a second time */
 	scored = heap_form_tuple(RelationGetDescr(trigdata->tg_relation), st->map.values, st->map.nulls);

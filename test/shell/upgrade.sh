@@ -52,9 +52,15 @@ check "the trained 1.0 version's ensemble verdicts are identical" \
 	test "$(q "SELECT count(*) FROM legacy_flows f JOIN trained_before b ON b.row = f.ctid::text,
 		LATERAL (SELECT nids_ensemble(nids_features(f, 'legacy_trained'), 'legacy_trained') AS e) s
 		WHERE (s.e).label IS DISTINCT FROM b.label OR (s.e).probability IS DISTINCT FROM b.probability
-		OR (s.e).anomaly_score IS DISTINCT FROM b.anomaly_score OR (s.e).verdict IS DISTINCT FROM b.verdict")" = 0
-check "ks_drift gives the same report" \
-	test "$(q "(SELECT * FROM drift_before EXCEPT SELECT * FROM ks_drift('SELECT * FROM legacy_flows WHERE destination_port > 40', 'legacy_trained'))")" = ""
+		OR (s.e).anomaly_score IS DISTINCT FROM b.anomaly_score OR (s.e).novel IS DISTINCT FROM b.novel
+		OR (s.e).verdict IS DISTINCT FROM b.verdict")" = 0
+check "ks_drift gives the same statistics (a 1.0 version has one reference: all its training flows)" \
+	test "$(q "(SELECT feature, ks_statistic, p_value, n_reference, n_window FROM drift_before EXCEPT
+		SELECT feature, ks_statistic, p_value, n_reference, n_window FROM ks_drift('SELECT * FROM legacy_flows WHERE destination_port > 40', 'legacy_trained'))")" = ""
+check "and levels by the 1.1 rule ('high' needs significance too)" \
+	test "$(q "SELECT count(*) FROM ks_drift('SELECT * FROM legacy_flows WHERE destination_port > 40', 'legacy_trained')
+		WHERE drift_level IS DISTINCT FROM CASE WHEN NOT p_value < 0.05 / (SELECT cardinality(feature_names) FROM nids.models WHERE name = 'legacy_trained')
+			THEN 'none' WHEN ks_statistic > 0.5 THEN 'high' ELSE 'significant' END")" = 0
 check "the 1.0 drift report is still there" test "$(q "SELECT count(DISTINCT report_id) FROM nids.drift_reports")" = 1
 check "1.1 logs a new report after it" test "$(q "SELECT nids_log_drift('SELECT * FROM legacy_flows', 'legacy_trained')")" = 2
 check "nids_deploy (now C) rolls back a 1.0 version" \
@@ -67,7 +73,7 @@ check "the internal 1.0 helpers are gone" \
 
 # the whole regression suite on the updated database, its catalogue emptied
 q "SELECT nids_drop_model(name) FROM (SELECT DISTINCT name FROM nids.models) m;
-   TRUNCATE nids.drift_reports; ALTER SEQUENCE nids.drift_report_id RESTART;
+   TRUNCATE nids.drift_reports, nids.health_reports; ALTER SEQUENCE nids.drift_report_id RESTART;
    DROP TABLE legacy_vectors, legacy_flows, scores_before, trained_before, drift_before" >/dev/null
 out=$(mktemp -d)
 if make -s installcheck REGRESS_OPTS="--inputdir=. --outputdir=$out --use-existing --dbname=$DB" >"$out/log" 2>&1; then
