@@ -15,6 +15,7 @@ OBJS = \
 	src/model_format.o \
 	src/model_iforest.o \
 	src/model_novelty.o \
+	src/model_shap.o \
 	src/model_catalog.o \
 	src/model_cache.o \
 	src/train.o \
@@ -32,6 +33,7 @@ OBJS = \
 	src/drift_health.o \
 	src/scoring.o \
 	src/trigger.o \
+	src/explain.o \
 	src/admin.o
 
 # scripts/setup installs PostgreSQL 15; any pg_config on the PATH, or
@@ -44,7 +46,7 @@ PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-init
 SCRIPTS_built = tools/nids-load
 EXTRA_CLEAN = tools/nids-load
 
-REGRESS = import classify errors train train_errors scoring drift hostile
+REGRESS = import classify errors train train_errors scoring drift explain hostile
 REGRESS_OPTS = --inputdir=.
 
 override with_llvm = no

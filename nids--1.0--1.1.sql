@@ -158,3 +158,39 @@ COMMENT ON FUNCTION nids_health(text, text) IS
 
 COMMENT ON FUNCTION nids_log_drift(text, text) IS
 	'Runs ks_drift (against the benign training flows) and nids_health on a window and appends them to nids.drift_reports and nids.health_reports; returns the report id';
+
+-- Why was this flow flagged: exact TreeSHAP contributions (node covers are
+-- stored with every version trained or imported by 1.1), the novelty
+-- gate's reasons, and the global importance of every feature.
+CREATE FUNCTION nids_contributions(features float8[], model text DEFAULT 'default',
+	class text DEFAULT NULL)
+RETURNS float8[]
+AS 'MODULE_PATHNAME', 'nids_contributions'
+LANGUAGE C STABLE PARALLEL SAFE COST 200;
+COMMENT ON FUNCTION nids_contributions(float8[], text, text) IS
+	'Exact TreeSHAP contributions of every feature to a class''s margin (default: the predicted class), in feature_names order, the bias last; equal to XGBoost''s pred_contribs';
+
+CREATE FUNCTION nids_explain(features float8[], model text DEFAULT 'default', top integer DEFAULT 5)
+RETURNS TABLE(feature text, value float8, contribution float8)
+AS 'MODULE_PATHNAME', 'nids_explain'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 200 ROWS 5;
+COMMENT ON FUNCTION nids_explain(float8[], text, integer) IS
+	'The features that moved the predicted class''s margin most (TreeSHAP), with their values, largest |contribution| first';
+
+CREATE FUNCTION nids_explain_novelty(features float8[], model text DEFAULT 'default', top integer DEFAULT 5)
+RETURNS TABLE(feature text, value float8, contribution float8)
+AS 'MODULE_PATHNAME', 'nids_explain_novelty'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 50 ROWS 5;
+COMMENT ON FUNCTION nids_explain_novelty(float8[], text, integer) IS
+	'Why the novelty gate finds a flow novel: the largest per-feature terms of its distance to the nearest benign prototype (or the isolating splits, or what lowered P(benign))';
+
+CREATE VIEW nids.feature_importance AS
+	SELECT m.name, m.version, m.deployed, i.key AS feature,
+		(i.value ->> 'gain')::float8 AS gain,
+		(i.value ->> 'cover')::float8 AS cover,
+		(i.value ->> 'splits')::bigint AS splits,
+		rank() OVER (PARTITION BY m.name, m.version ORDER BY (i.value ->> 'gain')::float8 DESC) AS gain_rank
+	FROM nids.model_versions m, jsonb_each(m.metrics -> 'importance') i;
+COMMENT ON VIEW nids.feature_importance IS
+	'Per version and feature: the splits on it and their total gain and cover (XGBoost''s total_gain and total_cover), ranked by gain';
+GRANT SELECT ON nids.feature_importance TO PUBLIC;

@@ -78,6 +78,9 @@ typedef struct ConvertedBooster
 	int			num_outputs;
 	int			num_trees;
 	NidsObjective objective;
+	double	   *gain;			/* importance per feature */
+	double	   *cover;
+	int64	   *splits;
 } ConvertedBooster;
 
 /*
@@ -113,6 +116,10 @@ convert_booster(bytea *booster, ConvertedBooster *out)
 				 errhint("Save the booster with XGBoost's save_model or save_raw as JSON or UBJSON.")));
 	}
 	out->native = forest_serialize(forest);
+	out->gain = palloc(sizeof(double) * forest->num_features);
+	out->cover = palloc(sizeof(double) * forest->num_features);
+	out->splits = palloc(sizeof(int64) * forest->num_features);
+	forest_importance(forest, out->gain, out->cover, out->splits);
 	out->num_features = forest->num_features;
 	out->num_outputs = forest_num_outputs(forest);
 	out->num_trees = forest->num_trees;
@@ -122,8 +129,12 @@ convert_booster(bytea *booster, ConvertedBooster *out)
 
 /* the metrics of an imported version */
 static Jsonb *
-import_report(const ConvertedBooster *conv, bytea *booster)
+import_report(const ConvertedBooster *conv, bytea *booster, ArrayType *features)
 {
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	char	  **names;
 	JsonbParseState *st = NULL;
 	DocFormat	format = DOC_FORMAT_JSON;
 
@@ -133,6 +144,12 @@ import_report(const ConvertedBooster *conv, bytea *booster)
 	report_string(&st, "objective", objective_name(conv->objective));
 	report_int(&st, "trees", conv->num_trees);
 	report_string(&st, "format", format == DOC_FORMAT_JSON ? "json" : "ubjson");
+	deconstruct_array(features, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	names = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		names[i] = TextDatumGetCString(elems[i]);
+	report_importance(&st, names, Min(n, conv->num_features), conv->gain, conv->cover,
+					  conv->splits);
 	return report_finish(&st);
 }
 
@@ -186,7 +203,7 @@ nids_import_xgboost(PG_FUNCTION_ARGS)
 	rec.native = conv.native;
 	rec.feature_names = features;
 	rec.class_labels = classes;
-	rec.metrics = import_report(&conv, booster);
+	rec.metrics = import_report(&conv, booster, features);
 	rec.deployed = PG_GETARG_BOOL(4);
 	rec.anomaly_threshold = NAN;
 	PG_RETURN_INT32(catalog_register(&rec));

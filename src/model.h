@@ -133,10 +133,17 @@ typedef struct NidsForest
 	bool		round_robin;	/* tree i belongs to group i % num_groups */
 	NidsNode   *nodes;			/* [num_nodes] */
 	float	   *leaf_value;		/* [num_nodes] */
+	float	   *cover;			/* [num_nodes] XGBoost's sum_hessian, or NULL
+								 * (stored by nids 1.0; isolation forests) */
+	float	   *node_mean;		/* [num_nodes] for TreeSHAP, made lazily */
+	float	   *gain;			/* [num_nodes] loss_changes: only just after
+								 * conversion, for forest_importance */
 	NidsNodeC  *cnodes;			/* [num_nodes] compact copy, or NULL */
 } NidsForest;
 
 extern NidsForest *forest_from_xgboost(const DocValue *doc, char **error);
+extern void forest_importance(const NidsForest *f, double *gain, double *cover,
+							  int64 *splits);
 extern void forest_predict_margin(const NidsForest *forest, const float *x,
 								  float *margin, float *scratch);
 extern void forest_transform(const NidsForest *forest, const float *margin,
@@ -144,6 +151,8 @@ extern void forest_transform(const NidsForest *forest, const float *margin,
 extern int	forest_predict_class(const NidsForest *f, int num_classes, const float *x,
 								 float *margin, double *proba, float *scratch);
 extern int	forest_num_outputs(const NidsForest *forest);
+extern bool forest_contributions(NidsForest *f, MemoryContext cxt, const float *x,
+								 int g, double *phi);
 extern int	forest_scratch_size(const NidsForest *forest);
 extern const char *objective_name(NidsObjective objective);
 

@@ -594,6 +594,8 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 	const double *split = tree_array(tree, "split_indices", n, error, t);
 	const double *cond = tree_array(tree, "split_conditions", n, error, t);
 	const double *dleft = tree_array(tree, "default_left", n, error, t);
+	const double *hess = tree_array(tree, "sum_hessian", n, error, t);
+	const double *gain = tree_array(tree, "loss_changes", n, error, t);
 
 	DocValue   *stype = doc_get(tree, "split_type");
 	NidsNode   *out = f->nodes + f->tree_offset[t];
@@ -637,6 +639,13 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 		int			p = newpos[i];
 
 		head++;
+		/* the cover, for TreeSHAP: as float32, finite, not negative */
+		if (!((float) hess[i] >= 0) || isinf((float) hess[i]))
+		{
+			*error = psprintf("tree %d node %d has a sum_hessian that is negative or not finite", t, i);
+			return false;
+		}
+		f->cover[f->tree_offset[t] + p] = (float) hess[i];
 		if (left[i] == -1)
 		{
 			if (right[i] != -1)
@@ -689,6 +698,7 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 		}
 		out[p].threshold = (float) cond[i];
 		out[p].feature_dl = (uint32) split[i] | (dleft[i] != 0 ? NIDS_DEFAULT_LEFT : 0);
+		f->gain[f->tree_offset[t] + p] = isfinite(gain[i]) ? (float) gain[i] : 0.0f;
 		out[p].left = placed;
 		leaf[p] = 0.0f;
 		newpos[(int) left[i]] = placed;
@@ -706,6 +716,7 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 		out[i].feature_dl = NIDS_DEFAULT_LEFT;
 		out[i].left = i;
 		leaf[i] = 0.0f;
+		f->cover[f->tree_offset[t] + i] = 0.0f;
 	}
 	return check_parents(tree, t, n, left, right, newpos, error);
 }
@@ -730,6 +741,8 @@ forest_from_xgboost(const DocValue *doc, char **error)
 		return NULL;
 	f->nodes = palloc_extended(sizeof(NidsNode) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
 	f->leaf_value = palloc_extended(sizeof(float) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
+	f->cover = palloc_extended(sizeof(float) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
+	f->gain = palloc_extended(sizeof(float) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 
 	/* second pass: validate each tree and lay it out breadth first */
 	stack = palloc(sizeof(int32) * 2 * max_nodes);
@@ -744,4 +757,36 @@ forest_from_xgboost(const DocValue *doc, char **error)
 	pfree(newpos);
 	forest_finish(f);
 	return f;
+}
+
+/*
+ * Per feature, over the splits of a forest just converted (which knows
+ * each split's gain): the number of splits, their total gain (XGBoost's
+ * loss_changes) and total cover (sum_hessian), as XGBoost's
+ * get_score(importance_type = "total_gain" / "total_cover") counts them.
+ */
+void
+forest_importance(const NidsForest *f, double *gain, double *cover, int64 *splits)
+{
+	memset(gain, 0, sizeof(double) * f->num_features);
+	memset(cover, 0, sizeof(double) * f->num_features);
+	memset(splits, 0, sizeof(int64) * f->num_features);
+	if (f->gain == NULL || f->cover == NULL)
+		return;
+	for (int t = 0; t < f->num_trees; t++)
+	{
+		int			start = f->tree_offset[t];
+
+		for (int i = 0; i < f->tree_offset[t + 1] - start; i++)
+		{
+			const NidsNode *node = &f->nodes[start + i];
+			int			j = (int) (node->feature_dl & NIDS_FEATURE_MASK);
+
+			if (node->left == i)
+				continue;
+			gain[j] += f->gain[start + i];
+			cover[j] += f->cover[start + i];
+			splits[j]++;
+		}
+	}
 }

@@ -20,7 +20,8 @@
 #include "model.h"
 
 #define FOREST_MAGIC	0x4E494446	/* "NIDF" */
-#define FOREST_FORMAT	1
+#define FOREST_FORMAT	1			/* nids 1.0: no node covers */
+#define FOREST_FORMAT_COVER	2		/* 1.1: a cover per node follows */
 
 /* ---------------- native serialization ---------------- */
 
@@ -47,11 +48,13 @@ forest_payload_size(int64 groups, int64 trees, int64 nodes)
 bytea *
 forest_serialize(const NidsForest *f)
 {
-	size_t		size = forest_payload_size(f->num_groups, f->num_trees, f->num_nodes);
+	size_t		size = forest_payload_size(f->num_groups, f->num_trees, f->num_nodes) +
+		(f->cover ? sizeof(float) * f->num_nodes : 0);
 	bytea	   *out = palloc_extended(VARHDRSZ + size, MCXT_ALLOC_HUGE);
 	char	   *p = VARDATA(out);
-	ForestHeader h = {FOREST_MAGIC, FOREST_FORMAT, f->objective, f->num_features,
-	f->num_groups, f->num_trees, f->num_nodes, f->sample_size};
+	ForestHeader h = {FOREST_MAGIC, f->cover ? FOREST_FORMAT_COVER : FOREST_FORMAT,
+		f->objective, f->num_features, f->num_groups, f->num_trees, f->num_nodes,
+	f->sample_size};
 
 	SET_VARSIZE(out, VARHDRSZ + size);
 	memcpy(p, &h, sizeof(h));
@@ -65,6 +68,9 @@ forest_serialize(const NidsForest *f)
 	memcpy(p, f->nodes, sizeof(NidsNode) * f->num_nodes);
 	p += sizeof(NidsNode) * f->num_nodes;
 	memcpy(p, f->leaf_value, sizeof(float) * f->num_nodes);
+	p += sizeof(float) * f->num_nodes;
+	if (f->cover)
+		memcpy(p, f->cover, sizeof(float) * f->num_nodes);
 	return out;
 }
 
@@ -88,7 +94,7 @@ forest_deserialize(const char *data, size_t len, char **error)
 	}
 	memcpy(&h, p, sizeof(h));
 	p += sizeof(h);
-	if (h.magic != FOREST_MAGIC || h.format != FOREST_FORMAT)
+	if (h.magic != FOREST_MAGIC || (h.format != FOREST_FORMAT && h.format != FOREST_FORMAT_COVER))
 	{
 		*error = pstrdup("native model has an unknown format");
 		return NULL;
@@ -97,7 +103,8 @@ forest_deserialize(const char *data, size_t len, char **error)
 		h.sample_size < 0 ||
 		h.num_features < 1 || h.num_groups < 1 || h.num_trees < 0 ||
 		h.num_nodes < 0 || h.num_groups > 10000 || h.num_features > 100000 ||
-		forest_payload_size(h.num_groups, h.num_trees, h.num_nodes) != len)
+		forest_payload_size(h.num_groups, h.num_trees, h.num_nodes) +
+		(h.format == FOREST_FORMAT_COVER ? sizeof(float) * (size_t) h.num_nodes : 0) != len)
 	{
 		*error = pstrdup("native model header is inconsistent with its size");
 		return NULL;
@@ -130,6 +137,18 @@ forest_deserialize(const char *data, size_t len, char **error)
 	p += sizeof(NidsNode) * f->num_nodes;
 	f->leaf_value = palloc_extended(sizeof(float) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
 	memcpy(f->leaf_value, p, sizeof(float) * f->num_nodes);
+	p += sizeof(float) * f->num_nodes;
+	if (h.format == FOREST_FORMAT_COVER)
+	{
+		f->cover = palloc_extended(sizeof(float) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
+		memcpy(f->cover, p, sizeof(float) * f->num_nodes);
+		for (int i = 0; i < f->num_nodes; i++)
+			if (!(f->cover[i] >= 0) || isinf(f->cover[i]))
+			{
+				*error = pstrdup("native model has a node cover that is negative or not finite");
+				return NULL;
+			}
+	}
 	f->tree_depth = palloc0(sizeof(int32) * Max(f->num_trees, 1));
 
 	if (f->tree_offset[0] != 0 || f->tree_offset[f->num_trees] != f->num_nodes)

@@ -623,6 +623,14 @@ train_report(TrainState *ts)
 	report_int(&st, "null_label_skipped", td->skipped);
 	report_end(&st);
 	report_classifier(&st, ts->confusion, td->classes, td->nclasses, ts->ntest);
+	{
+		double	   *gain = palloc(sizeof(double) * ts->k);
+		double	   *cover = palloc(sizeof(double) * ts->k);
+		int64	   *splits = palloc(sizeof(int64) * ts->k);
+
+		forest_importance(ts->forest, gain, cover, splits);
+		report_importance(&st, ts->kept, ts->k, gain, cover, splits);
+	}
 	report_novelty(ts, &st);
 	report_training(ts, &st);
 	return report_finish(&st);

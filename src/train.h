@@ -139,6 +139,8 @@ extern double elapsed_since(instr_time start);
 extern XgbBooster xgb_load(const char *data, size_t len);
 extern void xgb_predict_proba(XgbBooster booster, const NidsForest *forest,
 							  const float *x, int nrow, double *proba);
+extern void xgb_predict_contribs(XgbBooster booster, const NidsForest *forest,
+								 const float *x, int g, double *phi);
 extern char *xgb_train(TrainData *td, int64 ntrain, int k,
 					   const TrainOptions *opt, size_t *json_len);
 
@@ -155,6 +157,9 @@ extern void report_end(JsonbParseState **st);
 extern Jsonb *report_finish(JsonbParseState **st);
 extern void report_classifier(JsonbParseState **st, const int64 *confusion,
 							  char **classes, int nclasses, int64 ntest);
+extern void report_importance(JsonbParseState **st, char **names, int d,
+							  const double *gain, const double *cover,
+							  const int64 *splits);
 extern double macro_f1(const int64 *confusion, int nclasses);
 extern double roc_auc(double *pairs, int64 n);
 

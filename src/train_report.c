@@ -267,3 +267,23 @@ roc_auc(double *pairs, int64 n)
 		return NAN;
 	return (rank_sum - npos * (npos + 1) / 2.0) / ((double) npos * nneg);
 }
+
+/*
+ * importance: per feature (names[d]), the splits on it and their total
+ * gain and cover (forest_importance), for nids.feature_importance.
+ */
+void
+report_importance(JsonbParseState **st, char **names, int d, const double *gain,
+				  const double *cover, const int64 *splits)
+{
+	report_begin(st, "importance");
+	for (int j = 0; j < d; j++)
+	{
+		report_begin(st, names[j]);
+		report_number(st, "gain", gain[j]);
+		report_number(st, "cover", cover[j]);
+		report_int(st, "splits", splits[j]);
+		report_end(st);
+	}
+	report_end(st);
+}

@@ -166,6 +166,38 @@ xgb_predict_proba(XgbBooster booster, const NidsForest *forest, const float *x,
 }
 
 /*
+ * XGBoost's own TreeSHAP (pred_contribs) of one row for output group g
+ * into phi[num_features + 1], the bias last: what nids.predictor = xgboost
+ * makes nids_contributions return, to check nids' own against it.
+ */
+void
+xgb_predict_contribs(XgbBooster booster, const NidsForest *forest, const float *x,
+					 int g, double *phi)
+{
+	BoosterHandle handle = *(BoosterHandle *) booster;
+	DMatrixHandle dmat;
+	const bst_ulong *shape;
+	bst_ulong	dim;
+	const float *result;
+	int			nf = forest->num_features;
+
+	xgb_check(XGDMatrixCreateFromMat(x, 1, nf, NAN, &dmat), "create a matrix");
+	if (XGBoosterPredictFromDMatrix(handle, dmat,
+									"{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false}",
+									&shape, &dim, &result) != 0)
+	{
+		char	   *msg = pstrdup(XGBGetLastError());
+
+		XGDMatrixFree(dmat);
+		elog(ERROR, "XGBoost could not predict contributions: %s", msg);
+	}
+	/* (groups, features + 1) for more than one group, else (features + 1) */
+	for (int j = 0; j <= nf; j++)
+		phi[j] = result[(size_t) (forest->num_groups > 1 ? g : 0) * (nf + 1) + j];
+	XGDMatrixFree(dmat);
+}
+
+/*
  * Batches of the training rows for XGBoost's QuantileDMatrix, which
  * quantises the data as it reads it instead of copying it: the float32
  * matrix plus one byte per value, rather than three copies.  XGBoost calls
