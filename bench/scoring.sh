@@ -62,6 +62,23 @@ for q in "ensemble, iforest gate (1.0)|SELECT count(nids_ensemble(features, 'ben
 done
 awk 'NR == 1 {a = $NF} NR == 2 {b = $NF} END {printf "default gate / 1.0 gate, nids_ensemble per row: %.2fx\n", b / a}' "$BENCH_TMP/gates"
 
+# explanations, for the default model (defaults: 50 rounds, depth 6): per
+# row, against nids_classify on the same model (issue "explanations")
+P -At -c "SELECT nids_train('train10', model => 'dflt', options => '{\"exclude\": [\"id\"]}') ? 'version'" >/dev/null
+echo
+printf '%-34s %10s %10s %10s\n' "default model, per row, one core" "min us" "median us" "max us"
+: >"$BENCH_TMP/explain"
+for q in "classify|SELECT count(nids_classify(features, 'dflt')) FROM (SELECT features FROM t LIMIT 20000) s" \
+	"explain (top 5)|SELECT count(*) FROM (SELECT features FROM t LIMIT 20000) s, nids_explain(features, 'dflt', 5)" \
+	"explain_novelty (top 5)|SELECT count(*) FROM (SELECT features FROM t LIMIT 20000) s, nids_explain_novelty(features, 'dflt', 5)"; do
+	name=${q%%|*}
+	read -r lo med hi <<<"$(time_sql "${q#*|}" 3)"
+	echo "$name $med" >>"$BENCH_TMP/explain"
+	awk -v n="$name" -v lo="$lo" -v med="$med" -v hi="$hi" 'BEGIN {
+		printf "%-34s %10.2f %10.2f %10.2f\n", n, lo / 20000 * 1e6, med / 20000 * 1e6, hi / 20000 * 1e6 }'
+done
+awk 'NR == 1 {a = $NF} NR == 2 {b = $NF} END {printf "nids_explain / nids_classify per row: %.1fx\n", b / a}' "$BENCH_TMP/explain"
+
 # first call in a new backend (model load and conversion)
 size=$(P -At -c "SELECT pg_size_pretty(length(booster)::bigint) FROM nids.model_versions WHERE name = 'bench' AND deployed")
 first=$(for _ in 1 2 3 4 5; do

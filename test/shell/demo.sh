@@ -14,7 +14,7 @@ rc=$?
 check "make demo exits 0" test "$rc" -eq 0
 for part in "loading the real CIC-IDS2017 sample" "== training" "== per-class metrics" \
 	"== confusion matrix" "== the novelty gate" "== a zero-day: the Infiltration flows" \
-	"== scoring a few flows" "== live flows scored on insert" \
+	"== scoring a few flows" "== why: nids_explain" "== live flows scored on insert" \
 	"== drift: ks_drift on another capture" "== health" "cron"; do
 	check "make demo shows: $part" grep -q -- "$part" "$out"
 done
