@@ -16,6 +16,7 @@ OBJS = \
 	src/model_iforest.o \
 	src/model_novelty.o \
 	src/model_shap.o \
+	src/model_bundle.o \
 	src/model_catalog.o \
 	src/model_cache.o \
 	src/train.o \
@@ -31,7 +32,9 @@ OBJS = \
 	src/drift_stats.o \
 	src/drift.o \
 	src/drift_health.o \
+	src/drift_merge.o \
 	src/scoring.o \
+	src/scoring_at.o \
 	src/trigger.o \
 	src/explain.o \
 	src/admin.o
@@ -46,7 +49,7 @@ PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-init
 SCRIPTS_built = tools/nids-load
 EXTRA_CLEAN = tools/nids-load
 
-REGRESS = import classify errors train train_errors scoring drift explain hostile
+REGRESS = import classify errors train train_errors scoring drift explain scaleout hostile
 REGRESS_OPTS = --inputdir=.
 
 override with_llvm = no

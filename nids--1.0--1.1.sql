@@ -194,3 +194,79 @@ CREATE VIEW nids.feature_importance AS
 COMMENT ON VIEW nids.feature_importance IS
 	'Per version and feature: the splits on it and their total gain and cover (XGBoost''s total_gain and total_cover), ranked by gain';
 GRANT SELECT ON nids.feature_importance TO PUBLIC;
+
+-- Scale-out: mergeable drift.  nids_drift_counts gives a window's counts at
+-- the reference's points; ks_drift_merge adds any number of them (one set
+-- per node) into exactly ks_drift's result on the union of the windows.
+CREATE FUNCTION nids_drift_counts(window_query text, model text DEFAULT 'default',
+	reference text DEFAULT 'benign')
+RETURNS TABLE(feature text, n_window bigint, counts bigint[])
+AS 'MODULE_PATHNAME', 'nids_drift_counts'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE ROWS 80;
+COMMENT ON FUNCTION nids_drift_counts(text, text, text) IS
+	'Per feature, a window''s counts at the reference''s points (values equal to each point, then in each gap): what ks_drift_merge adds up';
+
+CREATE FUNCTION ks_drift_merge(counts_query text, model text DEFAULT 'default',
+	reference text DEFAULT 'benign')
+RETURNS TABLE(feature text, ks_statistic float8, p_value float8, n_reference bigint,
+	n_window bigint, drift_level text)
+AS 'MODULE_PATHNAME', 'ks_drift_merge'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE ROWS 80;
+COMMENT ON FUNCTION ks_drift_merge(text, text, text) IS
+	'ks_drift of the union of windows, from the rows of nids_drift_counts of each (a read-only query returning feature, n_window, counts)';
+
+-- Scale-out: version-pinned scoring.  model_id is a content-addressed id of
+-- a version (the same content has the same id in every database); scoring
+-- by it is IMMUTABLE, so postgres_fdw ships it to the shards.
+CREATE FUNCTION nids_model_id(model text DEFAULT 'default')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'nids_model_id'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION nids_model_id(text) IS
+	'The content-addressed id of a model version (''name'' or ''name@N''): a hash of its forests, gate, thresholds, features and classes';
+
+ALTER TABLE nids.model_versions ADD COLUMN model_id bigint;
+UPDATE nids.model_versions SET model_id = nids_model_id(name || '@' || version);
+CREATE INDEX model_versions_model_id ON nids.model_versions (model_id);
+COMMENT ON COLUMN nids.model_versions.model_id IS
+	'nids_model_id of the version: what nids_classify_at and nids_ensemble_at find it by';
+
+CREATE FUNCTION nids_classify_at(features float8[], model_id bigint)
+RETURNS text
+AS 'MODULE_PATHNAME', 'nids_classify_at'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION nids_classify_at(float8[], bigint) IS
+	'Predicted class of one flow by the version whose nids_model_id is model_id (42704 when this database has none); IMMUTABLE: postgres_fdw ships it';
+
+CREATE FUNCTION nids_ensemble_at(features float8[], model_id bigint)
+RETURNS nids.verdict
+AS 'MODULE_PATHNAME', 'nids_ensemble_at'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 20;
+COMMENT ON FUNCTION nids_ensemble_at(float8[], bigint) IS
+	'nids_ensemble by the version whose nids_model_id is model_id (42704 when this database has none); IMMUTABLE: postgres_fdw ships it';
+
+-- Logical replication of the catalogue: the apply worker fires no
+-- statement triggers, so a row trigger that fires on subscribers too
+-- (ENABLE ALWAYS) tells every session there that the catalogue changed.
+CREATE TRIGGER model_versions_invalidate_row
+	AFTER INSERT OR UPDATE OR DELETE ON nids.model_versions
+	FOR EACH ROW EXECUTE FUNCTION nids_invalidate_models();
+ALTER TABLE nids.model_versions ENABLE ALWAYS TRIGGER model_versions_invalidate_row;
+
+-- Scale-out: a whole version as one validated bundle.
+CREATE FUNCTION nids_export_model(model text DEFAULT 'default')
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'nids_export_model'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION nids_export_model(text) IS
+	'Everything a model version is (classifier, native form, novelty gate, isolation forest, drift references, labels, features, metrics) as one bundle for nids_import_model';
+CREATE FUNCTION nids_import_model(bundle bytea, deploy boolean DEFAULT true)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'nids_import_model'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION nids_import_model(bytea, boolean) IS
+	'Registers a bundle made by nids_export_model, validated whole, as the next version of its model name; it scores and reports drift as the exported version';
+REVOKE ALL ON FUNCTION nids_export_model(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION nids_import_model(bytea, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nids_export_model(text) TO nids_admin;
+GRANT EXECUTE ON FUNCTION nids_import_model(bytea, boolean) TO nids_admin;

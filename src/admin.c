@@ -2,7 +2,9 @@
  *
  * admin.c
  *	  The catalogue's SQL entry points: nids_import_xgboost,
- *	  nids_export_xgboost, nids_deploy and nids_drop_model.
+ *	  nids_export_xgboost, nids_deploy, nids_drop_model, and the whole
+ *	  version's bundle (model_bundle.c): nids_export_model and
+ *	  nids_import_model.
  *
  * A version holds the XGBoost document as given (JSON or UBJSON) and its
  * native form, converted and validated once, at import.  Every read and
@@ -15,6 +17,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "model.h"
 #include "train.h"
 #include "utils/builtins.h"
@@ -24,6 +27,8 @@ PG_FUNCTION_INFO_V1(nids_import_xgboost);
 PG_FUNCTION_INFO_V1(nids_export_xgboost);
 PG_FUNCTION_INFO_V1(nids_deploy);
 PG_FUNCTION_INFO_V1(nids_drop_model);
+PG_FUNCTION_INFO_V1(nids_export_model);
+PG_FUNCTION_INFO_V1(nids_import_model);
 
 static void
 check_not_null(FunctionCallInfo fcinfo, int arg, const char *what)
@@ -303,4 +308,112 @@ nids_drop_model(PG_FUNCTION_ARGS)
 	catalog_drop(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 				 PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1), PG_ARGISNULL(1));
 	PG_RETURN_VOID();
+}
+
+/* the names of a text[] as C strings */
+static char **
+array_names(ArrayType *arr, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **names;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	names = palloc(sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		names[i] = TextDatumGetCString(elems[i]);
+	return names;
+}
+
+/*
+ * nids_export_model: everything a version is, as one bundle.
+ */
+Datum
+nids_export_model(PG_FUNCTION_ARGS)
+{
+	char	   *spec = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char		name[NIDS_MAX_SPEC];
+	int32		version;
+	ModelRecord rec;
+	ModelBundle b;
+
+	model_spec_parse(spec, name, &version);
+	if (!catalog_read(name, version, CATALOG_READ_MODEL | CATALOG_READ_BOOSTER |
+					  CATALOG_READ_REFERENCE | CATALOG_READ_BENIGN_REFERENCE |
+					  CATALOG_READ_METRICS, &rec))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg(version ? "model \"%s\" has no version %d"
+						: "model \"%s\" does not exist or has no deployed version",
+						name, version)));
+	memset(&b, 0, sizeof(b));
+	b.name = name;
+	b.booster = rec.booster;
+	b.native = rec.native;
+	b.features = array_names(rec.feature_names, &b.num_features);
+	b.classes = array_names(rec.class_labels, &b.num_classes);
+	b.metrics = JsonbToCString(NULL, &rec.metrics->root, VARSIZE(rec.metrics));
+	b.iforest = rec.iforest;
+	b.anomaly_threshold = rec.anomaly_threshold;
+	b.reference = rec.reference;
+	b.benign_reference = rec.benign_reference;
+	b.benign_label = (char *) rec.benign_label;
+	b.novelty = rec.novelty;
+	PG_RETURN_BYTEA_P(bundle_build(&b));
+}
+
+/* a bundle's string must be text of this database's encoding */
+static void
+check_encoding(const char *s)
+{
+	(void) pg_verifymbstr(s, strlen(s), false);
+}
+
+/*
+ * nids_import_model: a bundle, validated whole, registered as the next
+ * version of its model name.
+ */
+Datum
+nids_import_model(PG_FUNCTION_ARGS)
+{
+	bytea	   *bundle;
+	ModelBundle b;
+	ModelRecord rec;
+	char	   *error;
+
+	check_not_null(fcinfo, 0, "bundle");
+	check_not_null(fcinfo, 1, "deploy");
+	bundle = PG_GETARG_BYTEA_PP(0);
+	CheckModelSize(bundle);
+	if (!bundle_parse(VARDATA_ANY(bundle), VARSIZE_ANY_EXHDR(bundle), &b, &error))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("bundle is not a model version nids can import"),
+				 errdetail("The bundle: %s.", error),
+				 errhint("Make bundles with nids_export_model.")));
+	check_encoding(b.name);
+	check_encoding(b.metrics);
+	for (int i = 0; i < b.num_features; i++)
+		check_encoding(b.features[i]);
+	for (int i = 0; i < b.num_classes; i++)
+		check_encoding(b.classes[i]);
+	if (b.benign_label)
+		check_encoding(b.benign_label);
+	CheckModelName(b.name);
+
+	memset(&rec, 0, sizeof(rec));
+	rec.name = b.name;
+	rec.booster = b.booster;
+	rec.native = b.native;
+	rec.feature_names = catalog_text_array(b.features, b.num_features);
+	rec.class_labels = catalog_text_array(b.classes, b.num_classes);
+	rec.metrics = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.metrics)));
+	rec.deployed = PG_GETARG_BOOL(1);
+	rec.iforest = b.iforest;
+	rec.anomaly_threshold = b.anomaly_threshold;
+	rec.reference = b.reference;
+	rec.benign_reference = b.benign_reference;
+	rec.benign_label = b.benign_label;
+	rec.novelty = b.novelty;
+	PG_RETURN_INT32(catalog_register(&rec));
 }

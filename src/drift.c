@@ -83,44 +83,61 @@ drift_reference_kind(const char *reference)
 }
 
 /*
- * The drift report of a window query against model's training
- * distribution (kind: DRIFT_REFERENCE_*): one row per feature, in the
- * current memory context.
+ * The reference of kind (DRIFT_REFERENCE_*) of model, saying so when a 1.0
+ * version has only the other; *name: what it is ('benign' or 'all').
  */
-static DriftResult *
-drift_compute(const char *window_query, NidsModel *model, int kind)
+DriftReference *
+drift_reference_of(NidsModel *model, int kind, const char **name)
 {
 	bool		fallback;
 	DriftReference *ref = model_drift_reference(model, kind, &fallback);
-	int			nf = model->num_features;
-	DriftResult *result = palloc(sizeof(DriftResult));
-	DriftWindow w;
-	FlowQuery	query;
-
-	/* the window query may score flows, and so refresh the cache: hold it */
-	model_pin(model, CurrentMemoryContext);
-	w.ref = ref;
-	w.counts = drift_counts_create(ref);
-	memset(&query, 0, sizeof(query));
-	query.sql = window_query;
-	query.window = true;
-	query.features = model->feature_names;
-	query.num_features = nf;
-	query.model = model->name;
-	flow_read(&query, count_window_row, &w);
 
 	if (fallback)
 		ereport(NOTICE,
 				(errmsg("model \"%s\" version %d has no benign training distribution; comparing with all its training flows",
 						model->name, model->version),
 				 errdetail("Versions stored by nids 1.0 have one training distribution: of all training flows (nids_train) or of the benign flows (nids_attach_benign).")));
-	result->reference = kind == DRIFT_REFERENCE_BENIGN && !fallback ? "benign" : "all";
+	*name = kind == DRIFT_REFERENCE_BENIGN && !fallback ? "benign" : "all";
+	return ref;
+}
+
+/*
+ * The window's counts at the reference's points, per feature (the caller
+ * holds the model).
+ */
+FeatureCounts *
+drift_count_window(const char *window_query, NidsModel *model, const DriftReference *ref)
+{
+	DriftWindow w;
+	FlowQuery	query;
+
+	w.ref = ref;
+	w.counts = drift_counts_create(ref);
+	memset(&query, 0, sizeof(query));
+	query.sql = window_query;
+	query.window = true;
+	query.features = model->feature_names;
+	query.num_features = model->num_features;
+	query.model = model->name;
+	flow_read(&query, count_window_row, &w);
+	return w.counts;
+}
+
+/* the drift report of counts against ref: one row per feature */
+DriftResult *
+drift_result(NidsModel *model, const DriftReference *ref, const FeatureCounts *counts,
+			 const char *reference)
+{
+	int			nf = model->num_features;
+	DriftResult *result = palloc(sizeof(DriftResult));
+
+	result->reference = reference;
 	result->num_rows = nf;
 	result->rows = palloc0(sizeof(DriftRow) * Max(nf, 1));
 	for (int f = 0; f < nf; f++)
 	{
 		const DriftFeatureRef *fr = &ref->features[f];
-		const FeatureCounts *fc = &w.counts[f];
+		const FeatureCounts *fc = &counts[f];
 		DriftRow   *row = &result->rows[f];
 
 		row->feature = model->feature_names[f];
@@ -138,23 +155,28 @@ drift_compute(const char *window_query, NidsModel *model, int kind)
 	return result;
 }
 
-Datum
-ks_drift(PG_FUNCTION_ARGS)
+/*
+ * The drift report of a window query against model's training
+ * distribution (kind: DRIFT_REFERENCE_*): one row per feature, in the
+ * current memory context.
+ */
+static DriftResult *
+drift_compute(const char *window_query, NidsModel *model, int kind)
+{
+	const char *reference;
+	DriftReference *ref = drift_reference_of(model, kind, &reference);
+
+	/* the window query may score flows, and so refresh the cache: hold it */
+	model_pin(model, CurrentMemoryContext);
+	return drift_result(model, ref, drift_count_window(window_query, model, ref), reference);
+}
+
+/* ks_drift's result rows */
+void
+drift_put_rows(FunctionCallInfo fcinfo, const DriftResult *result)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	int			kind = PG_NARGS() > 2 ? drift_reference_kind(text_to_cstring(PG_GETARG_TEXT_PP(2)))
-		: DRIFT_REFERENCE_ALL;	/* the 1.0 signature */
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ks_drift",
-											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old;
-	DriftResult *result;
 
-	InitMaterializedSRF(fcinfo, 0);
-	old = MemoryContextSwitchTo(cxt);
-	result = drift_compute(query, model, kind);
-	MemoryContextSwitchTo(old);
 	for (int f = 0; f < result->num_rows; f++)
 	{
 		const DriftRow *row = &result->rows[f];
@@ -169,6 +191,25 @@ ks_drift(PG_FUNCTION_ARGS)
 		out[5] = CStringGetTextDatum(row->drift_level);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
 	}
+}
+
+Datum
+ks_drift(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	int			kind = PG_NARGS() > 2 ? drift_reference_kind(text_to_cstring(PG_GETARG_TEXT_PP(2)))
+		: DRIFT_REFERENCE_ALL;	/* the 1.0 signature */
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ks_drift",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+	DriftResult *result;
+
+	InitMaterializedSRF(fcinfo, 0);
+	old = MemoryContextSwitchTo(cxt);
+	result = drift_compute(query, model, kind);
+	MemoryContextSwitchTo(old);
+	drift_put_rows(fcinfo, result);
 	MemoryContextDelete(cxt);
 	return (Datum) 0;
 }

@@ -13,6 +13,8 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
+
 #define NIDS_REF_POINTS		4096
 #define NIDS_REF_SAMPLE		262144
 
@@ -107,6 +109,17 @@ typedef struct DriftResult
 	const char *reference;		/* 'benign' or 'all': what it was compared with */
 } DriftResult;
 
+/* ---- reports from counts (drift.c), and merging them (drift_merge.c) ---- */
+struct NidsModel;
+extern DriftReference *drift_reference_of(struct NidsModel *model, int kind,
+										  const char **name);
+extern FeatureCounts *drift_count_window(const char *window_query,
+										 struct NidsModel *model,
+										 const DriftReference *ref);
+extern DriftResult *drift_result(struct NidsModel *model, const DriftReference *ref,
+								 const FeatureCounts *counts, const char *reference);
+extern void drift_put_rows(FunctionCallInfo fcinfo, const DriftResult *result);
+
 /* ---- health (drift_health.c) ---- */
 typedef struct HealthRow
 {
@@ -118,7 +131,6 @@ typedef struct HealthRow
 
 #define NIDS_HEALTH_ROWS	5
 
-struct NidsModel;
 extern void drift_health(const char *window_query, struct NidsModel *model,
 						 HealthRow *rows);
 extern int	drift_reference_kind(const char *reference);

@@ -292,6 +292,28 @@ extern bytea *model_booster_bytes(NidsModel *model);
 extern struct DriftReference *model_drift_reference(NidsModel *model, int kind,
 													bool *fallback);
 
+/* ---- a whole version, as bytes (model_bundle.c) ---- */
+typedef struct ModelBundle
+{
+	char	   *name;
+	bytea	   *booster;
+	bytea	   *native;
+	char	  **features;
+	int			num_features;
+	char	  **classes;
+	int			num_classes;
+	char	   *metrics;		/* JSON text */
+	bytea	   *iforest;
+	double		anomaly_threshold;	/* NaN: none */
+	bytea	   *reference;
+	bytea	   *benign_reference;
+	char	   *benign_label;
+	bytea	   *novelty;
+} ModelBundle;
+
+extern bytea *bundle_build(const ModelBundle *b);
+extern bool bundle_parse(const char *data, size_t len, ModelBundle *b, char **error);
+
 /* ---- the catalogue tables (model_catalog.c) ---- */
 
 /* nids.model_versions, by attribute number */
@@ -338,10 +360,13 @@ typedef struct ModelRecord
 #define CATALOG_READ_BOOSTER	0x02
 #define CATALOG_READ_REFERENCE	0x04
 #define CATALOG_READ_BENIGN_REFERENCE	0x08
+#define CATALOG_READ_METRICS	0x10
 
 extern bool catalog_read(const char *name, int32 version, int what,
 						 ModelRecord *rec);
 extern int32 catalog_register(ModelRecord *rec);
+extern int64 catalog_model_id(const ModelRecord *rec);
+extern bool catalog_find_model_id(int64 id, char *spec, size_t specsize);
 extern ArrayType *catalog_text_array(char **names, int n);
 extern void catalog_deploy(const char *name, int32 version);
 extern void catalog_drop(const char *name, int32 version, bool all_versions);

@@ -27,6 +27,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "drift.h"
 #include "executor/spi.h"
 #include "model.h"
@@ -130,6 +131,8 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, int what, ModelRecord *rec)
 		rec->booster = column_bytes(tup, desc, Anum_model_versions_booster);
 	if (what & CATALOG_READ_REFERENCE)
 		rec->reference = column_bytes(tup, desc, Anum_model_versions_reference);
+	if (what & CATALOG_READ_METRICS)
+		rec->metrics = DatumGetJsonbPCopy(heap_getattr(tup, Anum_model_versions_metrics, desc, &isnull));
 	if (what & CATALOG_READ_BENIGN_REFERENCE)
 		rec->benign_reference = column_bytes(tup, desc, Anum_model_versions_benign_reference);
 }
@@ -207,6 +210,64 @@ catalog_read(const char *name, int32 version, int what, ModelRecord *rec)
 	return read_version(name, version, what, rec, statement_snapshot());
 }
 
+static uint64
+hash_more(uint64 h, const void *data, size_t len)
+{
+	return hash_bytes_extended((const unsigned char *) data, (int) len, h);
+}
+
+static uint64
+hash_bytea(uint64 h, const bytea *b)
+{
+	uint64		len = b ? VARSIZE_ANY_EXHDR(b) : UINT64CONST(0xFFFFFFFFFFFFFFFF);
+
+	h = hash_more(h, &len, sizeof(len));
+	return b ? hash_more(h, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)) : h;
+}
+
+static uint64
+hash_text_array(uint64 h, ArrayType *arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	h = hash_more(h, &n, sizeof(n));
+	for (int i = 0; i < n; i++)
+	{
+		text	   *t = DatumGetTextPP(elems[i]);
+		uint64		len = VARSIZE_ANY_EXHDR(t);
+
+		h = hash_more(h, &len, sizeof(len));
+		h = hash_more(h, VARDATA_ANY(t), len);
+	}
+	return h;
+}
+
+/*
+ * The content-addressed id of a version: a 64-bit hash of everything that
+ * decides what it scores (the native forests, the novelty gate and
+ * thresholds, the feature and class lists, the benign label); the same
+ * content gives the same id in every database.
+ */
+int64
+catalog_model_id(const ModelRecord *rec)
+{
+	uint64		h = UINT64CONST(0x6E6964735F6D6964);	/* "nids_mid" */
+	double		threshold = rec->anomaly_threshold;
+	const char *benign = rec->benign_label ? rec->benign_label : "BENIGN";
+
+	h = hash_bytea(h, rec->native);
+	h = hash_bytea(h, rec->iforest);
+	h = hash_bytea(h, rec->novelty);
+	h = hash_more(h, &threshold, sizeof(threshold));
+	h = hash_more(h, benign, strlen(benign));
+	h = hash_text_array(h, rec->feature_names);
+	h = hash_text_array(h, rec->class_labels);
+	return (int64) h;
+}
+
 /* a text[] of names, for a ModelRecord's feature_names and class_labels */
 ArrayType *
 catalog_text_array(char **names, int n)
@@ -260,6 +321,30 @@ version_count(const char *name)
 	return count;
 }
 
+/*
+ * A database that receives nids.model_versions by logical replication must
+ * not write it: a version registered here would stop replication with a
+ * duplicate key when the publisher registers its own.
+ */
+static void
+check_not_subscriber(void)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(catalog_models_relid())};
+
+	if (SPI_execute_with_args("SELECT s.subname FROM pg_catalog.pg_subscription_rel r "
+							  "JOIN pg_catalog.pg_subscription s ON s.oid = r.srsubid "
+							  "WHERE r.srrelid = $1 LIMIT 1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "nids catalogue read failed");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("nids.model_versions is replicated into this database by subscription \"%s\"",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errhint("Register, deploy and drop model versions on the publisher; they arrive here by replication.")));
+}
+
 /* serialise changes to one model name's versions until the end of the transaction */
 static void
 lock_model_name(const char *name)
@@ -269,6 +354,7 @@ lock_model_name(const char *name)
 	Datum		model = DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
 												CStringGetTextDatum(name));
 
+	check_not_subscriber();
 	DirectFunctionCall2(pg_advisory_xact_lock_int4, table, model);
 }
 
@@ -304,11 +390,11 @@ undeploy_others(const char *name, int32 keep)
 int32
 catalog_register(ModelRecord *rec)
 {
-	Oid			types[14] = {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTARRAYOID,
+	Oid			types[15] = {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTARRAYOID,
 		JSONBOID, BYTEAOID, BYTEAOID, BYTEAOID, FLOAT8OID, BYTEAOID, TEXTOID,
-	BYTEAOID, BYTEAOID};
-	Datum		values[14];
-	char		nulls[14];
+	BYTEAOID, BYTEAOID, INT8OID};
+	Datum		values[15];
+	char		nulls[15];
 	Jsonb	   *version_json;
 
 	CheckModelName(rec->name);
@@ -343,12 +429,13 @@ catalog_register(ModelRecord *rec)
 	nulls[12] = rec->novelty ? ' ' : 'n';
 	values[13] = PointerGetDatum(rec->benign_reference);
 	nulls[13] = rec->benign_reference ? ' ' : 'n';
+	values[14] = Int64GetDatum(catalog_model_id(rec));
 	if (catalog_has_health_reports())
 		catalog_write("INSERT INTO nids.model_versions (name, version, deployed, feature_names, "
 					  "class_labels, metrics, booster, native, iforest, anomaly_threshold, "
-					  "reference, benign_label, novelty, benign_reference) "
-					  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-					  14, types, values, nulls, SPI_OK_INSERT);
+					  "reference, benign_label, novelty, benign_reference, model_id) "
+					  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+					  15, types, values, nulls, SPI_OK_INSERT);
 	else						/* nids 1.0's catalogue, not updated yet */
 		catalog_write("INSERT INTO nids.model_versions (name, version, deployed, feature_names, "
 					  "class_labels, metrics, booster, native, iforest, anomaly_threshold, "
@@ -418,6 +505,31 @@ catalog_drop(const char *name, int32 version, bool all_versions)
 				 errmsg("model \"%s\" has no version %d", name, version)));
 	}
 	SPI_finish();
+}
+
+/*
+ * The 'name@version' of a version whose model_id is id, as the current
+ * statement sees the catalogue; false when none has it.
+ */
+bool
+catalog_find_model_id(int64 id, char *spec, size_t specsize)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	bool		found;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT name, version FROM nids.model_versions WHERE model_id = $1 "
+							  "ORDER BY name, version LIMIT 1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "nids catalogue read failed");
+	found = SPI_processed == 1;
+	if (found)
+		snprintf(spec, specsize, "%s@%s",
+				 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+				 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	SPI_finish();
+	return found;
 }
 
 /* whether the catalogue is 1.1's: nids.health_reports and drift_reports.reference */

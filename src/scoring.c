@@ -252,7 +252,7 @@ nids_anomaly(PG_FUNCTION_ARGS)
 /*
  * The verdict of the classifier and the novelty gate together.
  */
-static HeapTupleHeader
+HeapTupleHeader
 score_verdict(FunctionCallInfo fcinfo, ScoreState *st)
 {
 	NidsModel  *model = st->model;

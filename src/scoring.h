@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "fmgr.h"
 #include "model.h"
 
@@ -37,5 +39,6 @@ extern void score_state_for(ScoreState *st, NidsModel *model, MemoryContext mcxt
 extern int	score_classify(ScoreState *st);
 extern double score_anomaly(ScoreState *st);
 extern double score_novelty(ScoreState *st, double *anomaly, bool *novel);
+extern HeapTupleHeader score_verdict(FunctionCallInfo fcinfo, ScoreState *st);
 
 #endif							/* NIDS_SCORING_H */
