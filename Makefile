@@ -66,7 +66,7 @@ all install installcheck:
 	@echo "PostgreSQL 15 server headers are missing: run scripts/setup (or make test)" >&2; exit 1
 endif
 
-.PHONY: test demo setup install-nids-load-link fuzz valgrind
+.PHONY: test demo demo-cluster setup install-nids-load-link fuzz valgrind
 
 # libFuzzer harnesses for every deserializer and converter (clang-14);
 # FUZZ_RUNS executions each, 10 million by default
@@ -96,6 +96,10 @@ setup:
 # pg_regress and pgTAP test on a throwaway cluster.
 test: setup
 	scripts/run-tests
+
+# make demo-cluster: a coordinator and N shards (scripts/cluster; SHARDS=n)
+demo-cluster: setup
+	scripts/cluster $(or $(SHARDS),2)
 
 # make demo: the real sample in data/; DATA=dir: CSVs from dir; GENERATED=1: generated flows
 demo: setup
