@@ -217,8 +217,11 @@ novelty_transform(const NoveltyGate *g, const float *x, float *z)
 /*
  * The squared distance from z (novelty_transform) to the nearest prototype,
  * and which it is.  Rows are padded to NOVELTY_LANES features and summed
- * in NOVELTY_LANES independent partial sums: no branch and no dependency
- * between lanes, so the compiler vectorises the inner loop.
+ * in NOVELTY_LANES independent partial sums: no dependency between lanes,
+ * so the compiler vectorises the inner loop.  Every two blocks the partial
+ * distance is compared with the best so far, and a prototype already
+ * farther is abandoned: squares only add, so its full distance could not
+ * be smaller, and the result is the one the full sums give.
  */
 double
 novelty_prototype_distance(const NoveltyGate *g, const float *z, int *nearest)
@@ -232,14 +235,28 @@ novelty_prototype_distance(const NoveltyGate *g, const float *z, int *nearest)
 		const float *p = g->padded + (int64) c * dp;
 		float		acc[NOVELTY_LANES] = {0};
 		float		sum = 0.0f;
+		int			j;
 
-		for (int j = 0; j < dp; j += NOVELTY_LANES)
+		for (j = 0; j < dp; j += NOVELTY_LANES)
+		{
 			for (int l = 0; l < NOVELTY_LANES; l++)
 			{
 				float		diff = z[j + l] - p[j + l];
 
 				acc[l] += diff * diff;
 			}
+			if ((j / NOVELTY_LANES) % 2 == 1 && j + NOVELTY_LANES < dp)
+			{
+				float		partial = 0.0f;
+
+				for (int l = 0; l < NOVELTY_LANES; l++)
+					partial += acc[l];
+				if (partial >= best)
+					break;
+			}
+		}
+		if (j < dp)
+			continue;			/* abandoned */
 		for (int l = 0; l < NOVELTY_LANES; l++)
 			sum += acc[l];
 		if (sum < best)
