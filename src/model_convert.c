@@ -580,6 +580,71 @@ check_xgboost_tree(const DocValue *tree, int t, int n, char **error)
 	return *error == NULL && check_deleted_nodes(tree, t, n, error);
 }
 
+/* the per-node arrays of one XGBoost tree */
+typedef struct TreeArrays
+{
+	const double *left;
+	const double *right;
+	const double *split;
+	const double *cond;
+	const double *dleft;
+	const double *gain;
+} TreeArrays;
+
+/*
+ * Node i of tree t (n nodes), a split, checked and placed at native
+ * position p with its children at placed and placed + 1.
+ */
+static bool
+convert_split(NidsForest *f, int t, int n, int i, int p, int placed,
+			  const TreeArrays *ta, const int32 *newpos, char **error)
+{
+	const double *left = ta->left;
+	const double *right = ta->right;
+	const double *split = ta->split;
+	const double *cond = ta->cond;
+	NidsNode   *out = f->nodes + f->tree_offset[t];
+	float	   *leaf = f->leaf_value + f->tree_offset[t];
+
+	if (left[i] < 1 || left[i] >= n || right[i] < 1 || right[i] >= n ||
+		left[i] != floor(left[i]) || right[i] != floor(right[i]))
+	{
+		*error = psprintf("tree %d node %d has a child index out of range", t, i);
+		return false;
+	}
+	if (newpos[(int) left[i]] != -1 || newpos[(int) right[i]] != -1 ||
+		left[i] == right[i])
+	{
+		*error = psprintf("tree %d node %d: a node is reached twice (the tree has a cycle or shared nodes)", t, i);
+		return false;
+	}
+	if (split[i] < 0 || split[i] >= f->num_features || split[i] != floor(split[i]))
+	{
+		*error = psprintf("tree %d node %d splits on feature %g, but the model has %d features",
+						  t, i, split[i], f->num_features);
+		return false;
+	}
+
+	/*
+	 * As float32: XGBoost writes FLT_MAX as 3.4028235E38, above FLT_MAX
+	 * in double.  +Inf is a split XGBoost makes on a column holding
+	 * FLT_MAX (Infinity in the data): every value goes left, a missing
+	 * one its default way.  -Inf would defeat the doubled input of the
+	 * compact evaluator, and XGBoost never writes it: refused.
+	 */
+	if (isnan((float) cond[i]) || (float) cond[i] == -INFINITY)
+	{
+		*error = psprintf("tree %d node %d has a threshold that is NaN or -Infinity", t, i);
+		return false;
+	}
+	out[p].threshold = (float) cond[i];
+	out[p].feature_dl = (uint32) split[i] | (ta->dleft[i] != 0 ? NIDS_DEFAULT_LEFT : 0);
+	f->gain[f->tree_offset[t] + p] = isfinite(ta->gain[i]) ? (float) ta->gain[i] : 0.0f;
+	out[p].left = placed;
+	leaf[p] = 0.0f;
+	return true;
+}
+
 /*
  * Validate tree t of the document and lay it out breadth first at its
  * range of f's nodes.  stack and newpos are scratch for max_nodes nodes.
@@ -595,7 +660,8 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 	const double *cond = tree_array(tree, "split_conditions", n, error, t);
 	const double *dleft = tree_array(tree, "default_left", n, error, t);
 	const double *hess = tree_array(tree, "sum_hessian", n, error, t);
-	const double *gain = tree_array(tree, "loss_changes", n, error, t);
+	TreeArrays	ta = {left, right, split, cond, dleft,
+	tree_array(tree, "loss_changes", n, error, t)};
 
 	DocValue   *stype = doc_get(tree, "split_type");
 	NidsNode   *out = f->nodes + f->tree_offset[t];
@@ -666,41 +732,8 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 			f->tree_depth[t] = Max(f->tree_depth[t], d);
 			continue;
 		}
-		if (left[i] < 1 || left[i] >= n || right[i] < 1 || right[i] >= n ||
-			left[i] != floor(left[i]) || right[i] != floor(right[i]))
-		{
-			*error = psprintf("tree %d node %d has a child index out of range", t, i);
+		if (!convert_split(f, t, n, i, p, placed, &ta, newpos, error))
 			return false;
-		}
-		if (newpos[(int) left[i]] != -1 || newpos[(int) right[i]] != -1 ||
-			left[i] == right[i])
-		{
-			*error = psprintf("tree %d node %d: a node is reached twice (the tree has a cycle or shared nodes)", t, i);
-			return false;
-		}
-		if (split[i] < 0 || split[i] >= f->num_features || split[i] != floor(split[i]))
-		{
-			*error = psprintf("tree %d node %d splits on feature %g, but the model has %d features",
-							  t, i, split[i], f->num_features);
-			return false;
-		}
-		/*
-		 * As float32: XGBoost writes FLT_MAX as 3.4028235E38, above FLT_MAX
-		 * in double.  +Inf is a split XGBoost makes on a column holding
-		 * FLT_MAX (Infinity in the data): every value goes left, a missing
-		 * one its default way.  -Inf would defeat the doubled input of the
-		 * compact evaluator, and XGBoost never writes it: refused.
-		 */
-		if (isnan((float) cond[i]) || (float) cond[i] == -INFINITY)
-		{
-			*error = psprintf("tree %d node %d has a threshold that is NaN or -Infinity", t, i);
-			return false;
-		}
-		out[p].threshold = (float) cond[i];
-		out[p].feature_dl = (uint32) split[i] | (dleft[i] != 0 ? NIDS_DEFAULT_LEFT : 0);
-		f->gain[f->tree_offset[t] + p] = isfinite(gain[i]) ? (float) gain[i] : 0.0f;
-		out[p].left = placed;
-		leaf[p] = 0.0f;
 		newpos[(int) left[i]] = placed;
 		newpos[(int) right[i]] = placed + 1;
 		stack[tail] = (int) left[i];

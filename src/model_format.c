@@ -75,6 +75,60 @@ forest_serialize(const NidsForest *f)
 }
 
 /*
+ * Tree t of a deserialised forest: everything a traversal relies on (node
+ * offsets, children after their parent and inside the tree, features in
+ * range, finite leaves), and its depth; false and *error when it fails.
+ */
+static bool
+check_native_tree(NidsForest *f, int t, char **error)
+{
+	int			start = f->tree_offset[t];
+	int			n;
+	NidsNode   *nodes;
+	int32	   *depth;
+
+	/* offsets must rise through [0, num_nodes]: no tree reads past its nodes */
+	if (start < 0 || f->tree_offset[t + 1] > f->num_nodes ||
+		f->tree_offset[t + 1] <= start ||
+		f->tree_group[t] < 0 || f->tree_group[t] >= f->num_groups)
+	{
+		*error = psprintf("native model tree %d has bad node offsets or a bad group", t);
+		return false;
+	}
+	n = f->tree_offset[t + 1] - start;
+	nodes = f->nodes + start;
+	depth = palloc0(sizeof(int32) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (nodes[i].left == i)
+		{
+			/* a leaf: make the self-loop exact whatever was stored */
+			nodes[i].threshold = INFINITY;
+			nodes[i].feature_dl = NIDS_DEFAULT_LEFT;
+			if (!isfinite(f->leaf_value[start + i]))
+			{
+				*error = psprintf("native model tree %d has a leaf that is not finite", t);
+				return false;
+			}
+			f->tree_depth[t] = Max(f->tree_depth[t], depth[i]);
+			continue;
+		}
+		if (nodes[i].left <= i || nodes[i].left > n - 2 ||
+			(nodes[i].feature_dl & NIDS_FEATURE_MASK) >= (uint32) f->num_features ||
+			isnan(nodes[i].threshold) || nodes[i].threshold == -INFINITY)
+		{
+			*error = psprintf("native model tree %d node %d is invalid", t, i);
+			return false;
+		}
+		/* parents come first, so depth[i] is final when i is reached */
+		depth[nodes[i].left] = Max(depth[nodes[i].left], depth[i] + 1);
+		depth[nodes[i].left + 1] = Max(depth[nodes[i].left + 1], depth[i] + 1);
+	}
+	pfree(depth);
+	return true;
+}
+
+/*
  * Rebuild a forest from its native bytes, checking everything a traversal
  * relies on: sizes, tree ranges, children after their parent and inside the
  * tree, feature indices in range.
@@ -164,52 +218,10 @@ forest_deserialize(const char *data, size_t len, char **error)
 		}
 	for (int t = 0; t < f->num_trees; t++)
 	{
-		int			start = f->tree_offset[t];
-		int			n;
-		NidsNode   *nodes;
-		int32	   *depth;
-
 		if ((t & 4095) == 4095)
 			CHECK_FOR_INTERRUPTS();
-
-		/* offsets must rise through [0, num_nodes]: no tree reads past its nodes */
-		if (start < 0 || f->tree_offset[t + 1] > f->num_nodes ||
-			f->tree_offset[t + 1] <= start ||
-			f->tree_group[t] < 0 || f->tree_group[t] >= f->num_groups)
-		{
-			*error = psprintf("native model tree %d has bad node offsets or a bad group", t);
+		if (!check_native_tree(f, t, error))
 			return NULL;
-		}
-		n = f->tree_offset[t + 1] - start;
-		nodes = f->nodes + start;
-		depth = palloc0(sizeof(int32) * n);
-		for (int i = 0; i < n; i++)
-		{
-			if (nodes[i].left == i)
-			{
-				/* a leaf: make the self-loop exact whatever was stored */
-				nodes[i].threshold = INFINITY;
-				nodes[i].feature_dl = NIDS_DEFAULT_LEFT;
-				if (!isfinite(f->leaf_value[start + i]))
-				{
-					*error = psprintf("native model tree %d has a leaf that is not finite", t);
-					return NULL;
-				}
-				f->tree_depth[t] = Max(f->tree_depth[t], depth[i]);
-				continue;
-			}
-			if (nodes[i].left <= i || nodes[i].left > n - 2 ||
-				(nodes[i].feature_dl & NIDS_FEATURE_MASK) >= (uint32) f->num_features ||
-				isnan(nodes[i].threshold) || nodes[i].threshold == -INFINITY)
-			{
-				*error = psprintf("native model tree %d node %d is invalid", t, i);
-				return NULL;
-			}
-			/* parents come first, so depth[i] is final when i is reached */
-			depth[nodes[i].left] = Max(depth[nodes[i].left], depth[i] + 1);
-			depth[nodes[i].left + 1] = Max(depth[nodes[i].left + 1], depth[i] + 1);
-		}
-		pfree(depth);
 	}
 	forest_finish(f);
 	return f;
