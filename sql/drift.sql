@@ -106,12 +106,15 @@ SELECT count(*) FROM ks_drift('SELECT * FROM ks_same', 'ks@7');
 \echo :LAST_ERROR_SQLSTATE
 
 -- reports
-SELECT nids_log_drift('SELECT * FROM ks_shifted', 'ks') AS report;
-SELECT nids_log_drift('SELECT * FROM ks_same', 'ks') AS report;
-SELECT report_id, model, version, feature, drift_level, n_window
+-- (a report id is this node's tag in the high 32 bits, the local sequence in the low 32)
+SELECT nids_log_drift('SELECT * FROM ks_shifted', 'ks') & 4294967295 AS report;
+SELECT nids_log_drift('SELECT * FROM ks_same', 'ks') & 4294967295 AS report;
+SELECT count(DISTINCT report_id >> 32) = 1 AND min(report_id >> 32) > 0 AS one_node_tag
+FROM nids.drift_reports WHERE model = 'ks';
+SELECT report_id & 4294967295 AS report, model, version, feature, drift_level, n_window
 FROM nids.drift_reports WHERE model = 'ks' ORDER BY report_id, feature;
 -- the latest report of a model
-SELECT report_id, count(*) FILTER (WHERE drift_level <> 'none') AS drifting
+SELECT report_id & 4294967295 AS report, count(*) FILTER (WHERE drift_level <> 'none') AS drifting
 FROM nids.drift_reports
 WHERE model = 'ks' AND report_id = (SELECT max(report_id) FROM nids.drift_reports WHERE model = 'ks')
 GROUP BY report_id;

@@ -24,12 +24,14 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "drift.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "model.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -584,6 +586,27 @@ log_health(int64 id, const char *model, int32 version, const HealthRow *health)
 }
 
 /*
+ * A report id unique across nodes: the local sequence's value in the low
+ * 32 bits, and in the high 31 a tag of this node (a hash of the cluster's
+ * system identifier and the database), so that reports logged on the
+ * shards of a cluster can be gathered in one table.
+ */
+static int64
+catalog_report_id(int64 seq)
+{
+	uint64		sysid = GetSystemIdentifier();
+	uint64		h = hash_bytes_extended((const unsigned char *) &sysid, sizeof(sysid), MyDatabaseId);
+	int64		tag = (int64) (h % UINT64CONST(0x7FFFFFFE)) + 1;
+
+	if (seq < 1 || seq > (int64) PG_UINT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
+				 errmsg("nids.drift_report_id has reached %lld; report ids hold 32 bits of it", (long long) seq),
+				 errhint("Delete old reports and ALTER SEQUENCE nids.drift_report_id RESTART.")));
+	return (tag << 32) | seq;
+}
+
+/*
  * Append a drift report of model version to nids.drift_reports, and its
  * health rows (when given) to nids.health_reports; returns the report id,
  * drawn from nids.drift_report_id.
@@ -619,9 +642,9 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result,
 		nwin[i] = Int64GetDatum(row->n_window);
 		level[i] = CStringGetTextDatum(row->drift_level);
 	}
-	id = DatumGetInt64(DirectFunctionCall1(nextval_oid,
-										   ObjectIdGetDatum(get_relname_relid("drift_report_id",
-																			  get_namespace_oid("nids", false)))));
+	id = catalog_report_id(DatumGetInt64(DirectFunctionCall1(nextval_oid,
+															 ObjectIdGetDatum(get_relname_relid("drift_report_id",
+																								get_namespace_oid("nids", false))))));
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(model);
 	values[2] = Int32GetDatum(version);

@@ -23,6 +23,8 @@ check "IMMUTABLE scoring by version id is shipped to the shards" \
 	test "$(grep -c 'Remote SQL: SELECT public.nids_classify_at(' "$out")" = 2
 check "the merged drift equals ks_drift over all the flows" \
 	grep -Eq '^ +([0-9]+) \| +\1$' <(sed -n '/same_as_one_node/,/rows)/p' "$out")
+check "drift reports logged on the coordinator and both shards have distinct ids" \
+	grep -q "^3 reports, 3 distinct ids" "$out"
 [ "$rc" -eq 0 ] || tail -n 20 "$out"
 echo "cluster: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

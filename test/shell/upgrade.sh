@@ -62,7 +62,8 @@ check "and levels by the 1.1 rule ('high' needs significance too)" \
 		WHERE drift_level IS DISTINCT FROM CASE WHEN NOT p_value < 0.05 / (SELECT cardinality(feature_names) FROM nids.models WHERE name = 'legacy_trained')
 			THEN 'none' WHEN ks_statistic > 0.5 THEN 'high' ELSE 'significant' END")" = 0
 check "the 1.0 drift report is still there" test "$(q "SELECT count(DISTINCT report_id) FROM nids.drift_reports")" = 1
-check "1.1 logs a new report after it" test "$(q "SELECT nids_log_drift('SELECT * FROM legacy_flows', 'legacy_trained')")" = 2
+check "1.1 logs a new report after it (the sequence's next value, under this node's tag)" \
+	test "$(q "SELECT nids_log_drift('SELECT * FROM legacy_flows', 'legacy_trained') & 4294967295")" = 2
 check "nids_deploy (now C) rolls back a 1.0 version" \
 	q "SELECT nids_import_xgboost('legacy_softprob_json', booster, feature_names, class_labels) FROM nids.model_versions WHERE name = 'legacy_softprob_json';
 	   SELECT nids_deploy('legacy_softprob_json', 1)"
