@@ -221,7 +221,9 @@ novelty_transform(const NoveltyGate *g, const float *x, float *z)
  * so the compiler vectorises the inner loop.  Every two blocks the partial
  * distance is compared with the best so far, and a prototype already
  * farther is abandoned: squares only add, so its full distance could not
- * be smaller, and the result is the one the full sums give.
+ * be smaller, and the result is the one the full sums give.  Training
+ * stores the prototypes largest cluster first, so that a near one is
+ * usually met early.
  */
 double
 novelty_prototype_distance(const NoveltyGate *g, const float *z, int *nearest)

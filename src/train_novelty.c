@@ -215,6 +215,47 @@ kmeans_refine(NoveltyGate *g, const float *z, int64 m)
 }
 
 /*
+ * The prototypes reordered largest cluster first (of the sample's rows):
+ * scoring abandons a prototype as soon as it is farther than the nearest
+ * so far, and most flows are nearest to the large clusters.
+ */
+static void
+order_by_size(NoveltyGate *g, const float *z, int64 m)
+{
+	int			dp = g->padded_features;
+	int			k = g->num_prototypes;
+	int64	   *count = palloc0(sizeof(int64) * k);
+	int		   *order = palloc(sizeof(int) * k);
+	float	   *sorted = palloc(sizeof(float) * (int64) k * dp);
+
+	for (int64 i = 0; i < m; i++)
+	{
+		int			c;
+
+		(void) novelty_prototype_distance(g, z + i * dp, &c);
+		count[c]++;
+	}
+	for (int c = 0; c < k; c++)
+	{
+		int			x = c;
+
+		/* insertion sort, stable: larger counts first */
+		while (x > 0 && count[order[x - 1]] < count[c])
+		{
+			order[x] = order[x - 1];
+			x--;
+		}
+		order[x] = c;
+	}
+	for (int c = 0; c < k; c++)
+		memcpy(sorted + (int64) c * dp, g->padded + (int64) order[c] * dp, sizeof(float) * dp);
+	memcpy(g->padded, sorted, sizeof(float) * (int64) k * dp);
+	pfree(count);
+	pfree(order);
+	pfree(sorted);
+}
+
+/*
  * A gate with k benign prototypes of the rows (indices into x, d features
  * per row); method and threshold are set by novelty_calibrate.
  */
@@ -246,6 +287,7 @@ novelty_train(const float *x, int d, const int64 *rows, int64 n, int k, uint64 s
 		z = sample_space(g, x, d, rows, n, m, &rng);
 		g->num_prototypes = kmeans_init(g, z, m, k, &rng);
 		kmeans_refine(g, z, m);
+		order_by_size(g, z, m);
 		pfree(z);
 	}
 	g->prototypes = palloc(sizeof(float) * (int64) g->num_prototypes * Max(d, 1));
