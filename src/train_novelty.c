@@ -215,9 +215,9 @@ kmeans_refine(NoveltyGate *g, const float *z, int64 m)
 }
 
 /*
- * The prototypes reordered largest cluster first (of the sample's rows):
- * scoring abandons a prototype as soon as it is farther than the nearest
- * so far, and most flows are nearest to the large clusters.
+ * The prototypes reordered largest cluster first (of the sample's rows), a
+ * stable order that reads well in nids_explain_novelty's terms and does
+ * not depend on k-means++'s draw order.
  */
 static void
 order_by_size(NoveltyGate *g, const float *z, int64 m)
