@@ -90,6 +90,10 @@ SELECT count(*) AS rows,
 FROM flows_ex f, LATERAL nids_explain_novelty(nids_features(f, 'ex_trained'), 'ex_trained', 1000) e
 WHERE f.flow_number = 11 GROUP BY f.*;
 
+-- an imported model has no novelty gate until nids_attach_benign gives it one
+SELECT * FROM nids_explain_novelty((SELECT features FROM fx_vectors WHERE id = 0), 'ex_softprob_json');
+\echo :LAST_ERROR_SQLSTATE
+
 -- a version stored by 1.0 (no node covers) still scores, and explaining it says what is missing
 UPDATE nids.model_versions SET native = overlay(native PLACING '\x01000000'::bytea FROM 5 FOR 4)
 WHERE name = 'ex_softmax_json';

@@ -93,5 +93,15 @@ SELECT * FROM ks_drift_merge('SELECT feature, n_window FROM parts', 'so');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM ks_drift_merge('DELETE FROM parts RETURNING *', 'so');
 \echo :LAST_ERROR_SQLSTATE
+SELECT * FROM nids_drift_counts('SELECT * FROM flows_so_w', 'so', 'normal');
+\echo :LAST_ERROR_SQLSTATE
+-- a report id holds 32 bits of the sequence: past that, a clear error
+SELECT last_value AS seq FROM nids.drift_report_id \gset
+SELECT setval('nids.drift_report_id', 4294967295) IS NOT NULL AS set;
+SELECT nids_log_drift('SELECT * FROM flows_so_w', 'so');
+\echo :LAST_ERROR_SQLSTATE
+SELECT setval('nids.drift_report_id', :seq) IS NOT NULL AS reset;
+SELECT nids_import_model(nids_export_model('so'), NULL);
+\echo :LAST_ERROR_SQLSTATE
 SELECT nids_drop_model('so');
 DROP TABLE flows_so, flows_so_w;

@@ -594,6 +594,31 @@ check_header(LoadState *ls, const Record *header, const char *path, LoadError *e
 }
 
 /*
+ * Whether every non-empty value of column k in the sample parses: as a
+ * timestamp of a release's format, or as a number.
+ */
+static bool
+sample_column_parses(const LoadState *ls, int k, bool as_timestamp)
+{
+	char		iso[40];
+
+	for (int r = 0; r < ls->nsample; r++)
+	{
+		char	   *s;
+		size_t		len;
+
+		if (ls->sample[r].n != ls->ncols)
+			continue;
+		s = ls->sample[r].fields[k];
+		len = ls->sample[r].lens[k];
+		trim(&s, &len);
+		if (len > 0 && !(as_timestamp ? parse_timestamp(s, len, iso) : parse_number(s, len)))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Read up to SAMPLE_ROWS rows ahead; they decide the type of the columns
  * nids does not know (numeric unless a value is not a number).
  */
@@ -621,39 +646,9 @@ read_sample(LoadState *ls, LoadError *e)
 	for (int k = 0; k < ls->ncols; k++)
 	{
 		if (strcmp(ls->cols[k].name, "timestamp") == 0)
-		{
-			char		iso[40];
-
-			ls->cols[k].timestamp = true;
-			for (int r = 0; r < ls->nsample && ls->cols[k].timestamp; r++)
-			{
-				char	   *s;
-				size_t		len;
-
-				if (ls->sample[r].n != ls->ncols)
-					continue;
-				s = ls->sample[r].fields[k];
-				len = ls->sample[r].lens[k];
-				trim(&s, &len);
-				if (len > 0 && !parse_timestamp(s, len, iso))
-					ls->cols[k].timestamp = false;
-			}
-		}
-		if (ls->cols[k].kind != CANON_UNKNOWN)
-			continue;
-		for (int r = 0; r < ls->nsample && ls->cols[k].numeric; r++)
-		{
-			char	   *s;
-			size_t		len;
-
-			if (ls->sample[r].n != ls->ncols)
-				continue;
-			s = ls->sample[r].fields[k];
-			len = ls->sample[r].lens[k];
-			trim(&s, &len);
-			if (len > 0 && !parse_number(s, len))
-				ls->cols[k].numeric = false;
-		}
+			ls->cols[k].timestamp = sample_column_parses(ls, k, true);
+		if (ls->cols[k].kind == CANON_UNKNOWN)
+			ls->cols[k].numeric = sample_column_parses(ls, k, false);
 	}
 	return true;
 }
