@@ -68,7 +68,7 @@ typedef struct TrainOptions
 
 /* chosen by bench/zeroday.sh: see README, "Novelty" */
 #define NOVELTY_DEFAULT_METHOD		NOVELTY_PROTOTYPES
-#define NOVELTY_DEFAULT_PROTOTYPES	256
+#define NOVELTY_DEFAULT_PROTOTYPES	192
 
 extern void train_options_parse(Jsonb *options, TrainOptions *opt);
 extern const char *train_param(const TrainOptions *opt, const char *key);
