@@ -543,40 +543,47 @@ catalog_has_health_reports(void)
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid("health_reports", nsp));
 }
 
+/* a one-dimensional float8[] of n values, NULL where nulls says */
+static Datum
+float8_array(Datum *values, bool *nulls, int n)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, FLOAT8OID,
+											  sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /* the health rows of a report, appended to nids.health_reports */
 static void
 log_health(int64 id, const char *model, int32 version, const HealthRow *health)
 {
-	Datum		name[NIDS_HEALTH_ROWS];
+	char	   *name[NIDS_HEALTH_ROWS];
+	char	   *status[NIDS_HEALTH_ROWS];
 	Datum		value[NIDS_HEALTH_ROWS];
 	Datum		expected[NIDS_HEALTH_ROWS];
-	Datum		status[NIDS_HEALTH_ROWS];
 	bool		value_null[NIDS_HEALTH_ROWS];
 	bool		expected_null[NIDS_HEALTH_ROWS];
-	int			dims[1] = {NIDS_HEALTH_ROWS};
-	int			lbs[1] = {1};
 	Oid			types[7] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, FLOAT8ARRAYOID,
 	FLOAT8ARRAYOID, TEXTARRAYOID};
 	Datum		values[7];
 
 	for (int i = 0; i < NIDS_HEALTH_ROWS; i++)
 	{
-		name[i] = CStringGetTextDatum(health[i].check_name);
+		name[i] = (char *) health[i].check_name;
 		value[i] = Float8GetDatum(health[i].value);
 		value_null[i] = isnan(health[i].value);
 		expected[i] = Float8GetDatum(health[i].expected);
 		expected_null[i] = isnan(health[i].expected);
-		status[i] = CStringGetTextDatum(health[i].status);
+		status[i] = (char *) health[i].status;
 	}
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(model);
 	values[2] = Int32GetDatum(version);
-	values[3] = PointerGetDatum(construct_array(name, NIDS_HEALTH_ROWS, TEXTOID, -1, false, TYPALIGN_INT));
-	values[4] = PointerGetDatum(construct_md_array(value, value_null, 1, dims, lbs, FLOAT8OID,
-												   sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[5] = PointerGetDatum(construct_md_array(expected, expected_null, 1, dims, lbs, FLOAT8OID,
-												   sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[6] = PointerGetDatum(construct_array(status, NIDS_HEALTH_ROWS, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(catalog_text_array(name, NIDS_HEALTH_ROWS));
+	values[4] = float8_array(value, value_null, NIDS_HEALTH_ROWS);
+	values[5] = float8_array(expected, expected_null, NIDS_HEALTH_ROWS);
+	values[6] = PointerGetDatum(catalog_text_array(status, NIDS_HEALTH_ROWS));
 	catalog_write("INSERT INTO nids.health_reports (report_id, model, version, ran_at, check_name, "
 				  "value, expected, status) "
 				  "SELECT $1, $2, $3, pg_catalog.now(), r.* "
@@ -623,8 +630,6 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result,
 	Datum	   *nref = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *nwin = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *level = palloc(sizeof(Datum) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 	Oid			types[10] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, FLOAT8ARRAYOID,
 	FLOAT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTOID};
 	Datum		values[10];
@@ -649,10 +654,8 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result,
 	values[1] = CStringGetTextDatum(model);
 	values[2] = Int32GetDatum(version);
 	values[3] = PointerGetDatum(construct_array(feature, n, TEXTOID, -1, false, TYPALIGN_INT));
-	values[4] = PointerGetDatum(construct_md_array(ks, untested, 1, dims, lbs, FLOAT8OID,
-												   sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[5] = PointerGetDatum(construct_md_array(p, untested, 1, dims, lbs, FLOAT8OID,
-												   sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = float8_array(ks, untested, n);
+	values[5] = float8_array(p, untested, n);
 	values[6] = PointerGetDatum(construct_array(nref, n, INT8OID, sizeof(int64),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[7] = PointerGetDatum(construct_array(nwin, n, INT8OID, sizeof(int64),
@@ -660,23 +663,16 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result,
 	values[8] = PointerGetDatum(construct_array(level, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[9] = CStringGetTextDatum(result->reference);
 	SPI_connect();
+	/* the 1.0 catalogue (not updated yet) has no reference column, no health table */
+	catalog_write(psprintf("INSERT INTO nids.drift_reports (report_id, model, version, ran_at, feature, "
+						   "ks_statistic, p_value, n_reference, n_window, drift_level%s) "
+						   "SELECT $1, $2, $3, pg_catalog.now(), r.*%s "
+						   "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+						   "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9)) AS r",
+						   health ? ", reference" : "", health ? ", $10" : ""),
+				  health ? 10 : 9, types, values, NULL, SPI_OK_INSERT);
 	if (health != NULL)
-	{
-		catalog_write("INSERT INTO nids.drift_reports (report_id, model, version, ran_at, feature, "
-					  "ks_statistic, p_value, n_reference, n_window, drift_level, reference) "
-					  "SELECT $1, $2, $3, pg_catalog.now(), r.*, $10 "
-					  "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-					  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9)) AS r",
-					  10, types, values, NULL, SPI_OK_INSERT);
 		log_health(id, model, version, health);
-	}
-	else						/* the 1.0 catalogue */
-		catalog_write("INSERT INTO nids.drift_reports (report_id, model, version, ran_at, feature, "
-					  "ks_statistic, p_value, n_reference, n_window, drift_level) "
-					  "SELECT $1, $2, $3, pg_catalog.now(), r.* "
-					  "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-					  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9)) AS r",
-					  9, types, values, NULL, SPI_OK_INSERT);
 	SPI_finish();
 	return id;
 }
