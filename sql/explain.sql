@@ -84,11 +84,17 @@ SELECT nids_contributions(v.features, 'ex_softprob_json', 'Botnet') FROM fx_vect
 SELECT count(*) AS rows, bool_and(e.contribution >= 0) AS nonnegative
 FROM flows_ex f, LATERAL nids_explain_novelty(nids_features(f, 'ex_trained'), 'ex_trained', 5) e
 WHERE f.flow_number = 11;
+-- (the prototypes gate's novelty is that distance over its threshold; the
+-- joint gate, the default, has the same prototypes for the same rows and
+-- seed, and explains the same distance)
+SELECT nids_train('flows_ex', model => 'ex_proto', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 2}, "novelty": {"method": "prototypes"}}') ? 'version' AS trained;
 SELECT count(*) AS rows,
-       abs(sum(e.contribution) / (SELECT (metrics->'novelty'->>'threshold')::float8 FROM nids.models WHERE name = 'ex_trained')
-           - nids_novelty(nids_features(f, 'ex_trained'), 'ex_trained')) < 1e-4 AS terms_sum_to_the_novelty
-FROM flows_ex f, LATERAL nids_explain_novelty(nids_features(f, 'ex_trained'), 'ex_trained', 1000) e
+       abs(sum(e.contribution) / (SELECT (metrics->'novelty'->>'threshold')::float8 FROM nids.models WHERE name = 'ex_proto')
+           - nids_novelty(nids_features(f, 'ex_proto'), 'ex_proto')) < 1e-4 AS terms_sum_to_the_novelty,
+       abs(sum(e.contribution) - (SELECT sum(j.contribution) FROM nids_explain_novelty(nids_features(f, 'ex_trained'), 'ex_trained', 1000) j)) < 1e-4 AS joint_explains_the_distance
+FROM flows_ex f, LATERAL nids_explain_novelty(nids_features(f, 'ex_proto'), 'ex_proto', 1000) e
 WHERE f.flow_number = 11 GROUP BY f.*;
+SELECT nids_drop_model('ex_proto');
 
 -- an imported model has no novelty gate until nids_attach_benign gives it one
 SELECT * FROM nids_explain_novelty((SELECT features FROM fx_vectors WHERE id = 0), 'ex_softprob_json');

@@ -149,7 +149,7 @@ CREATE TEMP TABLE gates AS
 SELECT m.method, nids_train('flows', model => 'gate_' || m.method,
 	options => jsonb_build_object('exclude', '["flow_number"]'::jsonb, 'xgboost', '{"num_boost_round": 10}'::jsonb,
 		'novelty', jsonb_build_object('method', m.method, 'benign_fpr', 0.05))) AS r
-FROM unnest(ARRAY['iforest', 'uncertainty', 'prototypes', 'combined']) AS m(method);
+FROM unnest(ARRAY['iforest', 'uncertainty', 'prototypes', 'combined', 'joint']) AS m(method);
 SELECT method, r->'novelty'->>'method' AS stored, r->'novelty'->>'calibrated_on' AS calibrated_on,
        (r->'novelty'->>'benign_flagged')::float8 <= 0.05 AS within_fpr,
        (r->'novelty'->>'threshold')::float8 >= 0 AS threshold_ok,
@@ -167,6 +167,16 @@ SELECT count(*) FILTER (WHERE (nids_anomaly(nids_features(f, 'gate_iforest'), 'g
        (SELECT (metrics->'novelty'->>'threshold')::float8 FROM nids.models WHERE name = 'gate_iforest'))
        = (nids_ensemble(nids_features(f, 'gate_iforest'), 'gate_iforest')).novel) = count(*) AS iforest_rule
 FROM flows f;
+-- joint: Fisher's combination of the two tail probabilities, each kept as
+-- knots of its benign calibration distribution; beyond every calibration
+-- flow the tail keeps falling, so a flow far from all benign traffic is
+-- novel whatever the classifier says
+SELECT (r->'novelty'->>'uncertainty_knots')::int > 0 AS uncertainty_knots,
+       (r->'novelty'->>'distance_knots')::int > 0 AS distance_knots
+FROM gates WHERE method = 'joint';
+SELECT nids_novelty(array_agg(v * 1e6 ORDER BY i), 'gate_joint') > 1 AS far_is_novel,
+       nids_novelty(array_agg(v * 1e6 ORDER BY i), 'gate_joint') < nids_novelty(array_agg(v * 1e9 ORDER BY i), 'gate_joint') AS farther_more_novel
+FROM (SELECT nids_features(f, 'gate_joint') AS x FROM flows f WHERE label = 'BENIGN' LIMIT 1) s, unnest(x) WITH ORDINALITY u(v, i);
 -- test_size 0: calibrated on benign training flows, and says so
 SELECT r->'novelty'->>'calibrated_on' AS calibrated_on
 FROM (SELECT nids_train('flows', model => 'gate_all', options => '{"exclude": ["flow_number"], "test_size": 0, "xgboost": {"num_boost_round": 3}}') AS r) s;
@@ -182,6 +192,7 @@ SELECT nids_train('flows', model => 'gate_bad', options => '{"novelty": {"k": 3}
 SELECT nids_train('flows', model => 'gate_bad', options => '{"novelty": "prototypes"}');
 \echo :LAST_ERROR_SQLSTATE
 -- a gate edited by hand is validated when a backend loads it (XX001)
+CREATE TEMP TABLE gate_joint_copy AS SELECT novelty FROM nids.model_versions WHERE name = 'gate_joint';
 UPDATE nids.model_versions SET novelty = substr(novelty, 1, 30) WHERE name = 'gate_prototypes';
 SELECT nids_novelty(nids_features(f, 'gate_prototypes'), 'gate_prototypes') FROM flows f LIMIT 1;
 \echo :LAST_ERROR_SQLSTATE
@@ -189,4 +200,18 @@ UPDATE nids.model_versions SET novelty = overlay((SELECT novelty FROM nids.model
 	PLACING '\x09000000'::bytea FROM 9 FOR 4) WHERE name = 'gate_combined';
 SELECT nids_novelty(nids_features(f, 'gate_combined'), 'gate_combined') FROM flows f LIMIT 1;
 \echo :LAST_ERROR_SQLSTATE
+-- a joint gate's tails: impossible counts, a rank that is not the last, cut short
+UPDATE nids.model_versions SET novelty = overlay(novelty PLACING '\x0000000000000000'::bytea FROM 57 FOR 8) WHERE name = 'gate_joint';
+SELECT nids_novelty(nids_features(f, 'gate_joint'), 'gate_joint') FROM flows f LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE nids.model_versions SET novelty = (SELECT novelty FROM gate_joint_copy) WHERE name = 'gate_joint';
+UPDATE nids.model_versions SET novelty = overlay(novelty PLACING '\x0000000000000040'::bytea FROM length(novelty) - 7 FOR 8) WHERE name = 'gate_joint';
+SELECT nids_novelty(nids_features(f, 'gate_joint'), 'gate_joint') FROM flows f LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE nids.model_versions SET novelty = substr((SELECT novelty FROM gate_joint_copy), 1, length(novelty) - 8) WHERE name = 'gate_joint';
+SELECT nids_novelty(nids_features(f, 'gate_joint'), 'gate_joint') FROM flows f LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+-- and the stored gate back: scores again
+UPDATE nids.model_versions SET novelty = (SELECT novelty FROM gate_joint_copy) WHERE name = 'gate_joint';
+SELECT nids_novelty(nids_features(f, 'gate_joint'), 'gate_joint') >= 0 AS scores FROM flows f LIMIT 1;
 SELECT nids_drop_model(name) FROM (SELECT DISTINCT name FROM nids.models WHERE name LIKE 'gate%') s;

@@ -189,11 +189,27 @@ typedef enum NoveltyMethod
 	NOVELTY_UNCERTAINTY,
 	NOVELTY_PROTOTYPES,
 	NOVELTY_COMBINED,
+	NOVELTY_JOINT,
 	NOVELTY_NUM_METHODS
 } NoveltyMethod;
 
 #define NOVELTY_LANES	8
 #define NOVELTY_CLIP	5.0f		/* |z_j| at most: see model_novelty.c */
+#define NOVELTY_PARTS	2			/* joint: 0 uncertainty, 1 distance */
+
+/*
+ * joint: one part's benign calibration distribution, for the tail
+ * probability P(part >= x) of a benign flow: knots (value, rank), the
+ * rank-th largest calibration value; values non-increasing, ranks
+ * increasing from 1 to the number of calibration flows (model_novelty.c).
+ */
+typedef struct NoveltyTail
+{
+	int32		num_knots;
+	double		beta;			/* scale of the decay above the largest value */
+	double	   *value;
+	double	   *count;
+} NoveltyTail;
 
 typedef struct NoveltyGate
 {
@@ -207,6 +223,8 @@ typedef struct NoveltyGate
 	float	   *center;			/* [num_features] median of g(x) */
 	float	   *inv_scale;		/* [num_features] 1 / IQR of g(x) */
 	float	   *prototypes;		/* [num_prototypes][num_features] */
+	double		calibration_flows;	/* joint: flows the tails count */
+	NoveltyTail tail[NOVELTY_PARTS];	/* joint */
 	int32		padded_features;	/* novelty_pad: rows of padded */
 	float	   *padded;			/* [num_prototypes][padded_features] */
 } NoveltyGate;
@@ -222,6 +240,11 @@ extern double novelty_prototype_distance(const NoveltyGate *g, const float *z,
 										 int *nearest);
 extern double novelty_method_score(const NoveltyGate *g, double anomaly,
 								   double uncertainty, double distance);
+extern double novelty_joint_score(const NoveltyGate *g, double uncertainty,
+								  double distance, bool calibrating);
+extern double novelty_value(const NoveltyGate *g, double anomaly,
+							double uncertainty, double distance, bool *novel);
+extern void novelty_tail_build(NoveltyTail *tail, double *sorted_desc, int64 n);
 
 /* ---- evaluator internals shared by the converter and the formats ---- */
 extern void forest_finish(NidsForest *forest);

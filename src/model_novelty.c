@@ -15,6 +15,11 @@
  *					larger of the interquartile range and half the standard
  *					deviation of g(x_j); missing values at the median
  *	combined		max(uncertainty / s_u, distance / s_p): either one
+ *	joint			-log P_u - log P_d: P_u the share of benign calibration
+ *					flows at least as uncertain, P_d at least as far (Fisher's
+ *					combination of the two tail probabilities); a flow
+ *					somewhat unusual on both counts adds up to one very
+ *					unusual on one
  * A flow is novel when the method's score exceeds the threshold; its
  * novelty is score / threshold.  Training (train_novelty.c) sets the
  * threshold so that the share of held-out benign flows with a verdict other
@@ -33,11 +38,13 @@
 #include "model.h"
 
 #define GATE_MAGIC		0x4E494447	/* "NIDG" */
-#define GATE_FORMAT		1
+#define GATE_FORMAT		1		/* every method but joint */
+#define GATE_FORMAT_JOINT	2	/* format 1 and the two tails */
 #define GATE_MAX_PROTOTYPES	4096
+#define GATE_MAX_KNOTS	4096
 
 const char *const novelty_method_names[NOVELTY_NUM_METHODS] = {
-	"iforest", "uncertainty", "prototypes", "combined"
+	"iforest", "uncertainty", "prototypes", "combined", "joint"
 };
 
 typedef struct GateHeader
@@ -54,16 +61,29 @@ typedef struct GateHeader
 	double		scale_prototypes;
 } GateHeader;
 
-static size_t
-gate_size(int64 d, int64 k)
+/* format 2 (joint): after the header */
+typedef struct JointHeader
 {
-	return sizeof(GateHeader) + sizeof(float) * (2 * d + k * d);
+	double		calibration_flows;
+	int32		num_knots[NOVELTY_PARTS];
+	double		beta[NOVELTY_PARTS];
+} JointHeader;
+
+static size_t
+gate_size(int64 d, int64 k, const int32 *knots)
+{
+	size_t		size = sizeof(GateHeader) + sizeof(float) * (2 * d + k * d);
+
+	if (knots)
+		size += sizeof(JointHeader) + sizeof(double) * 2 * ((int64) knots[0] + knots[1]);
+	return size;
 }
 
 bool
 novelty_method_uses_prototypes(NoveltyMethod method)
 {
-	return method == NOVELTY_PROTOTYPES || method == NOVELTY_COMBINED;
+	return method == NOVELTY_PROTOTYPES || method == NOVELTY_COMBINED ||
+		method == NOVELTY_JOINT;
 }
 
 bytea *
@@ -71,15 +91,25 @@ novelty_serialize(const NoveltyGate *g)
 {
 	int			d = g->num_features;
 	int			k = g->num_prototypes;
-	size_t		size = gate_size(d, k);
+	bool		joint = g->method == NOVELTY_JOINT;
+	int32		knots[NOVELTY_PARTS] = {g->tail[0].num_knots, g->tail[1].num_knots};
+	size_t		size = gate_size(d, k, joint ? knots : NULL);
 	bytea	   *out = palloc_extended(VARHDRSZ + size, MCXT_ALLOC_HUGE);
 	char	   *p = VARDATA(out);
-	GateHeader	h = {GATE_MAGIC, GATE_FORMAT, g->method, d, k, 0, g->benign_fpr,
-	g->threshold, g->scale_uncertainty, g->scale_prototypes};
+	GateHeader	h = {GATE_MAGIC, joint ? GATE_FORMAT_JOINT : GATE_FORMAT, g->method, d, k, 0,
+	g->benign_fpr, g->threshold, g->scale_uncertainty, g->scale_prototypes};
 
 	SET_VARSIZE(out, VARHDRSZ + size);
 	memcpy(p, &h, sizeof(h));
 	p += sizeof(h);
+	if (joint)
+	{
+		JointHeader jh = {g->calibration_flows, {knots[0], knots[1]},
+		{g->tail[0].beta, g->tail[1].beta}};
+
+		memcpy(p, &jh, sizeof(jh));
+		p += sizeof(jh);
+	}
 	if (k > 0)
 	{
 		memcpy(p, g->center, sizeof(float) * d);
@@ -87,9 +117,20 @@ novelty_serialize(const NoveltyGate *g)
 		memcpy(p, g->inv_scale, sizeof(float) * d);
 		p += sizeof(float) * d;
 		memcpy(p, g->prototypes, sizeof(float) * d * k);
+		p += sizeof(float) * d * k;
 	}
 	else
+	{
 		memset(p, 0, sizeof(float) * 2 * d);
+		p += sizeof(float) * 2 * d;
+	}
+	for (int part = 0; joint && part < NOVELTY_PARTS; part++)
+	{
+		memcpy(p, g->tail[part].value, sizeof(double) * knots[part]);
+		p += sizeof(double) * knots[part];
+		memcpy(p, g->tail[part].count, sizeof(double) * knots[part]);
+		p += sizeof(double) * knots[part];
+	}
 	return out;
 }
 
@@ -103,6 +144,30 @@ all_finite(const float *v, int64 n)
 }
 
 /*
+ * A tail read from p (values, then ranks) when it is valid: values finite
+ * and non-increasing, ranks increasing from 1 to the calibration flows.
+ */
+static bool
+tail_read(NoveltyTail *t, int32 knots, double beta, double flows, const char **p)
+{
+	t->num_knots = knots;
+	t->beta = beta;
+	t->value = palloc(sizeof(double) * knots);
+	t->count = palloc(sizeof(double) * knots);
+	memcpy(t->value, *p, sizeof(double) * knots);
+	*p += sizeof(double) * knots;
+	memcpy(t->count, *p, sizeof(double) * knots);
+	*p += sizeof(double) * knots;
+	if (!isfinite(beta) || beta <= 0 || t->count[0] != 1 || t->count[knots - 1] != flows)
+		return false;
+	for (int i = 0; i < knots; i++)
+		if (!isfinite(t->value[i]) ||
+			(i > 0 && !(t->value[i] <= t->value[i - 1] && t->count[i] > t->count[i - 1])))
+			return false;
+	return true;
+}
+
+/*
  * A gate from its stored bytes, for a model of num_features features; NULL
  * and *error when the bytes are not a valid gate.
  */
@@ -110,8 +175,10 @@ NoveltyGate *
 novelty_deserialize(const char *data, size_t len, int num_features, char **error)
 {
 	GateHeader	h;
+	JointHeader jh = {0};
 	NoveltyGate *g;
 	const char *p;
+	bool		joint;
 
 	if (len < sizeof(h))
 	{
@@ -119,15 +186,33 @@ novelty_deserialize(const char *data, size_t len, int num_features, char **error
 		return NULL;
 	}
 	memcpy(&h, data, sizeof(h));
-	if (h.magic != GATE_MAGIC || h.format != GATE_FORMAT)
+	joint = h.format == GATE_FORMAT_JOINT;
+	if (h.magic != GATE_MAGIC || (h.format != GATE_FORMAT && !joint))
 	{
 		*error = "the novelty gate has an unknown format";
 		return NULL;
 	}
+	if (joint)
+	{
+		if (len < sizeof(h) + sizeof(jh))
+		{
+			*error = "the novelty gate is truncated";
+			return NULL;
+		}
+		memcpy(&jh, data + sizeof(h), sizeof(jh));
+		if (!(jh.calibration_flows >= 1 && jh.calibration_flows <= 1e15) ||
+			jh.num_knots[0] < 1 || jh.num_knots[0] > GATE_MAX_KNOTS ||
+			jh.num_knots[1] < 1 || jh.num_knots[1] > GATE_MAX_KNOTS)
+		{
+			*error = "the novelty gate's calibration tails have impossible sizes";
+			return NULL;
+		}
+	}
 	if (h.method < 0 || h.method >= NOVELTY_NUM_METHODS || h.num_features != num_features ||
+		(h.method == NOVELTY_JOINT) != joint ||
 		h.num_prototypes < 0 || h.num_prototypes > GATE_MAX_PROTOTYPES ||
 		(novelty_method_uses_prototypes(h.method) && h.num_prototypes == 0) ||
-		len != gate_size(h.num_features, h.num_prototypes))
+		len != gate_size(h.num_features, h.num_prototypes, joint ? jh.num_knots : NULL))
 	{
 		*error = "the novelty gate's method or sizes do not match the model";
 		return NULL;
@@ -148,7 +233,8 @@ novelty_deserialize(const char *data, size_t len, int num_features, char **error
 	g->benign_fpr = h.benign_fpr;
 	g->scale_uncertainty = h.scale_uncertainty;
 	g->scale_prototypes = h.scale_prototypes;
-	p = data + sizeof(h);
+	g->calibration_flows = jh.calibration_flows;
+	p = data + sizeof(h) + (joint ? sizeof(jh) : 0);
 	g->center = palloc(sizeof(float) * Max(num_features, 1));
 	g->inv_scale = palloc(sizeof(float) * Max(num_features, 1));
 	memcpy(g->center, p, sizeof(float) * num_features);
@@ -158,12 +244,20 @@ novelty_deserialize(const char *data, size_t len, int num_features, char **error
 	g->prototypes = palloc_extended(sizeof(float) * Max((int64) num_features * g->num_prototypes, 1),
 									MCXT_ALLOC_HUGE);
 	memcpy(g->prototypes, p, sizeof(float) * num_features * g->num_prototypes);
+	p += sizeof(float) * num_features * g->num_prototypes;
 	if (!all_finite(g->center, num_features) || !all_finite(g->inv_scale, num_features) ||
 		!all_finite(g->prototypes, (int64) num_features * g->num_prototypes))
 	{
 		*error = "the novelty gate holds a value that is not finite";
 		return NULL;
 	}
+	for (int part = 0; joint && part < NOVELTY_PARTS; part++)
+		if (!tail_read(&g->tail[part], jh.num_knots[part], jh.beta[part],
+					   jh.calibration_flows, &p))
+		{
+			*error = "the novelty gate's calibration tails are not sorted, finite and counted";
+			return NULL;
+		}
 	novelty_pad(g);
 	return g;
 }
@@ -214,7 +308,29 @@ novelty_transform(const NoveltyGate *g, const float *x, float *z)
 	}
 }
 
-/* the squared distance of z to one padded prototype row: lanes summed in order */
+/*
+ * The distance runs over NOVELTY_LANES floats at a time in GCC's vector
+ * type (Clang has it too): one vector operation each, SSE2 in two halves by
+ * default, and an AVX2 clone chosen at load time where the CPU has it
+ * (target_clones, as pgvector does).  Both sum the same lanes in the same
+ * order with separate multiplies and adds (AVX2 does not imply FMA), so a
+ * model's distances are bit for bit the same on either.
+ */
+#if defined(__GNUC__)
+#define NOVELTY_VECTOR
+typedef float LaneVector __attribute__((vector_size(NOVELTY_LANES * sizeof(float))));
+#endif
+
+#if defined(NOVELTY_VECTOR) && defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define NOVELTY_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef NOVELTY_TARGET_CLONES
+#define NOVELTY_TARGET_CLONES
+#endif
+
+/* the lanes of acc summed in order */
 static inline float
 lanes_sum(const float *acc)
 {
@@ -226,14 +342,64 @@ lanes_sum(const float *acc)
 }
 
 /*
- * The squared distance from z (novelty_transform) to the nearest prototype,
- * and which it is.  Rows are padded to NOVELTY_LANES features and summed
- * in NOVELTY_LANES independent partial sums, two prototypes at a time
- * (each value of z loaded once for both): no branch and no dependency
- * between lanes in the inner loop, which the compiler vectorises.  (An
- * early exit on partial sums was tried: its horizontal sums cost more than
- * it saved, 4.7 against 2.3 us for 256 prototypes of 48 lanes.)
+ * The squared distances from z to the padded prototype rows p and q, in
+ * NOVELTY_LANES independent partial sums: each value of z loaded once for
+ * both.
  */
+static inline void
+distance_pair(const float *z, const float *p, const float *q, int dp, float *sp, float *sq)
+{
+#ifdef NOVELTY_VECTOR
+	LaneVector	a = {0},
+				b = {0};
+	float		lanes[NOVELTY_LANES];
+
+	for (int j = 0; j < dp; j += NOVELTY_LANES)
+	{
+		LaneVector	vz,
+					vp,
+					vq,
+					d,
+					e;
+
+		/* memcpy: rows are only float-aligned */
+		memcpy(&vz, z + j, sizeof(vz));
+		memcpy(&vp, p + j, sizeof(vp));
+		memcpy(&vq, q + j, sizeof(vq));
+		d = vz - vp;
+		e = vz - vq;
+		a += d * d;
+		b += e * e;
+	}
+	memcpy(lanes, &a, sizeof(lanes));
+	*sp = lanes_sum(lanes);
+	memcpy(lanes, &b, sizeof(lanes));
+	*sq = lanes_sum(lanes);
+#else
+	float		a[NOVELTY_LANES] = {0};
+	float		b[NOVELTY_LANES] = {0};
+
+	for (int j = 0; j < dp; j += NOVELTY_LANES)
+		for (int l = 0; l < NOVELTY_LANES; l++)
+		{
+			float		d = z[j + l] - p[j + l];
+			float		e = z[j + l] - q[j + l];
+
+			a[l] += d * d;
+			b[l] += e * e;
+		}
+	*sp = lanes_sum(a);
+	*sq = lanes_sum(b);
+#endif
+}
+
+/*
+ * The squared distance from z (novelty_transform) to the nearest prototype,
+ * and which it is: two prototypes at a time, no branch in the inner loop.
+ * (An early exit on partial sums was tried: its horizontal sums cost more
+ * than it saved.)
+ */
+NOVELTY_TARGET_CLONES
 double
 novelty_prototype_distance(const NoveltyGate *g, const float *z, int *nearest)
 {
@@ -241,63 +407,90 @@ novelty_prototype_distance(const NoveltyGate *g, const float *z, int *nearest)
 	int			k = g->num_prototypes;
 	float		best = INFINITY;
 	int			which = 0;
-	int			c = 0;
 
-	for (; c + 1 < k; c += 2)
+	for (int c = 0; c < k; c += 2)
 	{
 		const float *p = g->padded + (int64) c * dp;
-		const float *q = p + dp;
-		float		a[NOVELTY_LANES] = {0};
-		float		b[NOVELTY_LANES] = {0};
-		float		sa,
-					sb;
+		float		sp,
+					sq;
 
-		for (int j = 0; j < dp; j += NOVELTY_LANES)
-			for (int l = 0; l < NOVELTY_LANES; l++)
-			{
-				float		zz = z[j + l];
-				float		d = zz - p[j + l];
-				float		e = zz - q[j + l];
-
-				a[l] += d * d;
-				b[l] += e * e;
-			}
-		sa = lanes_sum(a);
-		sb = lanes_sum(b);
-		if (sa < best)
+		/* the last of an odd number: paired with itself */
+		distance_pair(z, p, c + 1 < k ? p + dp : p, dp, &sp, &sq);
+		if (sp < best)
 		{
-			best = sa;
+			best = sp;
 			which = c;
 		}
-		if (sb < best)
+		if (c + 1 < k && sq < best)
 		{
-			best = sb;
+			best = sq;
 			which = c + 1;
-		}
-	}
-	for (; c < k; c++)
-	{
-		const float *p = g->padded + (int64) c * dp;
-		float		a[NOVELTY_LANES] = {0};
-		float		sa;
-
-		for (int j = 0; j < dp; j += NOVELTY_LANES)
-			for (int l = 0; l < NOVELTY_LANES; l++)
-			{
-				float		d = z[j + l] - p[j + l];
-
-				a[l] += d * d;
-			}
-		sa = lanes_sum(a);
-		if (sa < best)
-		{
-			best = sa;
-			which = c;
 		}
 	}
 	if (nearest)
 		*nearest = which;
 	return best;
+}
+
+/*
+ * joint: the tail probability of a benign flow's part being at least x,
+ * (rank + 1) / (n + 1) with rank the number of calibration flows at or
+ * above x, interpolated linearly between knots (1 at the largest value, n
+ * at the smallest); above the largest it decays as exp(-(x - max) / beta),
+ * so that a flow far beyond every calibration flow is ever more unusual.
+ */
+static double
+tail_probability(const NoveltyTail *t, double n, double x)
+{
+	const double *v = t->value;
+	const double *c = t->count;
+	int			lo = 0,
+				hi = t->num_knots - 1;
+	double		rank;
+
+	if (isnan(x))
+		return 1.0;
+	if (x > v[0])
+		return 2.0 / (n + 1) * exp(-(x - v[0]) / t->beta);
+	if (x <= v[hi])
+		return (c[hi] + 1) / (n + 1);
+	/* v[lo] >= x > v[hi] */
+	while (hi - lo > 1)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (v[mid] >= x)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	rank = c[lo] + (c[hi] - c[lo]) * (v[lo] - x) / (v[lo] - v[hi]);
+	return (rank + 1) / (n + 1);
+}
+
+/*
+ * joint: -log P_u - log P_d.  For one of the calibration flows themselves
+ * (calibrating), each probability leaves that flow out, rank / n rather
+ * than (rank + 1) / (n + 1): what a new flow with its values would get
+ * against the others.  (Counting a flow against itself makes the
+ * calibration flows look less unusual than new benign flows, the threshold
+ * lower, and more new benign flows novel than benign_fpr allows.)
+ */
+double
+novelty_joint_score(const NoveltyGate *g, double uncertainty, double distance, bool calibrating)
+{
+	double		n = g->calibration_flows;
+	double		score = 0;
+
+	for (int part = 0; part < NOVELTY_PARTS; part++)
+	{
+		double		p = tail_probability(&g->tail[part], n, part == 0 ? uncertainty : distance);
+
+		if (calibrating)
+			p = Max((p * (n + 1) - 1) / n, 1.0 / n);
+		score -= log(p);
+	}
+	return score;
 }
 
 /* the method's score from its parts (those the method does not use: any) */
@@ -315,8 +508,64 @@ novelty_method_score(const NoveltyGate *g, double anomaly, double uncertainty,
 			return distance;
 		case NOVELTY_COMBINED:
 			return Max(uncertainty / g->scale_uncertainty, distance / g->scale_prototypes);
+		case NOVELTY_JOINT:
+			return novelty_joint_score(g, uncertainty, distance, false);
 		default:
 			break;
 	}
 	return NAN;
+}
+
+/*
+ * The flow's novelty, the method's score over the threshold, and *novel
+ * when the score is above it.
+ */
+double
+novelty_value(const NoveltyGate *g, double anomaly, double uncertainty, double distance,
+			  bool *novel)
+{
+	double		score = novelty_method_score(g, anomaly, uncertainty, distance);
+
+	*novel = score > g->threshold;
+	if (g->threshold > 0)
+		return score / g->threshold;
+	return score > 0 ? INFINITY : 0.0;
+}
+
+/*
+ * joint: the knots of a part from its n calibration values sorted largest
+ * first: every rank up to TAIL_EXACT, then ranks 5% apart, and the
+ * smallest; beta from the top min(n, TAIL_FIT) values, the mean spacing an
+ * exponential tail would give them (the largest minus the m-th over
+ * H(m - 1)), at least TAIL_MIN_BETA.
+ */
+#define TAIL_EXACT		128
+#define TAIL_FIT		32
+#define TAIL_MIN_BETA	1e-9
+
+void
+novelty_tail_build(NoveltyTail *tail, double *v, int64 n)
+{
+	int			cap = TAIL_EXACT + 2;
+	int			k = 0;
+	int64		m = Min(n, TAIL_FIT);
+	double		harmonic = 0;
+
+	Assert(n >= 1);
+	for (int64 r = TAIL_EXACT; r < n; r = Max(r + 1, (int64) ceil(r * 1.05)))
+		cap++;
+	tail->value = palloc(sizeof(double) * cap);
+	tail->count = palloc(sizeof(double) * cap);
+	for (int64 r = 1; r < n; r = r < TAIL_EXACT ? r + 1 : Max(r + 1, (int64) ceil(r * 1.05)))
+	{
+		tail->value[k] = v[r - 1];
+		tail->count[k++] = (double) r;
+	}
+	tail->value[k] = v[n - 1];
+	tail->count[k++] = (double) n;
+	tail->num_knots = k;
+	for (int64 i = 1; i < m; i++)
+		harmonic += 1.0 / i;
+	tail->beta = m > 1 ? (v[0] - v[m - 1]) / harmonic : 0;
+	tail->beta = Max(tail->beta, TAIL_MIN_BETA);
 }

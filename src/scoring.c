@@ -134,7 +134,6 @@ score_novelty(ScoreState *st, double *anomaly, bool *novel)
 	NoveltyGate *g = model->novelty;
 	double		uncertainty = 1.0;
 	double		distance = 0.0;
-	double		score;
 
 	if (g == NULL || g->method == NOVELTY_IFOREST)
 	{
@@ -152,11 +151,7 @@ score_novelty(ScoreState *st, double *anomaly, bool *novel)
 		novelty_transform(g, st->x, st->z);
 		distance = novelty_prototype_distance(g, st->z, NULL);
 	}
-	score = novelty_method_score(g, *anomaly, uncertainty, distance);
-	*novel = score > g->threshold;
-	if (g->threshold > 0)
-		return score / g->threshold;
-	return score > 0 ? INFINITY : 0.0;
+	return novelty_value(g, *anomaly, uncertainty, distance, novel);
 }
 
 static ScoreState *

@@ -393,10 +393,11 @@ train_calibrate(TrainState *ts)
 	ts->calib_rows = n;
 	for (int64 i = 0; i < n; i++)
 	{
-		double		s = novelty_method_score(ts->gate, anomaly[i], uncertainty[i], distance[i]);
+		bool		novel;
 
+		(void) novelty_value(ts->gate, anomaly[i], uncertainty[i], distance[i], &novel);
 		ts->calib_alarms += alarm[i];
-		ts->calib_flagged += alarm[i] || s > ts->gate->threshold;
+		ts->calib_flagged += alarm[i] || novel;
 	}
 }
 
@@ -415,14 +416,14 @@ train_novelty(TrainState *ts)
 	for (int64 r = 0; r < ts->ntest; r++)
 	{
 		double		anomaly,
-					distance,
-					s;
+					distance;
+		bool		novel;
 
 		gate_parts(ts, td->x + r * ts->k, z, &anomaly, &distance);
-		s = novelty_method_score(ts->gate, anomaly, 1.0 - ts->pbenign[r], distance);
+		(void) novelty_value(ts->gate, anomaly, 1.0 - ts->pbenign[r], distance, &novel);
 		pairs[r * 2] = anomaly;
 		pairs[r * 2 + 1] = td->y[r] != ts->benign;
-		ts->verdicts[nids_verdict(ts->pred[r], ts->benign, s > ts->gate->threshold)]++;
+		ts->verdicts[nids_verdict(ts->pred[r], ts->benign, novel)]++;
 		if ((r & 4095) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
@@ -531,6 +532,11 @@ report_novelty(TrainState *ts, JsonbParseState **st)
 	{
 		report_number(st, "scale_uncertainty", g->scale_uncertainty);
 		report_number(st, "scale_prototypes", g->scale_prototypes);
+	}
+	if (g->method == NOVELTY_JOINT)
+	{
+		report_int(st, "uncertainty_knots", g->tail[0].num_knots);
+		report_int(st, "distance_knots", g->tail[1].num_knots);
 	}
 	report_string(st, "calibrated_on", ts->calibrated_on);
 	report_int(st, "calibration_flows", ts->calib_rows);

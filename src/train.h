@@ -67,7 +67,7 @@ typedef struct TrainOptions
 } TrainOptions;
 
 /* chosen by bench/zeroday.sh: see README, "Novelty" */
-#define NOVELTY_DEFAULT_METHOD		NOVELTY_PROTOTYPES
+#define NOVELTY_DEFAULT_METHOD		NOVELTY_JOINT
 #define NOVELTY_DEFAULT_PROTOTYPES	192
 
 extern void train_options_parse(Jsonb *options, TrainOptions *opt);

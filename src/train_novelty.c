@@ -383,6 +383,38 @@ novelty_threshold(const double *score, const bool *alarm, int64 n, double fpr)
 }
 
 /*
+ * joint: the tails of the two parts over the rows that are not false
+ * alarms, then the threshold on those rows' scores, each row left out of
+ * the tails it is scored against.
+ */
+static void
+calibrate_joint(NoveltyGate *g, const double *uncertainty, const double *distance,
+				const bool *alarm, int64 n, double fpr)
+{
+	int64		m;
+	double	   *u = kept_descending(uncertainty, alarm, n, &m);
+	double	   *d = kept_descending(distance, alarm, n, &m);
+	double	   *score;
+
+	if (m == 0)
+	{
+		/* every calibration flow is a false alarm: one flow at 0 */
+		u[0] = d[0] = 0.0;
+		m = 1;
+	}
+	g->calibration_flows = (double) m;
+	novelty_tail_build(&g->tail[0], u, m);
+	novelty_tail_build(&g->tail[1], d, m);
+	pfree(u);
+	pfree(d);
+	score = palloc_extended(sizeof(double) * Max(n, 1), MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < n; i++)
+		score[i] = novelty_joint_score(g, uncertainty[i], distance[i], true);
+	g->threshold = novelty_threshold(score, alarm, n, fpr);
+	pfree(score);
+}
+
+/*
  * Set g's method and threshold(s) from the held-out benign rows' parts:
  * anomaly (isolation forest), uncertainty (1 - P(benign)) and distance
  * (to the nearest prototype), alarm[i] when the classifier calls row i an
@@ -406,6 +438,11 @@ novelty_calibrate(NoveltyGate *g, NoveltyMethod method, const double *anomaly,
 			alarms += alarm[i];
 		calibrate_combined(g, uncertainty, distance, alarm, n,
 						   (int64) floor(fpr * n + 1e-9) - alarms);
+		return;
+	}
+	if (method == NOVELTY_JOINT)
+	{
+		calibrate_joint(g, uncertainty, distance, alarm, n, fpr);
 		return;
 	}
 	score = palloc_extended(sizeof(double) * Max(n, 1), MCXT_ALLOC_HUGE);

@@ -220,7 +220,7 @@ novelty_pair(const char *key, JsonbValue *v, TrainOptions *opt)
 			if (strcmp(s, novelty_method_names[i]) == 0)
 				opt->novelty_method = i;
 		if ((int) opt->novelty_method < 0)
-			bad_option(name, "\"prototypes\", \"combined\", \"uncertainty\" or \"iforest\"");
+			bad_option(name, "\"joint\", \"prototypes\", \"combined\", \"uncertainty\" or \"iforest\"");
 	}
 	else if (strcmp(key, "benign_fpr") == 0)
 		opt->benign_fpr = number_in(v, name, 0, 0.5, true, false);
