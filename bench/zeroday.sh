@@ -10,11 +10,13 @@
 # Detection: the share of the left-out flows (all of them) whose verdict is
 # not benign.  Benign flagged: the share of the held-out benign flows whose
 # verdict is not benign (what the threshold was set for, measured on flows
-# training never saw).  Prints per family and the means.
+# training never saw).  Prints per family and the means.  PROTOTYPES=N
+# trains every gate with N prototypes instead of the default.
 . "$(dirname "$0")/common.sh"
 METHODS=${METHODS:-iforest uncertainty prototypes combined}
 FPRS=${FPRS:-0.01 0.02}
 SPLITS=${SPLITS:-2}
+PROTO_OPT=${PROTOTYPES:+, \"prototypes\": $PROTOTYPES}
 
 P -c "CREATE TABLE fam AS SELECT label, count(*) AS flows FROM flows WHERE upper(label) <> 'BENIGN' GROUP BY label"
 P -c "CREATE TABLE leave_out (name text, label text)" \
@@ -36,7 +38,7 @@ for split in $(seq "$SPLITS"); do
 			for fpr in $FPRS; do
 				P -c "SELECT nids_drop_model('zd') FROM nids.models WHERE name = 'zd' LIMIT 1" >/dev/null
 				P -At -c "SELECT nids_train('zd_train', model => 'zd', options =>
-					'{\"seed\": $split, \"novelty\": {\"method\": \"$method\", \"benign_fpr\": $fpr}}') ? 'version'" >/dev/null
+					'{\"seed\": $split, \"novelty\": {\"method\": \"$method\", \"benign_fpr\": $fpr$PROTO_OPT}}') ? 'version'" >/dev/null
 				P -c "INSERT INTO results
 					SELECT $split, \$\$$name\$\$, '$method', $fpr,
 						avg((v.verdict <> 'benign')::int) FILTER (WHERE h.label IN (SELECT label FROM leave_out WHERE name = \$\$$name\$\$)),

@@ -105,7 +105,17 @@ SELECT nids_attach_benign('no_such_model', 'benign_only');
 CREATE TABLE one_row AS SELECT * FROM benign_only LIMIT 1;
 SELECT nids_attach_benign('imported', 'one_row');
 \echo :LAST_ERROR_SQLSTATE
-DROP TABLE benign_only, one_row;
+-- benign flows the classifier calls attacks, every one: its false alarms
+-- already exceed benign_fpr, so the gate flags nothing more
+CREATE TABLE benign_alarms AS SELECT * FROM benign_only b
+WHERE nids_classify(nids_features(b, 'imported'), 'imported') <> 'BENIGN';
+SELECT count(*) >= 20 AS enough FROM benign_alarms;
+SELECT nids_attach_benign('imported', 'benign_alarms') AS alarms_version \gset
+SELECT (metrics->'novelty'->>'classifier_false_alarms')::int = (metrics->'novelty'->>'calibration_flows')::int AS all_false_alarms,
+       metrics->'novelty'->>'method' AS method, (metrics->'novelty'->>'threshold')::float8 > 1e300 AS flags_nothing, deployed
+FROM nids.models WHERE name = 'imported' AND version = :alarms_version;
+SELECT bool_and(nids_novelty(nids_features(f, 'imported'), 'imported') <= 1) AS none_novel FROM flows_sc f;
+DROP TABLE benign_only, one_row, benign_alarms;
 
 -- The trigger fills the result columns the table has, for INSERT ... SELECT,
 -- COPY and UPDATE

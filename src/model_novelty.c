@@ -33,6 +33,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "model.h"
@@ -488,7 +489,8 @@ novelty_joint_score(const NoveltyGate *g, double uncertainty, double distance, b
 
 		if (calibrating)
 			p = Max((p * (n + 1) - 1) / n, 1.0 / n);
-		score -= log(p);
+		/* far enough out exp() underflows: a finite score all the same */
+		score -= log(Max(p, DBL_MIN));
 	}
 	return score;
 }

@@ -113,13 +113,14 @@ benign_class_of(const NidsModel *model, const char *benign_label)
 /*
  * The gate: prototypes of the training rows, calibrated with the isolation
  * forest's own threshold (*threshold) on the n calibration rows, counting
- * the model's classifier's false alarms.  Without a benign class the
- * classifier never says benign and the gate is the isolation forest.
+ * the model's classifier's false alarms (*alarms of them).  Without a
+ * benign class the classifier never says benign and the gate is the
+ * isolation forest.
  */
 static NoveltyGate *
 attach_gate(NidsModel *model, const BenignRows *b, const int64 *train, int64 ntrain,
 			const int64 *calib, int64 n, const NidsForest *iforest,
-			const TrainOptions *opt, double *threshold)
+			const TrainOptions *opt, double *threshold, int64 *alarms)
 {
 	int			benign = benign_class_of(model, opt->benign_label);
 	NoveltyGate *g = novelty_train(b->x, b->d, train, ntrain, opt->prototypes, opt->seed);
@@ -140,6 +141,7 @@ attach_gate(NidsModel *model, const BenignRows *b, const int64 *train, int64 ntr
 												 margin, proba, scratch);
 
 		alarm[i] = benign >= 0 && label != benign;
+		*alarms += alarm[i];
 		uncertainty[i] = benign >= 0 ? 1.0 - proba[benign] : 1.0;
 		anomaly[i] = iforest_score(iforest, x, scratch);
 		novelty_transform(g, x, z);
@@ -154,7 +156,7 @@ attach_gate(NidsModel *model, const BenignRows *b, const int64 *train, int64 ntr
 static Jsonb *
 attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest,
 			  const NoveltyGate *gate, const TrainOptions *opt, int64 ntrain, int64 ntest,
-			  double threshold)
+			  double threshold, int64 alarms)
 {
 	JsonbParseState *st = NULL;
 
@@ -178,6 +180,8 @@ attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest
 	if (novelty_method_uses_prototypes(gate->method))
 		report_int(&st, "prototypes", gate->num_prototypes);
 	report_string(&st, "calibrated_on", ntest > 0 ? "held-out benign flows" : "benign training flows");
+	report_int(&st, "calibration_flows", ntest > 0 ? ntest : ntrain);
+	report_int(&st, "classifier_false_alarms", alarms);
 	report_end(&st);
 	return report_finish(&st);
 }
@@ -195,6 +199,7 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	NidsForest *iforest;
 	NoveltyGate *gate;
 	double		threshold;
+	int64		alarms = 0;
 	ModelRecord rec;
 	MemoryContext cxt,
 				old;
@@ -219,8 +224,8 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	ntrain = benign.n - ntest;
 	iforest = iforest_train(benign.x, benign.d, rows, ntrain, &opt.iforest);
 	gate = ntest > 0
-		? attach_gate(model, &benign, rows, ntrain, rows + ntrain, ntest, iforest, &opt, &threshold)
-		: attach_gate(model, &benign, rows, ntrain, rows, ntrain, iforest, &opt, &threshold);
+		? attach_gate(model, &benign, rows, ntrain, rows + ntrain, ntest, iforest, &opt, &threshold, &alarms)
+		: attach_gate(model, &benign, rows, ntrain, rows, ntrain, iforest, &opt, &threshold, &alarms);
 
 	/* the drift reference is built from all of them, in table order */
 	for (int64 i = 0; i < benign.n; i++)
@@ -231,7 +236,7 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	rec.native = forest_serialize(model->forest);
 	rec.feature_names = catalog_text_array(model->feature_names, model->num_features);
 	rec.class_labels = catalog_text_array(model->class_labels, model->num_classes);
-	rec.metrics = attach_report(model, qualified, iforest, gate, &opt, ntrain, ntest, threshold);
+	rec.metrics = attach_report(model, qualified, iforest, gate, &opt, ntrain, ntest, threshold, alarms);
 	rec.deployed = opt.deploy != DEPLOY_NEVER;	/* the classifier is the same */
 	rec.iforest = forest_serialize(iforest);
 	rec.anomaly_threshold = threshold;

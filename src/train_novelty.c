@@ -17,12 +17,15 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "miscadmin.h"
 #include "train.h"
 
 #define KMEANS_SAMPLE	8192	/* benign rows k-means runs on */
+/* the threshold when every calibration row is a false alarm already */
+#define NOVELTY_FLAGS_NOTHING	DBL_MAX
 #define KMEANS_ITERATIONS	20
 
 static int
@@ -346,7 +349,7 @@ calibrate_combined(NoveltyGate *g, const double *uncertainty, const double *dist
 	/* rank 0: the largest values, which flag nothing */
 	g->scale_uncertainty = m > 0 ? Max(u[best], 1e-12) : 1.0;
 	g->scale_prototypes = m > 0 ? Max(d[best], 1e-12) : 1.0;
-	g->threshold = 1.0;
+	g->threshold = m > 0 ? 1.0 : NOVELTY_FLAGS_NOTHING;
 	pfree(u);
 	pfree(d);
 }
@@ -374,7 +377,7 @@ novelty_threshold(const double *score, const bool *alarm, int64 n, double fpr)
 			v[m++] = score[i];
 	}
 	if (m == 0)
-		return 0.0;
+		return NOVELTY_FLAGS_NOTHING;
 	qsort(v, m, sizeof(double), compare_double_desc);
 	allowed = (int64) floor(fpr * n + 1e-9) - alarms;
 	t = v[Min(Max(allowed, 0), m - 1)];
@@ -396,9 +399,23 @@ calibrate_joint(NoveltyGate *g, const double *uncertainty, const double *distanc
 	double	   *d = kept_descending(distance, alarm, n, &m);
 	double	   *score;
 
+	if (m == 0 && n > 0)
+	{
+		/*
+		 * every calibration flow is a false alarm: the tails of all of them
+		 * (the threshold will flag nothing more)
+		 */
+		bool	   *none = palloc0(sizeof(bool) * n);
+
+		pfree(u);
+		pfree(d);
+		u = kept_descending(uncertainty, none, n, &m);
+		d = kept_descending(distance, none, n, &m);
+		pfree(none);
+	}
 	if (m == 0)
 	{
-		/* every calibration flow is a false alarm: one flow at 0 */
+		/* no calibration flow at all: one at 0 */
 		u[0] = d[0] = 0.0;
 		m = 1;
 	}
