@@ -24,9 +24,9 @@
 #include "train.h"
 
 #define KMEANS_SAMPLE	8192	/* benign rows k-means runs on */
+#define KMEANS_ITERATIONS	20
 /* the threshold when every calibration row is a false alarm already */
 #define NOVELTY_FLAGS_NOTHING	DBL_MAX
-#define KMEANS_ITERATIONS	20
 
 static int
 compare_float(const void *a, const void *b)
@@ -405,7 +405,7 @@ calibrate_joint(NoveltyGate *g, const double *uncertainty, const double *distanc
 		 * every calibration flow is a false alarm: the tails of all of them
 		 * (the threshold will flag nothing more)
 		 */
-		bool	   *none = palloc0(sizeof(bool) * n);
+		bool	   *none = palloc_extended(sizeof(bool) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 
 		pfree(u);
 		pfree(d);
