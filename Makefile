@@ -6,6 +6,9 @@ DEMO_DATA := $(if $(filter command line,$(origin DATA)),$(DATA))
 override DATA = nids--1.0.sql nids--1.0--1.1.sql
 OBJS = \
 	src/nids.o \
+	src/random.o \
+	src/report.o \
+	src/xgb.o \
 	src/flow_names.o \
 	src/flow_map.o \
 	src/flow_reader.o \
@@ -21,9 +24,7 @@ OBJS = \
 	src/model_cache.o \
 	src/train.o \
 	src/train_data.o \
-	src/train_xgboost.o \
 	src/train_preprocess.o \
-	src/train_random.o \
 	src/train_options.o \
 	src/train_report.o \
 	src/train_attach.o \
@@ -31,6 +32,7 @@ OBJS = \
 	src/drift_reference.o \
 	src/drift_stats.o \
 	src/drift.o \
+	src/drift_schedule.o \
 	src/drift_health.o \
 	src/drift_merge.o \
 	src/scoring.o \
@@ -49,7 +51,9 @@ PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-init
 SCRIPTS_built = tools/nids-load
 EXTRA_CLEAN = tools/nids-load
 
-REGRESS = import classify errors train train_errors scoring drift explain scaleout hostile
+# every sql/NN_name.sql runs, in the order of its number: a new file cannot
+# be left out by forgetting to list it
+REGRESS = $(sort $(basename $(notdir $(wildcard $(srcdir)/sql/*.sql))))
 REGRESS_OPTS = --inputdir=.
 
 override with_llvm = no

@@ -1,16 +1,24 @@
 # Shared by the bench scripts: a throwaway cluster with nids installed, and
-# the real CIC-IDS2017 sample loaded with nids-load.  Never commit results
-# derived from ../shared/data.
+# real CIC-IDS2017 flows loaded with nids-load: the first argument is a
+# CSV file (.csv or .csv.gz) or a directory of them; by default the sample
+# the repository ships in data/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA_DIR=${1:-../shared/data/cicids2017-improved}
-[ -d "$DATA_DIR" ] || { echo "no data directory $DATA_DIR (pass one as the first argument)" >&2; exit 1; }
+DATA_DIR=${1:-data/cicids2017-improved-sample.csv.gz}
+if [ -d "$DATA_DIR" ]; then
+	DATA_FILES=("$DATA_DIR"/*.csv*)
+elif [ -f "$DATA_DIR" ]; then
+	DATA_FILES=("$DATA_DIR")
+else
+	echo "no data file or directory $DATA_DIR (pass one as the first argument)" >&2
+	exit 1
+fi
 SUDO=
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 unset MAKEFLAGS MFLAGS MAKEOVERRIDES
 scripts/setup --with-python
 make -s all >/dev/null
-$SUDO make -s install >/dev/null
+scripts/install
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/nids-bench.XXXXXX")
 chmod 755 "$BENCH_TMP"
 trap 'scripts/tmpcluster stop "$BENCH_TMP/pg"; rm -rf "$BENCH_TMP"' EXIT
@@ -20,7 +28,7 @@ envfile=$(CRON_DB=nids_bench scripts/tmpcluster start "$BENCH_TMP/pg")
 export PGDATABASE=nids_bench
 P() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 P -c 'CREATE EXTENSION nids'
-"$(/usr/lib/postgresql/15/bin/pg_config --bindir)/nids-load" -t flows "$DATA_DIR"/*.csv >/dev/null
+"$(/usr/lib/postgresql/15/bin/pg_config --bindir)/nids-load" -t flows "${DATA_FILES[@]}" >/dev/null
 
 # time_sql SQL [RUNS]: prints min median max seconds of a statement
 time_sql() {

@@ -9,7 +9,7 @@ scripts/setup
 make -s all >/dev/null
 SUDO=
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
-$SUDO make -s install >/dev/null
+scripts/install
 dir=$(mktemp -d "${TMPDIR:-/tmp}/nids-bench.XXXXXX")
 trap 'scripts/tmpcluster stop "$dir"' EXIT
 . "$(scripts/tmpcluster start "$dir")"

@@ -2,7 +2,7 @@
 # How the defaults of nids_train's booster were chosen: hold-out macro F1 of
 # several (max_depth, eta, rounds) settings over five stratified 80/20 splits
 # of the real flows, and what each costs to score per row in SQL.
-#   bench/defaults.sh [DATA_DIR]    default ../shared/data/cicids2017-improved
+#   bench/defaults.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 SPLITS=${SPLITS:-5}
 export PGOPTIONS="-c client_min_messages=warning"

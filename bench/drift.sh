@@ -4,7 +4,7 @@
 # and with scipy's ks_2samp on the same columns already in memory (issue
 # "drift").
 # And nids_health on the same window, against ks_drift (issue "health").
-#   bench/drift.sh [DATA_DIR]    default ../shared/data/cicids2017-improved
+#   bench/drift.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 # the window has the model's first 50 features: a model with more is
 # compared on those (the others would be refused below 90% coverage)

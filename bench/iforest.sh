@@ -3,7 +3,7 @@
 # ROC-AUC against scikit-learn's IsolationForest on the same benign rows and
 # features, and the zero-day table: each attack family left out of
 # training, then how much of it the classifier alone and the ensemble flag.
-#   bench/iforest.sh [DATA_DIR]    default ../shared/data/cicids2017-improved
+#   bench/iforest.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 # ROUNDS=n trains the classifiers with n rounds instead of the default
 XGB=

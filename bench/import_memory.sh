@@ -11,7 +11,7 @@ SUDO=
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 scripts/setup --with-python
 make -s all >/dev/null
-$SUDO make -s install >/dev/null
+scripts/install
 work=$(mktemp -d "${TMPDIR:-/tmp}/nids-import.XXXXXX")
 chmod 755 "$work"
 trap 'scripts/tmpcluster stop "$work/pg"; rm -rf "$work"' EXIT

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A backend scoring ROWS flows (default 10 million) keeps a flat resident
 # size: sample its RSS every second while it runs (issue "reliability").
-#   bench/memory.sh [DATA_DIR]
+#   bench/memory.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 ROWS=${ROWS:-10000000}
 P -At -c "SELECT 'model: ' || jsonb_array_length(r->'feature_names') || ' features' FROM (SELECT nids_train('flows', options => '{\"exclude\": [\"id\"], \"xgboost\": {\"num_boost_round\": 30}}') AS r) s"

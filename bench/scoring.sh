@@ -2,7 +2,7 @@
 # Per-row scoring cost in SQL against XGBoost's own C-API batch predictor,
 # same model, same rows, one core, one run (issues "core" and "per-row
 # scoring at batch cost").
-#   bench/scoring.sh [DATA_DIR]    default ../shared/data/cicids2017-improved
+#   bench/scoring.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 ROWS=${ROWS:-100000}
 gcc -O2 -o "$BENCH_TMP/xgb_batch" bench/xgb_batch.c -lxgboost -lm

@@ -2,7 +2,7 @@
 # Macro F1 and per-class F1 of nids_train's defaults against Python XGBoost
 # with balanced weights, on one fixed stratified split of the real flows
 # (issue "real flows in, trained models out").
-#   bench/train_quality.sh [DATA_DIR]    default ../shared/data/cicids2017-improved
+#   bench/train_quality.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 
 # a fixed stratified 80/20 split, by a hash of each row

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """bench/train_scale.sh's helper.
 
-  train_scale.py make DATA_DIR ROWS OUT.csv   resample the real flows with 1% jitter
+  train_scale.py make DATA ROWS OUT.csv   resample the real flows with 1% jitter
   train_scale.py train IN.csv ROUNDS THREADS  Python XGBoost, nids' default
                                               parameters, balanced weights
 """
 import glob
+import os
 import resource
 import sys
 import time
@@ -15,7 +16,8 @@ import pandas as pd
 
 
 def make(data_dir, rows, out):
-    frames = [pd.read_csv(f, low_memory=False) for f in sorted(glob.glob(data_dir + "/*.csv"))]
+    files = sorted(glob.glob(data_dir + "/*.csv*")) if os.path.isdir(data_dir) else [data_dir]
+    frames = [pd.read_csv(f, low_memory=False) for f in files]
     df = pd.concat(frames, ignore_index=True)
     label = df["Label"].astype(str).str.replace("\ufffd", "-").str.replace("\x96", "-")
     num = df.select_dtypes(include=[np.number]).drop(columns=["id", "Src Port", "Attempted Category"], errors="ignore")

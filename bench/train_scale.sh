@@ -4,7 +4,7 @@
 # the full CIC-IDS2017 release), trained by nids_train and by Python XGBoost
 # on the same matrix with the same parameters (nids' defaults, ROUNDS rounds,
 # THREADS threads); wall time and the peak memory of the backend.
-#   bench/train_scale.sh [DATA_DIR]
+#   bench/train_scale.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 ROWS=${ROWS:-2830743}
 ROUNDS=${ROUNDS:-20}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # COPY of 100k real-shaped flows into a table with and without
 # nids_score_trigger (issue "scoring on insert").
-#   bench/trigger.sh [DATA_DIR]    default ../shared/data/cicids2017-improved
+#   bench/trigger.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 ROWS=${ROWS:-100000}
 P -At -c "SELECT 'model: ' || (r->'params'->>'rounds') || ' rounds, ' || jsonb_array_length(r->'class_labels') || ' classes, ' || jsonb_array_length(r->'feature_names') || ' features'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Zero-days: how much of an attack family the ensemble flags when the model
 # never saw it, for each novelty gate, at a benign rate fixed by training.
-#   bench/zeroday.sh [DATA_DIR]     default ../shared/data/cicids2017-improved
+#   bench/zeroday.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 # Every family with >= 30 flows is left out of training in turn, then the
 # family groups (scans, DoS, patators, web) together; for each of SPLITS
 # splits (default 2: 20% of every class held out, by md5 of the row and the

@@ -19,7 +19,7 @@
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "model.h"
-#include "train.h"
+#include "report.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -310,21 +310,6 @@ nids_drop_model(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* the names of a text[] as C strings */
-static char **
-array_names(ArrayType *arr, int *n)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	char	  **names;
-
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
-	names = palloc(sizeof(char *) * Max(*n, 1));
-	for (int i = 0; i < *n; i++)
-		names[i] = TextDatumGetCString(elems[i]);
-	return names;
-}
-
 /*
  * nids_export_model: everything a version is, as one bundle.
  */
@@ -341,17 +326,13 @@ nids_export_model(PG_FUNCTION_ARGS)
 	if (!catalog_read(name, version, CATALOG_READ_MODEL | CATALOG_READ_BOOSTER |
 					  CATALOG_READ_REFERENCE | CATALOG_READ_BENIGN_REFERENCE |
 					  CATALOG_READ_METRICS, &rec))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg(version ? "model \"%s\" has no version %d"
-						: "model \"%s\" does not exist or has no deployed version",
-						name, version)));
+		model_no_such_version(name, version);
 	memset(&b, 0, sizeof(b));
 	b.name = name;
 	b.booster = rec.booster;
 	b.native = rec.native;
-	b.features = array_names(rec.feature_names, &b.num_features);
-	b.classes = array_names(rec.class_labels, &b.num_classes);
+	b.features = catalog_strings(rec.feature_names, &b.num_features);
+	b.classes = catalog_strings(rec.class_labels, &b.num_classes);
 	b.metrics = JsonbToCString(NULL, &rec.metrics->root, VARSIZE(rec.metrics));
 	b.iforest = rec.iforest;
 	b.anomaly_threshold = rec.anomaly_threshold;

@@ -121,12 +121,22 @@ extern DriftResult *drift_result(struct NidsModel *model, const DriftReference *
 extern void drift_put_rows(FunctionCallInfo fcinfo, const DriftResult *result);
 
 /* ---- health (drift_health.c) ---- */
+typedef enum HealthStatus
+{
+	HEALTH_OK,
+	HEALTH_WARN,
+	HEALTH_ALARM,				/* worst last: the overall is the maximum */
+	HEALTH_NUM_STATUSES
+} HealthStatus;
+
+extern const char *const health_status_names[HEALTH_NUM_STATUSES];
+
 typedef struct HealthRow
 {
 	const char *check_name;
 	double		value;
 	double		expected;		/* NaN: none */
-	const char *status;			/* ok, warn, alarm */
+	HealthStatus status;
 } HealthRow;
 
 #define NIDS_HEALTH_ROWS	5

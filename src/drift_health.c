@@ -40,7 +40,7 @@
 #include "flow.h"
 #include "model.h"
 #include "scoring.h"
-#include "train.h"
+#include "random.h"
 #include "utils/memutils.h"
 
 #define HEALTH_SAMPLE	20000
@@ -109,18 +109,12 @@ health_row(void *arg, const float *x, Datum label, bool label_isnull)
 		health_compact(w);
 }
 
-static const char *
-worst(const char *a, const char *b)
-{
-	if (strcmp(a, "alarm") == 0 || strcmp(b, "alarm") == 0)
-		return "alarm";
-	if (strcmp(a, "warn") == 0 || strcmp(b, "warn") == 0)
-		return "warn";
-	return "ok";
-}
+const char *const health_status_names[HEALTH_NUM_STATUSES] = {
+	"ok", "warn", "alarm"
+};
 
 static void
-set_row(HealthRow *row, const char *name, double value, double expected, const char *status)
+set_row(HealthRow *row, const char *name, double value, double expected, HealthStatus status)
 {
 	row->check_name = name;
 	row->value = value;
@@ -179,7 +173,7 @@ drift_health(const char *window_query, NidsModel *model, HealthRow *rows)
 	int			max_high = Max(2, (int) ceil(0.1 * model->num_features));
 	double		novel_rate,
 				bound;
-	const char *status;
+	HealthStatus status;
 	int			not_ok = 0;
 
 	memset(&w, 0, sizeof(w));
@@ -221,24 +215,26 @@ drift_health(const char *window_query, NidsModel *model, HealthRow *rows)
 	}
 	high = called_benign > 0 ? benign_drift(model, &w, benign_called) : 0;
 
-	status = coverage >= 1.0 ? "ok" : coverage >= nids_min_feature_coverage ? "warn" : "alarm";
+	status = coverage >= 1.0 ? HEALTH_OK
+		: coverage >= nids_min_feature_coverage ? HEALTH_WARN : HEALTH_ALARM;
 	set_row(&rows[0], "feature_coverage", coverage, 1.0, status);
 
 	novel_rate = called_benign > 0 ? (double) novel / called_benign : NAN;
 	bound = 2 * fpr + 3 * sqrt(fpr * (1 - fpr) / Max(called_benign, 1));
-	status = !(novel_rate > bound) ? "ok" : novel_rate <= 2 * bound ? "warn" : "alarm";
+	status = !(novel_rate > bound) ? HEALTH_OK
+		: novel_rate <= 2 * bound ? HEALTH_WARN : HEALTH_ALARM;
 	set_row(&rows[1], "novel_rate", novel_rate, fpr, status);
 
-	set_row(&rows[2], "attack_rate", w.kept > 0 ? (double) attacks / w.kept : NAN, NAN, "ok");
+	set_row(&rows[2], "attack_rate", w.kept > 0 ? (double) attacks / w.kept : NAN, NAN, HEALTH_OK);
 
-	status = high == 0 ? "ok" : high < max_high ? "warn" : "alarm";
+	status = high == 0 ? HEALTH_OK : high < max_high ? HEALTH_WARN : HEALTH_ALARM;
 	set_row(&rows[3], "drifting_features", high, 0, status);
 
-	status = "ok";
+	status = HEALTH_OK;
 	for (int i = 0; i < 4; i++)
 	{
-		status = worst(status, rows[i].status);
-		not_ok += strcmp(rows[i].status, "ok") != 0;
+		status = Max(status, rows[i].status);
+		not_ok += rows[i].status != HEALTH_OK;
 	}
 	set_row(&rows[4], "overall", not_ok, 0, status);
 	MemoryContextSwitchTo(old);

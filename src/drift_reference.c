@@ -29,7 +29,7 @@
 #include <math.h>
 
 #include "drift.h"
-#include "train.h"
+#include "random.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 

@@ -20,7 +20,7 @@
 #include "flow.h"
 #include "funcapi.h"
 #include "scoring.h"
-#include "train.h"
+#include "xgb.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"

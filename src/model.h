@@ -150,6 +150,8 @@ extern void forest_transform(const NidsForest *forest, const float *margin,
 							 double *proba);
 extern int	forest_predict_class(const NidsForest *f, int num_classes, const float *x,
 								 float *margin, double *proba, float *scratch);
+extern int	forest_pick_class(const NidsForest *f, int num_classes,
+							  const float *margin, const double *proba);
 extern int	forest_num_outputs(const NidsForest *forest);
 extern bool forest_contributions(NidsForest *f, MemoryContext cxt, const float *x,
 								 int g, double *phi);
@@ -177,10 +179,6 @@ extern NidsForest *iforest_train(const float *x, int num_features,
 extern const char *const iforest_scale_names[IFOREST_NUM_SCALES];
 extern double iforest_score(const NidsForest *forest, const float *x,
 							float *scratch);
-
-extern double iforest_threshold(const NidsForest *forest, const float *x,
-								int num_features, const int64 *rows, int64 n,
-								double fpr, float *scratch);
 
 /* ---- the novelty gate (model_novelty.c) ---- */
 typedef enum NoveltyMethod
@@ -246,6 +244,40 @@ extern double novelty_value(const NoveltyGate *g, double anomaly,
 							double uncertainty, double distance, bool *novel);
 extern void novelty_tail_build(NoveltyTail *tail, double *sorted_desc, int64 n);
 
+/* the gate's inputs for one classified flow (novelty_inputs) */
+typedef struct NoveltyInputs
+{
+	double		anomaly;		/* the isolation forest's score, or NaN */
+	double		uncertainty;	/* 1 - P(benign) */
+	double		distance;		/* to the nearest benign prototype, or 0 */
+} NoveltyInputs;
+
+/* the classifier's uncertainty: 1 - P(benign), 1 without a benign class */
+static inline double
+classifier_uncertainty(const double *proba, int benign_class)
+{
+	return benign_class >= 0 ? 1.0 - proba[benign_class] : 1.0;
+}
+
+extern void novelty_inputs(const NoveltyGate *g, const NidsForest *iforest,
+						   const float *x, double uncertainty, bool every_part,
+						   float *z, float *scratch, NoveltyInputs *in);
+
+/* what calibrating a gate found (gate_calibrate), for its report */
+typedef struct GateCalibration
+{
+	const char *calibrated_on;
+	double		benign_fpr;
+	int64		rows;			/* calibration flows */
+	int64		alarms;			/* ... the classifier called attacks */
+	int64		flagged;		/* ... with a verdict other than benign */
+	double		iforest_threshold;	/* the isolation forest's own */
+} GateCalibration;
+
+typedef struct JsonbParseState JsonbParseState;
+extern void novelty_report(JsonbParseState **st, const NoveltyGate *g,
+						   const GateCalibration *c);
+
 /* ---- evaluator internals shared by the converter and the formats ---- */
 extern void forest_finish(NidsForest *forest);
 
@@ -306,6 +338,7 @@ typedef struct FnModelCache
 
 extern void model_spec_parse(const char *spec, char *name, int32 *version);
 extern NidsModel *model_lookup(const char *name);
+extern void model_no_such_version(const char *name, int32 version) pg_attribute_noreturn();
 extern NidsModel *model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name);
 extern void model_pin(NidsModel *model, MemoryContext owner);
 extern XgbBooster model_xgboost(NidsModel *model);
@@ -355,7 +388,8 @@ extern bool bundle_parse(const char *data, size_t len, ModelBundle *b, char **er
 #define Anum_model_versions_benign_label		13
 #define Anum_model_versions_novelty				14
 #define Anum_model_versions_benign_reference	15
-#define Natts_model_versions					15
+#define Anum_model_versions_model_id			16	/* 1.1 */
+#define Natts_model_versions					16
 
 /* a version's row: what registration writes and the cache reads */
 typedef struct ModelRecord
@@ -391,6 +425,7 @@ extern int32 catalog_register(ModelRecord *rec);
 extern int64 catalog_model_id(const ModelRecord *rec);
 extern bool catalog_find_model_id(int64 id, char *spec, size_t specsize);
 extern ArrayType *catalog_text_array(char **names, int n);
+extern char **catalog_strings(ArrayType *arr, int *n);
 extern void catalog_deploy(const char *name, int32 version);
 extern void catalog_drop(const char *name, int32 version, bool all_versions);
 extern Oid	catalog_models_relid(void);

@@ -25,7 +25,7 @@
 #include "commands/trigger.h"
 #include "drift.h"
 #include "model.h"
-#include "train.h"
+#include "xgb.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -76,20 +76,6 @@ model_cache_init(void)
 	CacheRegisterRelcacheCallback(model_relcache_callback, (Datum) 0);
 }
 
-static char **
-text_array_to_cstrings(ArrayType *arr, int *n)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	char	  **out;
-
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
-	out = palloc(sizeof(char *) * Max(*n, 1));
-	for (int i = 0; i < *n; i++)
-		out[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
-	return out;
-}
-
 static void
 corrupt_model(const NidsModel *m, const char *what, const char *detail)
 {
@@ -104,10 +90,10 @@ static void
 model_fill(NidsModel *m, const ModelRecord *rec)
 {
 	char	   *error;
-	const char *benign = rec->benign_label ? rec->benign_label : "BENIGN";
+	const char *benign = rec->benign_label ? rec->benign_label : NIDS_DEFAULT_BENIGN_LABEL;
 
-	m->feature_names = text_array_to_cstrings(rec->feature_names, &m->num_features);
-	m->class_labels = text_array_to_cstrings(rec->class_labels, &m->num_classes);
+	m->feature_names = catalog_strings(rec->feature_names, &m->num_features);
+	m->class_labels = catalog_strings(rec->class_labels, &m->num_classes);
 	if (rec->native == NULL)
 		elog(ERROR, "model \"%s\" version %d has no native form", m->name, m->version);
 	m->forest = forest_deserialize(VARDATA_ANY(rec->native), VARSIZE_ANY_EXHDR(rec->native), &error);
@@ -193,15 +179,14 @@ model_spec_parse(const char *spec, char *name, int32 *version)
 		len = at - spec;
 	}
 	if (len == 0 || len >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist or has no deployed version", spec)));
+		model_no_such_version(spec, 0);
 	memcpy(name, spec, len);
 	name[len] = '\0';
 }
 
-static void
-no_such_version(const char *name, int32 version)
+/* the one error for a version spec that names nothing (42704) */
+void
+model_no_such_version(const char *name, int32 version)
 {
 	if (version == 0)
 		ereport(ERROR,
@@ -233,14 +218,14 @@ model_refresh(const char *spec, NidsModel *cached)
 	model_spec_parse(spec, name, &version);
 	/* the version and its row first; the large columns only when needed */
 	if (!catalog_read(name, version, 0, &rec))
-		no_such_version(name, version);
+		model_no_such_version(name, version);
 	if (cached != NULL && cached->version == rec.version &&
 		ItemPointerEquals(&cached->tid, &rec.tid))
 		result = cached;
 	else
 	{
 		if (!catalog_read(name, rec.version, CATALOG_READ_MODEL, &rec))
-			no_such_version(name, version);
+			model_no_such_version(name, version);
 		result = model_build(name, &rec);
 	}
 	MemoryContextSwitchTo(old);
@@ -317,9 +302,7 @@ model_lookup(const char *name)
 
 	model_cache_init();
 	if (strlen(name) >= NIDS_MAX_SPEC || name[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist or has no deployed version", name)));
+		model_no_such_version(name, 0);
 	entry = hash_search(model_cache, name, HASH_FIND, &found);
 	if (found && entry->generation == cache_generation && stamp_is_now(&entry->checked))
 		return entry->model;
@@ -362,10 +345,7 @@ model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name)
 		memcmp(fc->name, VARDATA_ANY(name), len) == 0)
 		return fc->model;
 	if (len >= NIDS_MAX_SPEC)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist or has no deployed version",
-						text_to_cstring(name))));
+		model_no_such_version(text_to_cstring(name), 0);
 	if (!fc->has_callback)
 	{
 		MemoryContextCallback *cb = MemoryContextAlloc(mcxt, sizeof(MemoryContextCallback));

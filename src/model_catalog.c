@@ -33,6 +33,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "report.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
@@ -107,6 +108,68 @@ column_bytes(HeapTuple tup, TupleDesc desc, int attnum)
 	return isnull ? NULL : DatumGetByteaPCopy(d);
 }
 
+/*
+ * A text[] column of a version (feature_names, class_labels), copied: one
+ * dimension, no NULL element, no empty string.  A row a nids_admin member
+ * wrote by hand can hold anything, and every reader trusts these lists.
+ */
+static ArrayType *
+column_names(HeapTuple tup, TupleDesc desc, int attnum, int32 version, const char *column)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, attnum, desc, &isnull);
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	const char *problem = NULL;
+
+	if (isnull)
+		problem = "is NULL";
+	else
+	{
+		arr = DatumGetArrayTypePCopy(d);
+		if (ARR_NDIM(arr) != 1 || ARR_HASNULL(arr) || ARR_ELEMTYPE(arr) != TEXTOID)
+			problem = ARR_HASNULL(arr) ? "holds a NULL" : "is not a one-dimensional text[]";
+		else
+		{
+			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+			if (n == 0)
+				problem = "is empty";
+			for (int i = 0; i < n && problem == NULL; i++)
+				if (VARSIZE_ANY_EXHDR(DatumGetPointer(elems[i])) == 0)
+					problem = "holds an empty name";
+		}
+	}
+	if (problem != NULL)
+	{
+		char	   *name = TextDatumGetCString(heap_getattr(tup, Anum_model_versions_name,
+															desc, &isnull));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" version %d is corrupt: column %s %s",
+						name, version, column, problem),
+				 errhint("Drop the version, or import it again from its bundle.")));
+	}
+	return arr;
+}
+
+/* the strings of a text[] that column_names checked */
+char	  **
+catalog_strings(ArrayType *arr, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **out;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	out = palloc(sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		out[i] = TextDatumGetCString(elems[i]);
+	return out;
+}
+
 /* the columns of rec that what asks for, detoasted and copied */
 static void
 record_from_tuple(HeapTuple tup, TupleDesc desc, int what, ModelRecord *rec)
@@ -119,8 +182,10 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, int what, ModelRecord *rec)
 	rec->tid = tup->t_self;
 	if (what & CATALOG_READ_MODEL)
 	{
-		rec->feature_names = DatumGetArrayTypePCopy(heap_getattr(tup, Anum_model_versions_feature_names, desc, &isnull));
-		rec->class_labels = DatumGetArrayTypePCopy(heap_getattr(tup, Anum_model_versions_class_labels, desc, &isnull));
+		rec->feature_names = column_names(tup, desc, Anum_model_versions_feature_names,
+										  rec->version, "feature_names");
+		rec->class_labels = column_names(tup, desc, Anum_model_versions_class_labels,
+										 rec->version, "class_labels");
 		rec->native = column_bytes(tup, desc, Anum_model_versions_native);
 		rec->iforest = column_bytes(tup, desc, Anum_model_versions_iforest);
 		d = heap_getattr(tup, Anum_model_versions_anomaly_threshold, desc, &isnull);
@@ -258,7 +323,7 @@ catalog_model_id(const ModelRecord *rec)
 {
 	uint64		h = UINT64CONST(0x6E6964735F6D6964);	/* "nids_mid" */
 	double		threshold = rec->anomaly_threshold;
-	const char *benign = rec->benign_label ? rec->benign_label : "BENIGN";
+	const char *benign = rec->benign_label ? rec->benign_label : NIDS_DEFAULT_BENIGN_LABEL;
 
 	h = hash_bytea(h, rec->native);
 	h = hash_bytea(h, rec->iforest);
@@ -356,7 +421,6 @@ lock_model_name(const char *name)
 	Datum		model = DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
 												CStringGetTextDatum(name));
 
-	check_not_subscriber();
 	DirectFunctionCall2(pg_advisory_xact_lock_int4, table, model);
 }
 
@@ -398,15 +462,18 @@ catalog_register(ModelRecord *rec)
 	Datum		values[15];
 	char		nulls[15];
 	Jsonb	   *version_json;
+	JsonbParseState *st = NULL;
 
 	CheckModelName(rec->name);
 	SPI_connect();
+	check_not_subscriber();
 	lock_model_name(rec->name);
 	rec->version = catalog_max_version(rec->name) + 1;
 	if (rec->deployed)
 		undeploy_others(rec->name, 0);
-	version_json = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-													  CStringGetDatum(psprintf("{\"version\": %d}", rec->version))));
+	report_begin(&st, NULL);
+	report_int(&st, "version", rec->version);
+	version_json = report_finish(&st);
 	rec->metrics = rec->metrics == NULL ? version_json
 		: DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(rec->metrics),
 											 JsonbPGetDatum(version_json)));
@@ -459,12 +526,10 @@ catalog_deploy(const char *name, int32 version)
 	ModelRecord rec;
 
 	SPI_connect();
+	check_not_subscriber();
 	lock_model_name(name);
 	if (!read_version(name, version, 0, &rec, GetLatestSnapshot()))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" has no version %d", name, version),
-				 errhint("See nids.models for the versions of each model.")));
+		model_no_such_version(name, version);
 	undeploy_others(name, version);
 	catalog_write("UPDATE nids.model_versions SET deployed = true "
 				  "WHERE name = $1 AND version = $2 AND NOT deployed",
@@ -485,6 +550,7 @@ catalog_drop(const char *name, int32 version, bool all_versions)
 	ModelRecord rec;
 
 	SPI_connect();
+	check_not_subscriber();
 	lock_model_name(name);
 	if (!all_versions && read_version(name, version, 0, &rec, GetLatestSnapshot()) &&
 		rec.deployed && version_count(name) > 1)
@@ -502,9 +568,7 @@ catalog_drop(const char *name, int32 version, bool all_versions)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("model \"%s\" does not exist", name)));
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" has no version %d", name, version)));
+		model_no_such_version(name, version);
 	}
 	SPI_finish();
 }
@@ -575,7 +639,7 @@ log_health(int64 id, const char *model, int32 version, const HealthRow *health)
 		value_null[i] = isnan(health[i].value);
 		expected[i] = Float8GetDatum(health[i].expected);
 		expected_null[i] = isnan(health[i].expected);
-		status[i] = (char *) health[i].status;
+		status[i] = (char *) health_status_names[health[i].status];
 	}
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(model);

@@ -51,7 +51,7 @@ static DocValue *
 items_push(DocValue *items, int *n, int *cap)
 {
 	/* a document may hold millions of values: stay cancellable */
-	if ((*n & 4095) == 4095)
+	if ((*n & (NIDS_CHECK_EVERY - 1)) == NIDS_CHECK_EVERY - 1)
 		CHECK_FOR_INTERRUPTS();
 	if (*n == *cap)
 	{

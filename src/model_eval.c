@@ -313,13 +313,26 @@ int
 forest_predict_class(const NidsForest *f, int num_classes, const float *x,
 					 float *margin, double *proba, float *scratch)
 {
-	int			best = 0;
-
 	forest_predict_margin(f, x, margin, scratch);
 	forest_transform(f, margin, proba);
+	return forest_pick_class(f, num_classes, margin, proba);
+}
+
+/*
+ * The one rule for the predicted class, from a flow's margins (NULL when
+ * only probabilities are known: XGBoost's predictor) and probabilities:
+ * logistic above 0.5, softmax's largest margin, else the most probable
+ * class, ties to the first.
+ */
+int
+forest_pick_class(const NidsForest *f, int num_classes, const float *margin,
+				  const double *proba)
+{
+	int			best = 0;
+
 	if (f->objective == NIDS_OBJ_LOGISTIC)
 		return proba[1] > 0.5 ? 1 : 0;
-	if (f->objective == NIDS_OBJ_SOFTMAX)
+	if (f->objective == NIDS_OBJ_SOFTMAX && margin != NULL)
 	{
 		for (int g = 1; g < f->num_groups; g++)
 			if (margin[g] > margin[best])

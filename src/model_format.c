@@ -218,7 +218,7 @@ forest_deserialize(const char *data, size_t len, char **error)
 		}
 	for (int t = 0; t < f->num_trees; t++)
 	{
-		if ((t & 4095) == 4095)
+		if ((t & (NIDS_CHECK_EVERY - 1)) == NIDS_CHECK_EVERY - 1)
 			CHECK_FOR_INTERRUPTS();
 		if (!check_native_tree(f, t, error))
 			return NULL;

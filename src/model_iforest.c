@@ -39,7 +39,7 @@
 
 #include "miscadmin.h"
 #include "model.h"
-#include "train.h"
+#include "random.h"
 
 /* g(v) = sign(v) log(1 + |v|) and its inverse */
 static inline double
@@ -318,44 +318,4 @@ iforest_deserialize(const char *data, size_t len, int num_features, char **error
 		return NULL;
 	}
 	return f;
-}
-
-static int
-compare_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-/*
- * The novelty threshold: the (1 - fpr) quantile (linear interpolation, as
- * numpy's default) of the scores of the given rows.
- */
-double
-iforest_threshold(const NidsForest *f, const float *x, int num_features,
-				  const int64 *rows, int64 n, double fpr, float *scratch)
-{
-	double	   *scores = palloc_extended(sizeof(double) * Max(n, 1), MCXT_ALLOC_HUGE);
-	double		pos,
-				result;
-	int64		lo,
-				hi;
-
-	if (n == 0)
-		return 1.0;
-	for (int64 i = 0; i < n; i++)
-	{
-		scores[i] = iforest_score(f, x + rows[i] * num_features, scratch);
-		if ((i & 4095) == 0)
-			CHECK_FOR_INTERRUPTS();
-	}
-	qsort(scores, n, sizeof(double), compare_double);
-	pos = (1.0 - fpr) * (n - 1);
-	lo = (int64) floor(pos);
-	hi = Min(lo + 1, n - 1);
-	result = scores[lo] + (scores[hi] - scores[lo]) * (pos - lo);
-	pfree(scores);
-	return result;
 }

@@ -37,6 +37,7 @@
 #include <math.h>
 
 #include "model.h"
+#include "report.h"
 
 #define GATE_MAGIC		0x4E494447	/* "NIDG" */
 #define GATE_FORMAT		1		/* every method but joint */
@@ -519,6 +520,29 @@ novelty_method_score(const NoveltyGate *g, double anomaly, double uncertainty,
 }
 
 /*
+ * The gate's inputs for flow x, already classified (its uncertainty
+ * given): the prototype distance and the isolation forest's score (when
+ * iforest is given).  Scoring (every_part false) computes only what g's
+ * method reads; calibration computes every part g and iforest have.
+ */
+void
+novelty_inputs(const NoveltyGate *g, const NidsForest *iforest, const float *x,
+			   double uncertainty, bool every_part, float *z, float *scratch,
+			   NoveltyInputs *in)
+{
+	in->uncertainty = uncertainty;
+	in->distance = 0.0;
+	in->anomaly = NAN;
+	if (iforest != NULL && (every_part || g == NULL || g->method == NOVELTY_IFOREST))
+		in->anomaly = iforest_score(iforest, x, scratch);
+	if (g != NULL && (every_part || novelty_method_uses_prototypes(g->method)))
+	{
+		novelty_transform(g, x, z);
+		in->distance = novelty_prototype_distance(g, z, NULL);
+	}
+}
+
+/*
  * The flow's novelty, the method's score over the threshold, and *novel
  * when the score is above it.
  */
@@ -570,4 +594,31 @@ novelty_tail_build(NoveltyTail *tail, double *v, int64 n)
 		harmonic += 1.0 / i;
 	tail->beta = m > 1 ? (v[0] - v[m - 1]) / harmonic : 0;
 	tail->beta = Max(tail->beta, TAIL_MIN_BETA);
+}
+
+/* the "novelty" object of a version's report: the gate and its calibration */
+void
+novelty_report(JsonbParseState **st, const NoveltyGate *g, const GateCalibration *c)
+{
+	report_begin(st, "novelty");
+	report_string(st, "method", novelty_method_names[g->method]);
+	report_number(st, "benign_fpr", c->benign_fpr);
+	report_number(st, "threshold", g->threshold);
+	if (novelty_method_uses_prototypes(g->method))
+		report_int(st, "prototypes", g->num_prototypes);
+	if (g->method == NOVELTY_COMBINED)
+	{
+		report_number(st, "scale_uncertainty", g->scale_uncertainty);
+		report_number(st, "scale_prototypes", g->scale_prototypes);
+	}
+	if (g->method == NOVELTY_JOINT)
+	{
+		report_int(st, "uncertainty_knots", g->tail[0].num_knots);
+		report_int(st, "distance_knots", g->tail[1].num_knots);
+	}
+	report_string(st, "calibrated_on", c->calibrated_on);
+	report_int(st, "calibration_flows", c->rows);
+	report_int(st, "classifier_false_alarms", c->alarms);
+	report_number(st, "benign_flagged", c->rows > 0 ? (double) c->flagged / c->rows : NAN);
+	report_end(st);
 }

@@ -24,6 +24,10 @@ bool		nids_compact_evaluator = true;
 int			nids_max_model_bytes = 64 * 1024 * 1024;
 double		nids_min_feature_coverage = 0.9;
 
+const char *const nids_verdict_names[NIDS_NUM_VERDICTS] = {
+	"attack", "anomaly", "benign"
+};
+
 static const struct config_enum_entry predictor_options[] = {
 	{"native", NIDS_PREDICTOR_NATIVE, false},
 	{"xgboost", NIDS_PREDICTOR_XGBOOST, false},

@@ -24,6 +24,8 @@
 
 #include "postgres.h"
 
+#include "miscadmin.h"
+
 /* ---- settings (nids.c) ---- */
 typedef enum NidsPredictor
 {
@@ -36,6 +38,19 @@ extern int	nids_predictor;
 extern bool nids_compact_evaluator;
 extern int	nids_max_model_bytes;
 extern double nids_min_feature_coverage;
+
+/* options.benign_label's default: CIC-IDS2017's label of normal traffic */
+#define NIDS_DEFAULT_BENIGN_LABEL	"BENIGN"
+
+/* long loops over rows check for a cancel every NIDS_CHECK_EVERY rows */
+#define NIDS_CHECK_EVERY	4096
+
+static inline void
+nids_check_interrupts(int64 i)
+{
+	if ((i & (NIDS_CHECK_EVERY - 1)) == 0)
+		CHECK_FOR_INTERRUPTS();
+}
 
 /* model names: the catalogue's CHECK constraint */
 #define NIDS_MAX_NAME	63
@@ -50,7 +65,7 @@ typedef enum NidsVerdict
 	NIDS_NUM_VERDICTS
 } NidsVerdict;
 
-extern const char *const nids_verdict_names[NIDS_NUM_VERDICTS];
+extern const char *const nids_verdict_names[NIDS_NUM_VERDICTS];	/* nids.c */
 
 /* novel (nids 1.0's gate): an anomaly score above the model's threshold */
 static inline bool

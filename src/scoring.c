@@ -21,7 +21,7 @@
 #include "funcapi.h"
 #include "flow.h"
 #include "scoring.h"
-#include "train.h"
+#include "xgb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/typcache.h"
@@ -35,10 +35,6 @@ PG_FUNCTION_INFO_V1(nids_ensemble);
 PG_FUNCTION_INFO_V1(nids_features);
 PG_FUNCTION_INFO_V1(nids_class_probabilities);
 PG_FUNCTION_INFO_V1(nids_novelty);
-
-const char *const nids_verdict_names[NIDS_NUM_VERDICTS] = {
-	"attack", "anomaly", "benign"
-};
 
 static void *
 score_buffer(MemoryContext mcxt, void *buf, int *cap, int need, size_t size)
@@ -92,18 +88,12 @@ score_classify(ScoreState *st)
 {
 	NidsModel  *model = st->model;
 	NidsForest *f = model->forest;
-	int			best = 0;
 
 	if (nids_predictor == NIDS_PREDICTOR_NATIVE)
 		return forest_predict_class(f, model->num_classes, st->x, st->margin, st->proba,
 									st->scratch);
 	xgb_predict_proba(model_xgboost(model), f, st->x, 1, st->proba);
-	if (f->objective == NIDS_OBJ_LOGISTIC)
-		return st->proba[1] > 0.5 ? 1 : 0;
-	for (int g = 1; g < model->num_classes; g++)
-		if (st->proba[g] > st->proba[best])
-			best = g;
-	return best;
+	return forest_pick_class(f, model->num_classes, NULL, st->proba);
 }
 
 double
@@ -132,8 +122,7 @@ score_novelty(ScoreState *st, double *anomaly, bool *novel)
 {
 	NidsModel  *model = st->model;
 	NoveltyGate *g = model->novelty;
-	double		uncertainty = 1.0;
-	double		distance = 0.0;
+	NoveltyInputs in;
 
 	if (g == NULL || g->method == NOVELTY_IFOREST)
 	{
@@ -144,14 +133,9 @@ score_novelty(ScoreState *st, double *anomaly, bool *novel)
 		*novel = nids_is_novel(*anomaly, threshold);
 		return *anomaly / threshold;
 	}
-	if (model->benign_class >= 0)
-		uncertainty = 1.0 - st->proba[model->benign_class];
-	if (novelty_method_uses_prototypes(g->method))
-	{
-		novelty_transform(g, st->x, st->z);
-		distance = novelty_prototype_distance(g, st->z, NULL);
-	}
-	return novelty_value(g, *anomaly, uncertainty, distance, novel);
+	novelty_inputs(g, NULL, st->x, classifier_uncertainty(st->proba, model->benign_class),
+				   false, st->z, st->scratch, &in);
+	return novelty_value(g, *anomaly, in.uncertainty, in.distance, novel);
 }
 
 static ScoreState *

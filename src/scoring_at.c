@@ -38,11 +38,7 @@ nids_model_id(PG_FUNCTION_ARGS)
 
 	model_spec_parse(spec, name, &version);
 	if (!catalog_read(name, version, CATALOG_READ_MODEL, &rec))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg(version ? "model \"%s\" has no version %d"
-						: "model \"%s\" does not exist or has no deployed version",
-						name, version)));
+		model_no_such_version(name, version);
 	PG_RETURN_INT64(catalog_model_id(&rec));
 }
 

@@ -6,8 +6,8 @@
  *	  a stratified hold-out split, and register a new model version.
  *
  * nids_train is a list of steps over one TrainState, each a short
- * function: the data (train_data.c), the booster (train_xgboost.c), the
- * report (train_report.c).  Everything allocated lives in one memory
+ * function: the data (train_data.c), the booster (xgb.c), the gate
+ * (train_novelty.c), the report (train_report.c).  Everything allocated lives in one memory
  * context, and every XGBoost handle is owned by it: an ERROR, a cancel or
  * a statement_timeout in the middle of training frees everything and
  * registers nothing.
@@ -24,73 +24,9 @@
 #include "train.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "xgb.h"
 
 PG_FUNCTION_INFO_V1(nids_train);
-
-/* timings, in seconds from the start */
-enum
-{
-	T_READ,
-	T_PREPROCESS,
-	T_IFOREST,
-	T_TRAIN,
-	T_TOTAL,
-	NUM_TIMINGS
-};
-
-typedef struct TrainState
-{
-	/* arguments */
-	Oid			relid;
-	const char *label;
-	const char *model;
-	TrainOptions opt;
-
-	MemoryContext cxt;
-	instr_time	start;
-	double		timings[NUM_TIMINGS];
-	char	   *qualified;		/* the source, quoted */
-
-	TrainData	td;				/* all rows, then the test rows only */
-	int64		ntrain;
-	int64		ntest;
-	Preprocessing pre;
-	int			k;				/* features kept */
-	char	  **kept;			/* their canonical names */
-
-	/* the models */
-	char	   *booster_json;
-	size_t		booster_len;
-	NidsForest *forest;
-	int			benign;			/* the benign class, or -1 */
-	int64		nbenign;		/* benign training rows */
-	NidsForest *iforest;
-	NoveltyGate *gate;
-	float	   *calib_x;		/* benign training rows kept for calibration
-								 * when the hold-out has no benign row */
-	int64		ncalib;
-	const char *calibrated_on;
-	int64		calib_rows;		/* benign rows the gate was calibrated on */
-	int64		calib_alarms;	/* ... the classifier called attacks */
-	int64		calib_flagged;	/* ... with a verdict other than benign */
-	double	   *pbenign;		/* P(benign) of each test row */
-	bytea	   *benign_reference;
-	double		threshold;		/* the isolation forest's */
-	bytea	   *reference;
-	float	   *scratch;
-
-	/* the deployed version, for options.deploy "if_better" */
-	NidsModel  *current;		/* pinned; NULL when not compared */
-	float	   *current_x;		/* the test rows in its feature order */
-	bool		deploy;
-	char	   *deploy_reason;
-
-	/* hold-out results */
-	int		   *pred;
-	int64	   *confusion;
-	double		auc;
-	int64		verdicts[NIDS_NUM_VERDICTS];
-} TrainState;
 
 static void
 train_init(TrainState *ts, FunctionCallInfo fcinfo)
@@ -117,7 +53,6 @@ train_init(TrainState *ts, FunctionCallInfo fcinfo)
 	ts->cxt = AllocSetContextCreate(CurrentMemoryContext, "nids train", ALLOCSET_DEFAULT_SIZES);
 	ts->td.cxt = ts->cxt;
 	ts->benign = -1;
-	ts->threshold = NAN;
 }
 
 /* the labelled rows of the source, classes in name order */
@@ -285,6 +220,15 @@ train_gate_and_reference(TrainState *ts)
 	ts->timings[T_IFOREST] = elapsed_since(ts->start);
 }
 
+/* once XGBoost has its training matrix, td keeps the test rows only */
+static void
+keep_test_rows(void *arg)
+{
+	TrainState *ts = (TrainState *) arg;
+
+	train_data_keep_test_rows(&ts->td, ts->ntrain, ts->k);
+}
+
 /* the booster, and its native form; td keeps the test rows only */
 static void
 train_classifier(TrainState *ts)
@@ -293,7 +237,21 @@ train_classifier(TrainState *ts)
 	DocValue   *doc;
 	char	   *error;
 
-	ts->booster_json = xgb_train(&ts->td, ts->ntrain, ts->k, &ts->opt, &ts->booster_len);
+	XgbTrainSpec spec = {
+		.nclasses = ts->td.nclasses,
+		.rounds = ts->opt.rounds,
+		.seed = ts->opt.seed,
+		.nparams = ts->opt.nparams,
+		.param_keys = ts->opt.param_keys,
+		.param_values = ts->opt.param_values,
+		.tree_method = train_param(&ts->opt, "tree_method"),
+		.max_bin = train_param(&ts->opt, "max_bin"),
+		.matrix_built = keep_test_rows,
+		.matrix_built_arg = ts,
+	};
+
+	ts->booster_json = xgb_train(ts->td.x, ts->td.y, ts->ntrain, ts->k, &spec,
+								 &ts->booster_len);
 	doc = doc_parse(ts->booster_json, ts->booster_len, &format, &error);
 	ts->forest = doc ? forest_from_xgboost(doc, &error) : NULL;
 	if (ts->forest == NULL)
@@ -312,93 +270,66 @@ train_evaluate(TrainState *ts)
 
 	ts->confusion = palloc0(sizeof(int64) * nclasses * nclasses);
 	ts->pred = palloc_extended(sizeof(int) * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
-	ts->pbenign = palloc_extended(sizeof(double) * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
+	ts->uncertainty = palloc_extended(sizeof(double) * Max(ts->ntest, 1), MCXT_ALLOC_HUGE);
 	/* one scratch area for both forests */
 	ts->scratch = palloc(sizeof(float) * Max(forest_scratch_size(ts->forest),
 											 ts->iforest ? forest_scratch_size(ts->iforest) : 0));
 	for (int64 r = 0; r < ts->ntest; r++)
 	{
-		int			best = 0;
+		int			best = forest_predict_class(ts->forest, nclasses, td->x + r * ts->k,
+												margin, proba, ts->scratch);
 
-		forest_predict_margin(ts->forest, td->x + r * ts->k, margin, ts->scratch);
-		forest_transform(ts->forest, margin, proba);
-		for (int c = 1; c < nclasses; c++)
-			if (proba[c] > proba[best])
-				best = c;
 		ts->pred[r] = best;
-		ts->pbenign[r] = proba[ts->benign];
+		ts->uncertainty[r] = classifier_uncertainty(proba, ts->benign);
 		ts->confusion[td->y[r] * nclasses + best]++;
-		if ((r & 4095) == 0)
-			CHECK_FOR_INTERRUPTS();
+		nids_check_interrupts(r);
 	}
-}
-
-/* the gate's parts for one row: anomaly, distance (uncertainty is given) */
-static void
-gate_parts(TrainState *ts, const float *x, float *z, double *anomaly, double *distance)
-{
-	*anomaly = iforest_score(ts->iforest, x, ts->scratch);
-	novelty_transform(ts->gate, x, z);
-	*distance = novelty_prototype_distance(ts->gate, z, NULL);
 }
 
 /*
  * Calibrate the gate (and the isolation forest's own threshold) on the
- * held-out benign flows, or on the benign training rows kept for it; count
- * what the calibration rows get.
+ * held-out benign flows, or on the benign training rows kept for it.
  */
 static void
 train_calibrate(TrainState *ts)
 {
 	TrainData  *td = &ts->td;
-	int64		n = 0;
 	int64		cap = ts->calib_x ? ts->ncalib : ts->ntest;
-	double	   *anomaly = palloc_extended(sizeof(double) * Max(cap, 1), MCXT_ALLOC_HUGE);
-	double	   *uncertainty = palloc_extended(sizeof(double) * Max(cap, 1), MCXT_ALLOC_HUGE);
-	double	   *distance = palloc_extended(sizeof(double) * Max(cap, 1), MCXT_ALLOC_HUGE);
-	bool	   *alarm = palloc_extended(sizeof(bool) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	GateSamples samples;
 	float	   *z = palloc(sizeof(float) * ts->gate->padded_features);
 	float	   *margin = palloc(sizeof(float) * ts->forest->num_groups);
 	double	   *proba = palloc(sizeof(double) * td->nclasses);
 
+	gate_samples_init(&samples, cap);
 	for (int64 r = 0; r < cap; r++)
 	{
 		const float *x;
+		bool		alarm;
+		double		uncertainty;
+		NoveltyInputs in;
 
 		if (ts->calib_x)
 		{
 			x = ts->calib_x + r * ts->k;
-			alarm[n] = forest_predict_class(ts->forest, td->nclasses, x, margin, proba,
-											ts->scratch) != ts->benign;
-			uncertainty[n] = 1.0 - proba[ts->benign];
+			alarm = forest_predict_class(ts->forest, td->nclasses, x, margin, proba,
+										 ts->scratch) != ts->benign;
+			uncertainty = classifier_uncertainty(proba, ts->benign);
 		}
 		else if (td->y[r] == ts->benign)
 		{
 			x = td->x + r * ts->k;
-			alarm[n] = ts->pred[r] != ts->benign;
-			uncertainty[n] = 1.0 - ts->pbenign[r];
+			alarm = ts->pred[r] != ts->benign;
+			uncertainty = ts->uncertainty[r];
 		}
 		else
 			continue;
-		gate_parts(ts, x, z, &anomaly[n], &distance[n]);
-		n++;
-		if ((r & 4095) == 0)
-			CHECK_FOR_INTERRUPTS();
+		novelty_inputs(ts->gate, ts->iforest, x, uncertainty, true, z, ts->scratch, &in);
+		gate_samples_add(&samples, &in, alarm);
+		nids_check_interrupts(r);
 	}
-	ts->threshold = novelty_threshold(anomaly, alarm, n, ts->opt.benign_fpr);
-	novelty_calibrate(ts->gate, ts->opt.novelty_method, anomaly, uncertainty, distance,
-					  alarm, n, ts->opt.benign_fpr);
-	ts->calibrated_on = ts->calib_x ? "benign training flows (no benign flow held out)"
-		: "held-out benign flows";
-	ts->calib_rows = n;
-	for (int64 i = 0; i < n; i++)
-	{
-		bool		novel;
-
-		(void) novelty_value(ts->gate, anomaly[i], uncertainty[i], distance[i], &novel);
-		ts->calib_alarms += alarm[i];
-		ts->calib_flagged += alarm[i] || novel;
-	}
+	gate_calibrate(ts->gate, ts->opt.novelty_method, &samples, ts->opt.benign_fpr,
+				   ts->calib_x ? "benign training flows (no benign flow held out)"
+				   : "held-out benign flows", &ts->calibration);
 }
 
 /*
@@ -415,17 +346,16 @@ train_novelty(TrainState *ts)
 	train_calibrate(ts);
 	for (int64 r = 0; r < ts->ntest; r++)
 	{
-		double		anomaly,
-					distance;
+		NoveltyInputs in;
 		bool		novel;
 
-		gate_parts(ts, td->x + r * ts->k, z, &anomaly, &distance);
-		(void) novelty_value(ts->gate, anomaly, 1.0 - ts->pbenign[r], distance, &novel);
-		pairs[r * 2] = anomaly;
+		novelty_inputs(ts->gate, ts->iforest, td->x + r * ts->k, ts->uncertainty[r], true,
+					   z, ts->scratch, &in);
+		(void) novelty_value(ts->gate, in.anomaly, in.uncertainty, in.distance, &novel);
+		pairs[r * 2] = in.anomaly;
 		pairs[r * 2 + 1] = td->y[r] != ts->benign;
 		ts->verdicts[nids_verdict(ts->pred[r], ts->benign, novel)]++;
-		if ((r & 4095) == 0)
-			CHECK_FOR_INTERRUPTS();
+		nids_check_interrupts(r);
 	}
 	ts->auc = roc_auc(pairs, ts->ntest);
 	pfree(pairs);
@@ -468,16 +398,12 @@ current_macro_f1(TrainState *ts)
 				remap[c] = n;
 	for (int64 r = 0; r < ts->ntest; r++)
 	{
-		int			best = 0;
+		int			best = forest_predict_class(cur->forest, cur->num_classes,
+												ts->current_x + r * cur->num_features,
+												margin, proba, scratch);
 
-		forest_predict_margin(cur->forest, ts->current_x + r * cur->num_features, margin, scratch);
-		forest_transform(cur->forest, margin, proba);
-		for (int c = 1; c < cur->num_classes; c++)
-			if (proba[c] > proba[best])
-				best = c;
 		confusion[td->y[r] * nclasses + remap[best]]++;
-		if ((r & 4095) == 0)
-			CHECK_FOR_INTERRUPTS();
+		nids_check_interrupts(r);
 	}
 	return macro_f1(confusion, nclasses);
 }
@@ -516,132 +442,6 @@ train_decide_deploy(TrainState *ts)
 								 mine, ts->deploy ? ">=" : "<", theirs, cur->version);
 }
 
-static void
-report_novelty(TrainState *ts, JsonbParseState **st)
-{
-	const IForestParams *p = &ts->opt.iforest;
-	NoveltyGate *g = ts->gate;
-
-	report_begin(st, "novelty");
-	report_string(st, "method", novelty_method_names[g->method]);
-	report_number(st, "benign_fpr", ts->opt.benign_fpr);
-	report_number(st, "threshold", g->threshold);
-	if (novelty_method_uses_prototypes(g->method))
-		report_int(st, "prototypes", g->num_prototypes);
-	if (g->method == NOVELTY_COMBINED)
-	{
-		report_number(st, "scale_uncertainty", g->scale_uncertainty);
-		report_number(st, "scale_prototypes", g->scale_prototypes);
-	}
-	if (g->method == NOVELTY_JOINT)
-	{
-		report_int(st, "uncertainty_knots", g->tail[0].num_knots);
-		report_int(st, "distance_knots", g->tail[1].num_knots);
-	}
-	report_string(st, "calibrated_on", ts->calibrated_on);
-	report_int(st, "calibration_flows", ts->calib_rows);
-	report_int(st, "classifier_false_alarms", ts->calib_alarms);
-	report_number(st, "benign_flagged", ts->calib_rows > 0
-				  ? (double) ts->calib_flagged / ts->calib_rows : NAN);
-	report_end(st);
-	report_begin(st, "iforest");
-	report_int(st, "trees", ts->iforest->num_trees);
-	report_int(st, "sample_size", ts->iforest->sample_size);
-	report_int(st, "max_depth", p->max_depth > 0 ? p->max_depth
-			   : (int) ceil(log2(Max(ts->iforest->sample_size, 2))));
-	report_string(st, "scale", iforest_scale_names[p->scale]);
-	report_int(st, "benign_training_rows", ts->nbenign);
-	report_number(st, "benign_fpr", ts->opt.benign_fpr);
-	report_number(st, "threshold", ts->threshold);
-	report_number(st, "roc_auc", ts->auc);
-	report_end(st);
-	report_begin(st, "ensemble");
-	report_int(st, "attack", ts->verdicts[NIDS_VERDICT_ATTACK]);
-	report_int(st, "anomaly", ts->verdicts[NIDS_VERDICT_ANOMALY]);
-	report_int(st, "benign", ts->verdicts[NIDS_VERDICT_BENIGN]);
-	report_end(st);
-}
-
-static void
-report_training(TrainState *ts, JsonbParseState **st)
-{
-	const TrainOptions *opt = &ts->opt;
-
-	report_begin(st, "params");
-	report_string(st, "objective", "multi:softprob");
-	report_int(st, "num_class", ts->td.nclasses);
-	report_int(st, "rounds", opt->rounds);
-	for (int i = 0; i < opt->nparams; i++)
-		report_string(st, opt->param_keys[i], opt->param_values[i]);
-	report_end(st);
-	report_int(st, "seed", (int64) opt->seed);
-	report_number(st, "test_size", opt->test_size);
-	report_number(st, "correlation_threshold", opt->correlation_threshold);
-	report_begin(st, "timings");
-	report_number(st, "read_s", ts->timings[T_READ]);
-	report_number(st, "preprocess_s", ts->timings[T_PREPROCESS] - ts->timings[T_READ]);
-	report_number(st, "iforest_and_reference_s", ts->timings[T_IFOREST] - ts->timings[T_PREPROCESS]);
-	report_number(st, "train_s", ts->timings[T_TRAIN] - ts->timings[T_IFOREST]);
-	report_number(st, "total_s", ts->timings[T_TOTAL]);
-	report_end(st);
-}
-
-static Jsonb *
-train_report(TrainState *ts)
-{
-	JsonbParseState *st = NULL;
-	TrainData  *td = &ts->td;
-
-	ts->timings[T_TOTAL] = elapsed_since(ts->start);
-	report_begin(&st, NULL);
-	report_string(&st, "source", "nids_train");
-	report_string(&st, "relation", ts->qualified);
-	report_string(&st, "label_column", ts->label);
-	report_names(&st, "feature_names", ts->kept, ts->k);
-	report_names(&st, "class_labels", td->classes, td->nclasses);
-	report_key(&st, "dropped");
-	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
-	for (int i = 0; i < ts->pre.ndropped; i++)
-	{
-		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-		report_string(&st, "column", td->colnames[ts->pre.dropped[i]]);
-		report_string(&st, "reason", ts->pre.reasons[i]);
-		report_end(&st);
-	}
-	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
-	report_key(&st, "left_out");
-	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
-	for (int i = 0; i < td->nleft_out; i++)
-	{
-		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-		report_string(&st, "column", td->left_out[i]);
-		report_string(&st, "reason", td->left_out_reasons[i]);
-		report_end(&st);
-	}
-	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
-	report_key(&st, "deployed");
-	pushJsonbValue(&st, WJB_VALUE, &(JsonbValue) {.type = jbvBool,.val.boolean = ts->deploy});
-	report_string(&st, "deploy_reason", ts->deploy_reason);
-	report_begin(&st, "rows");
-	report_int(&st, "total", ts->ntrain + ts->ntest);
-	report_int(&st, "train", ts->ntrain);
-	report_int(&st, "test", ts->ntest);
-	report_int(&st, "null_label_skipped", td->skipped);
-	report_end(&st);
-	report_classifier(&st, ts->confusion, td->classes, td->nclasses, ts->ntest);
-	{
-		double	   *gain = palloc(sizeof(double) * ts->k);
-		double	   *cover = palloc(sizeof(double) * ts->k);
-		int64	   *splits = palloc(sizeof(int64) * ts->k);
-
-		forest_importance(ts->forest, gain, cover, splits);
-		report_importance(&st, ts->kept, ts->k, gain, cover, splits);
-	}
-	report_novelty(ts, &st);
-	report_training(ts, &st);
-	return report_finish(&st);
-}
-
 /* register the version; returns its metrics, with the version */
 static Jsonb *
 train_register(TrainState *ts, Jsonb *metrics)
@@ -660,7 +460,7 @@ train_register(TrainState *ts, Jsonb *metrics)
 	rec.metrics = metrics;
 	rec.deployed = ts->deploy;
 	rec.iforest = forest_serialize(ts->iforest);
-	rec.anomaly_threshold = ts->threshold;
+	rec.anomaly_threshold = ts->calibration.iforest_threshold;
 	rec.novelty = novelty_serialize(ts->gate);
 	rec.reference = ts->reference;
 	rec.benign_reference = ts->benign_reference;

@@ -2,11 +2,13 @@
  *
  * train.h
  *	  The train_* family: nids_train (train.c) as a short list of steps
- *	  over one TrainState, the training data (train_data.c), every XGBoost
- *	  call (train_xgboost.c), preprocessing (train_preprocess.c), the
- *	  seeded generator (train_random.c), the options (train_options.c),
- *	  the metrics report (train_report.c) and nids_attach_benign
- *	  (train_attach.c).
+ *	  over one TrainState, the training data (train_data.c), the novelty
+ *	  gate's calibration (train_novelty.c), preprocessing
+ *	  (train_preprocess.c), the options (train_options.c), the metrics
+ *	  report (train_report.c) and nids_attach_benign (train_attach.c).
+ *	  Only training code includes it: the XGBoost boundary (xgb.h), the
+ *	  generator (random.h) and report building (report.h) are services
+ *	  with headers of their own.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,23 +19,13 @@
 
 #include "lib/stringinfo.h"
 #include "model.h"
+#include "nids.h"
 #include "portability/instr_time.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 
 #define NIDS_MAX_CLASSES	1000
 #define NIDS_MAX_PARAMS		48
-
-/* ---- the seeded generator (train_random.c) ---- */
-typedef struct NidsRandom
-{
-	uint64		state;
-} NidsRandom;
-
-extern void nids_random_init(NidsRandom *r, uint64 seed);
-extern uint64 nids_random_next(NidsRandom *r);
-extern double nids_random_unit(NidsRandom *r);
-extern uint64 nids_random_below(NidsRandom *r, uint64 n);
 
 /* ---- options (train_options.c) ---- */
 typedef enum TrainDeploy
@@ -74,6 +66,20 @@ extern void train_options_parse(Jsonb *options, TrainOptions *opt);
 extern const char *train_param(const TrainOptions *opt, const char *key);
 
 /* ---- the novelty gate (train_novelty.c) ---- */
+/* the gate's inputs of the calibration flows, and which are false alarms */
+typedef struct GateSamples
+{
+	int64		n;
+	double	   *anomaly;
+	double	   *uncertainty;
+	double	   *distance;
+	bool	   *alarm;
+} GateSamples;
+
+extern void gate_samples_init(GateSamples *s, int64 cap);
+extern void gate_samples_add(GateSamples *s, const NoveltyInputs *in, bool alarm);
+extern void gate_calibrate(NoveltyGate *g, NoveltyMethod method, const GateSamples *s,
+						   double fpr, const char *calibrated_on, GateCalibration *out);
 extern NoveltyGate *novelty_train(const float *x, int d, const int64 *rows, int64 n,
 								  int k, uint64 seed);
 extern double novelty_threshold(const double *score, const bool *alarm, int64 n,
@@ -135,31 +141,72 @@ extern int64 train_data_split(TrainData *td, double test_size, uint64 seed);
 extern void train_data_keep_test_rows(TrainData *td, int64 ntrain, int k);
 extern double elapsed_since(instr_time start);
 
-/* ---- the XGBoost boundary (train_xgboost.c): no other file calls it ---- */
-extern XgbBooster xgb_load(const char *data, size_t len);
-extern void xgb_predict_proba(XgbBooster booster, const NidsForest *forest,
-							  const float *x, int nrow, double *proba);
-extern void xgb_predict_contribs(XgbBooster booster, const NidsForest *forest,
-								 const float *x, int g, double *phi);
-extern char *xgb_train(TrainData *td, int64 ntrain, int k,
-					   const TrainOptions *opt, size_t *json_len);
+/* ---- nids_train's steps (train.c), over one TrainState ---- */
+/* timings, in seconds from the start */
+enum
+{
+	T_READ,
+	T_PREPROCESS,
+	T_IFOREST,
+	T_TRAIN,
+	T_TOTAL,
+	NUM_TIMINGS
+};
+
+typedef struct TrainState
+{
+	/* arguments */
+	Oid			relid;
+	const char *label;
+	const char *model;
+	TrainOptions opt;
+
+	MemoryContext cxt;
+	instr_time	start;
+	double		timings[NUM_TIMINGS];
+	char	   *qualified;		/* the source, quoted */
+
+	TrainData	td;				/* all rows, then the test rows only */
+	int64		ntrain;
+	int64		ntest;
+	Preprocessing pre;
+	int			k;				/* features kept */
+	char	  **kept;			/* their canonical names */
+
+	/* the models */
+	char	   *booster_json;
+	size_t		booster_len;
+	NidsForest *forest;
+	int			benign;			/* the benign class, or -1 */
+	int64		nbenign;		/* benign training rows */
+	NidsForest *iforest;
+	NoveltyGate *gate;
+	float	   *calib_x;		/* benign training rows kept for calibration
+								 * when the hold-out has no benign row */
+	int64		ncalib;
+	GateCalibration calibration;
+	double	   *uncertainty;	/* the classifier's, of each test row */
+	bytea	   *benign_reference;
+	bytea	   *reference;
+	float	   *scratch;
+
+	/* the deployed version, for options.deploy "if_better" */
+	NidsModel  *current;		/* pinned; NULL when not compared */
+	float	   *current_x;		/* the test rows in its feature order */
+	bool		deploy;
+	char	   *deploy_reason;
+
+	/* hold-out results */
+	int		   *pred;
+	int64	   *confusion;
+	double		auc;
+	int64		verdicts[NIDS_NUM_VERDICTS];
+} TrainState;
 
 /* ---- the report (train_report.c) ---- */
-typedef struct JsonbParseState JsonbParseState;
-
-extern void report_key(JsonbParseState **st, const char *key);
-extern void report_string(JsonbParseState **st, const char *key, const char *value);
-extern void report_number(JsonbParseState **st, const char *key, double value);
-extern void report_int(JsonbParseState **st, const char *key, int64 value);
-extern void report_names(JsonbParseState **st, const char *key, char **names, int n);
-extern void report_begin(JsonbParseState **st, const char *key);
-extern void report_end(JsonbParseState **st);
-extern Jsonb *report_finish(JsonbParseState **st);
+extern Jsonb *train_report(TrainState *ts);
 extern void report_classifier(JsonbParseState **st, const int64 *confusion,
 							  char **classes, int nclasses, int64 ntest);
-extern void report_importance(JsonbParseState **st, char **names, int d,
-							  const double *gain, const double *cover,
-							  const int64 *splits);
 extern double macro_f1(const int64 *confusion, int nclasses);
 extern double roc_auc(double *pairs, int64 n);
 

@@ -23,6 +23,8 @@
 #include "catalog/pg_type.h"
 #include "drift.h"
 #include "flow.h"
+#include "random.h"
+#include "report.h"
 #include "train.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -112,51 +114,46 @@ benign_class_of(const NidsModel *model, const char *benign_label)
 
 /*
  * The gate: prototypes of the training rows, calibrated with the isolation
- * forest's own threshold (*threshold) on the n calibration rows, counting
- * the model's classifier's false alarms (*alarms of them).  Without a
- * benign class the classifier never says benign and the gate is the
- * isolation forest.
+ * forest's own threshold on the n calibration rows, counting the model's
+ * classifier's false alarms.  Without a benign class the classifier never
+ * says benign and the gate is the isolation forest.
  */
 static NoveltyGate *
 attach_gate(NidsModel *model, const BenignRows *b, const int64 *train, int64 ntrain,
 			const int64 *calib, int64 n, const NidsForest *iforest,
-			const TrainOptions *opt, double *threshold, int64 *alarms)
+			const TrainOptions *opt, const char *calibrated_on, GateCalibration *cal)
 {
 	int			benign = benign_class_of(model, opt->benign_label);
 	NoveltyGate *g = novelty_train(b->x, b->d, train, ntrain, opt->prototypes, opt->seed);
-	double	   *anomaly = palloc_extended(sizeof(double) * Max(n, 1), MCXT_ALLOC_HUGE);
-	double	   *uncertainty = palloc_extended(sizeof(double) * Max(n, 1), MCXT_ALLOC_HUGE);
-	double	   *distance = palloc_extended(sizeof(double) * Max(n, 1), MCXT_ALLOC_HUGE);
-	bool	   *alarm = palloc_extended(sizeof(bool) * Max(n, 1), MCXT_ALLOC_HUGE);
+	GateSamples samples;
 	float	   *scratch = palloc(sizeof(float) * Max(forest_scratch_size(iforest),
 												  forest_scratch_size(model->forest)));
 	float	   *margin = palloc(sizeof(float) * model->forest->num_groups);
 	double	   *proba = palloc(sizeof(double) * model->num_classes);
 	float	   *z = palloc(sizeof(float) * g->padded_features);
 
+	gate_samples_init(&samples, n);
 	for (int64 i = 0; i < n; i++)
 	{
 		const float *x = b->x + calib[i] * b->d;
 		int			label = forest_predict_class(model->forest, model->num_classes, x,
 												 margin, proba, scratch);
+		NoveltyInputs in;
 
-		alarm[i] = benign >= 0 && label != benign;
-		*alarms += alarm[i];
-		uncertainty[i] = benign >= 0 ? 1.0 - proba[benign] : 1.0;
-		anomaly[i] = iforest_score(iforest, x, scratch);
-		novelty_transform(g, x, z);
-		distance[i] = novelty_prototype_distance(g, z, NULL);
+		novelty_inputs(g, iforest, x, classifier_uncertainty(proba, benign), true, z,
+					   scratch, &in);
+		gate_samples_add(&samples, &in, benign >= 0 && label != benign);
+		nids_check_interrupts(i);
 	}
-	*threshold = novelty_threshold(anomaly, alarm, n, opt->benign_fpr);
-	novelty_calibrate(g, benign >= 0 ? opt->novelty_method : NOVELTY_IFOREST,
-					  anomaly, uncertainty, distance, alarm, n, opt->benign_fpr);
+	gate_calibrate(g, benign >= 0 ? opt->novelty_method : NOVELTY_IFOREST, &samples,
+				   opt->benign_fpr, calibrated_on, cal);
 	return g;
 }
 
 static Jsonb *
 attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest,
 			  const NoveltyGate *gate, const TrainOptions *opt, int64 ntrain, int64 ntest,
-			  double threshold, int64 alarms)
+			  const GateCalibration *cal)
 {
 	JsonbParseState *st = NULL;
 
@@ -171,18 +168,9 @@ attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest
 	report_int(&st, "benign_training_rows", ntrain);
 	report_int(&st, "held_out_rows", ntest);
 	report_number(&st, "benign_fpr", opt->benign_fpr);
-	report_number(&st, "threshold", threshold);
+	report_number(&st, "threshold", cal->iforest_threshold);
 	report_end(&st);
-	report_begin(&st, "novelty");
-	report_string(&st, "method", novelty_method_names[gate->method]);
-	report_number(&st, "benign_fpr", opt->benign_fpr);
-	report_number(&st, "threshold", gate->threshold);
-	if (novelty_method_uses_prototypes(gate->method))
-		report_int(&st, "prototypes", gate->num_prototypes);
-	report_string(&st, "calibrated_on", ntest > 0 ? "held-out benign flows" : "benign training flows");
-	report_int(&st, "calibration_flows", ntest > 0 ? ntest : ntrain);
-	report_int(&st, "classifier_false_alarms", alarms);
-	report_end(&st);
+	novelty_report(&st, gate, cal);
 	return report_finish(&st);
 }
 
@@ -198,8 +186,7 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 				ntrain;
 	NidsForest *iforest;
 	NoveltyGate *gate;
-	double		threshold;
-	int64		alarms = 0;
+	GateCalibration cal;
 	ModelRecord rec;
 	MemoryContext cxt,
 				old;
@@ -224,8 +211,10 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	ntrain = benign.n - ntest;
 	iforest = iforest_train(benign.x, benign.d, rows, ntrain, &opt.iforest);
 	gate = ntest > 0
-		? attach_gate(model, &benign, rows, ntrain, rows + ntrain, ntest, iforest, &opt, &threshold, &alarms)
-		: attach_gate(model, &benign, rows, ntrain, rows, ntrain, iforest, &opt, &threshold, &alarms);
+		? attach_gate(model, &benign, rows, ntrain, rows + ntrain, ntest, iforest, &opt,
+					  "held-out benign flows", &cal)
+		: attach_gate(model, &benign, rows, ntrain, rows, ntrain, iforest, &opt,
+					  "benign training flows", &cal);
 
 	/* the drift reference is built from all of them, in table order */
 	for (int64 i = 0; i < benign.n; i++)
@@ -236,10 +225,10 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	rec.native = forest_serialize(model->forest);
 	rec.feature_names = catalog_text_array(model->feature_names, model->num_features);
 	rec.class_labels = catalog_text_array(model->class_labels, model->num_classes);
-	rec.metrics = attach_report(model, qualified, iforest, gate, &opt, ntrain, ntest, threshold, alarms);
+	rec.metrics = attach_report(model, qualified, iforest, gate, &opt, ntrain, ntest, &cal);
 	rec.deployed = opt.deploy != DEPLOY_NEVER;	/* the classifier is the same */
 	rec.iforest = forest_serialize(iforest);
-	rec.anomaly_threshold = threshold;
+	rec.anomaly_threshold = cal.iforest_threshold;
 	rec.novelty = novelty_serialize(gate);
 	rec.reference = drift_reference_build(benign.x, benign.d, rows, benign.n, opt.seed);
 	rec.benign_reference = rec.reference;	/* every row is benign */

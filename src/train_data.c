@@ -17,6 +17,7 @@
 #include "access/relation.h"
 #include "flow.h"
 #include "miscadmin.h"
+#include "random.h"
 #include "train.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"

@@ -21,6 +21,7 @@
 #include <math.h>
 
 #include "miscadmin.h"
+#include "random.h"
 #include "train.h"
 
 #define KMEANS_SAMPLE	8192	/* benign rows k-means runs on */
@@ -467,4 +468,51 @@ novelty_calibrate(NoveltyGate *g, NoveltyMethod method, const double *anomaly,
 		score[i] = novelty_method_score(g, anomaly ? anomaly[i] : 0, uncertainty[i], distance[i]);
 	g->threshold = novelty_threshold(score, alarm, n, fpr);
 	pfree(score);
+}
+
+/* room for cap calibration flows */
+void
+gate_samples_init(GateSamples *s, int64 cap)
+{
+	cap = Max(cap, 1);
+	s->n = 0;
+	s->anomaly = palloc_extended(sizeof(double) * cap, MCXT_ALLOC_HUGE);
+	s->uncertainty = palloc_extended(sizeof(double) * cap, MCXT_ALLOC_HUGE);
+	s->distance = palloc_extended(sizeof(double) * cap, MCXT_ALLOC_HUGE);
+	s->alarm = palloc_extended(sizeof(bool) * cap, MCXT_ALLOC_HUGE);
+}
+
+void
+gate_samples_add(GateSamples *s, const NoveltyInputs *in, bool alarm)
+{
+	s->anomaly[s->n] = in->anomaly;
+	s->uncertainty[s->n] = in->uncertainty;
+	s->distance[s->n] = in->distance;
+	s->alarm[s->n] = alarm;
+	s->n++;
+}
+
+/*
+ * Calibrate g (method) and the isolation forest's own threshold on the
+ * calibration flows s, and count what those flows get: the one
+ * calibration of nids_train and nids_attach_benign.
+ */
+void
+gate_calibrate(NoveltyGate *g, NoveltyMethod method, const GateSamples *s, double fpr,
+			   const char *calibrated_on, GateCalibration *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->calibrated_on = calibrated_on;
+	out->benign_fpr = fpr;
+	out->rows = s->n;
+	out->iforest_threshold = novelty_threshold(s->anomaly, s->alarm, s->n, fpr);
+	novelty_calibrate(g, method, s->anomaly, s->uncertainty, s->distance, s->alarm, s->n, fpr);
+	for (int64 i = 0; i < s->n; i++)
+	{
+		bool		novel;
+
+		(void) novelty_value(g, s->anomaly[i], s->uncertainty[i], s->distance[i], &novel);
+		out->alarms += s->alarm[i];
+		out->flagged += s->alarm[i] || novel;
+	}
 }

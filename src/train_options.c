@@ -349,7 +349,7 @@ train_options_parse(Jsonb *options, TrainOptions *opt)
 	opt->test_size = 0.2;
 	opt->seed = 42;
 	opt->deploy = DEPLOY_DEFAULT;
-	opt->benign_label = "BENIGN";
+	opt->benign_label = NIDS_DEFAULT_BENIGN_LABEL;
 	opt->rounds = DEFAULT_ROUNDS;
 	opt->iforest.num_trees = 100;
 	opt->iforest.sample_size = 256;

@@ -1,11 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * train_report.c
- *	  The metrics report of nids_train and nids_attach_benign, built with
- *	  the jsonb API, and the hold-out statistics that go into it.
- *
- * Numbers are written with six significant digits, as in 1.0; NaN and
- * infinities become null.
+ *	  The metrics report of nids_train, and the hold-out statistics that go
+ *	  into it (per-class scores, macro F1, ROC-AUC).
  *
  *-------------------------------------------------------------------------
  */
@@ -13,113 +10,9 @@
 
 #include <math.h>
 
+#include "report.h"
 #include "train.h"
-#include "utils/builtins.h"
-#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
-#include "utils/numeric.h"
-
-static void
-push_string(JsonbParseState **st, JsonbIteratorToken token, const char *value)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) value;
-	v.val.string.len = strlen(value);
-	pushJsonbValue(st, token, &v);
-}
-
-static void
-push_numeric_text(JsonbParseState **st, JsonbIteratorToken token, const char *text)
-{
-	JsonbValue	v;
-
-	v.type = jbvNumeric;
-	v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(text),
-														ObjectIdGetDatum(InvalidOid),
-														Int32GetDatum(-1)));
-	pushJsonbValue(st, token, &v);
-}
-
-static void
-push_int(JsonbParseState **st, JsonbIteratorToken token, int64 value)
-{
-	char		buf[32];
-
-	snprintf(buf, sizeof(buf), INT64_FORMAT, value);
-	push_numeric_text(st, token, buf);
-}
-
-void
-report_key(JsonbParseState **st, const char *key)
-{
-	push_string(st, WJB_KEY, key);
-}
-
-void
-report_string(JsonbParseState **st, const char *key, const char *value)
-{
-	report_key(st, key);
-	push_string(st, WJB_VALUE, value);
-}
-
-void
-report_number(JsonbParseState **st, const char *key, double value)
-{
-	char		buf[64];
-
-	report_key(st, key);
-	if (isnan(value) || isinf(value))
-	{
-		JsonbValue	v;
-
-		v.type = jbvNull;
-		pushJsonbValue(st, WJB_VALUE, &v);
-		return;
-	}
-	snprintf(buf, sizeof(buf), "%.6g", value);
-	push_numeric_text(st, WJB_VALUE, buf);
-}
-
-void
-report_int(JsonbParseState **st, const char *key, int64 value)
-{
-	report_key(st, key);
-	push_int(st, WJB_VALUE, value);
-}
-
-void
-report_names(JsonbParseState **st, const char *key, char **names, int n)
-{
-	report_key(st, key);
-	pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
-	for (int i = 0; i < n; i++)
-		push_string(st, WJB_ELEM, names[i]);
-	pushJsonbValue(st, WJB_END_ARRAY, NULL);
-}
-
-/* an object: at the top (key NULL) or as the value of key */
-void
-report_begin(JsonbParseState **st, const char *key)
-{
-	if (key != NULL)
-		report_key(st, key);
-	pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
-}
-
-void
-report_end(JsonbParseState **st)
-{
-	pushJsonbValue(st, WJB_END_OBJECT, NULL);
-}
-
-/* close the top object and return it */
-Jsonb *
-report_finish(JsonbParseState **st)
-{
-	return JsonbValueToJsonb(pushJsonbValue(st, WJB_END_OBJECT, NULL));
-}
 
 /* precision, recall and F1 of class c from the confusion matrix */
 static void
@@ -209,16 +102,10 @@ report_classifier(JsonbParseState **st, const int64 *confusion, char **classes,
 	report_begin(st, "confusion_matrix");
 	report_names(st, "labels", classes, nclasses);
 	report_string(st, "rows_are", "true class");
-	report_key(st, "matrix");
-	pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+	report_array_begin(st, "matrix");
 	for (int c = 0; c < nclasses; c++)
-	{
-		pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
-		for (int o = 0; o < nclasses; o++)
-			push_int(st, WJB_ELEM, confusion[c * nclasses + o]);
-		pushJsonbValue(st, WJB_END_ARRAY, NULL);
-	}
-	pushJsonbValue(st, WJB_END_ARRAY, NULL);
+		report_int_row(st, confusion + c * nclasses, nclasses);
+	report_array_end(st);
 	report_end(st);
 }
 
@@ -268,22 +155,105 @@ roc_auc(double *pairs, int64 n)
 	return (rank_sum - npos * (npos + 1) / 2.0) / ((double) npos * nneg);
 }
 
-/*
- * importance: per feature (names[d]), the splits on it and their total
- * gain and cover (forest_importance), for nids.feature_importance.
- */
-void
-report_importance(JsonbParseState **st, char **names, int d, const double *gain,
-				  const double *cover, const int64 *splits)
+
+static void
+report_gates(TrainState *ts, JsonbParseState **st)
 {
-	report_begin(st, "importance");
-	for (int j = 0; j < d; j++)
-	{
-		report_begin(st, names[j]);
-		report_number(st, "gain", gain[j]);
-		report_number(st, "cover", cover[j]);
-		report_int(st, "splits", splits[j]);
-		report_end(st);
-	}
+	const IForestParams *p = &ts->opt.iforest;
+
+	novelty_report(st, ts->gate, &ts->calibration);
+	report_begin(st, "iforest");
+	report_int(st, "trees", ts->iforest->num_trees);
+	report_int(st, "sample_size", ts->iforest->sample_size);
+	report_int(st, "max_depth", p->max_depth > 0 ? p->max_depth
+			   : (int) ceil(log2(Max(ts->iforest->sample_size, 2))));
+	report_string(st, "scale", iforest_scale_names[p->scale]);
+	report_int(st, "benign_training_rows", ts->nbenign);
+	report_number(st, "benign_fpr", ts->opt.benign_fpr);
+	report_number(st, "threshold", ts->calibration.iforest_threshold);
+	report_number(st, "roc_auc", ts->auc);
 	report_end(st);
+	report_begin(st, "ensemble");
+	report_int(st, "attack", ts->verdicts[NIDS_VERDICT_ATTACK]);
+	report_int(st, "anomaly", ts->verdicts[NIDS_VERDICT_ANOMALY]);
+	report_int(st, "benign", ts->verdicts[NIDS_VERDICT_BENIGN]);
+	report_end(st);
+}
+
+static void
+report_training(TrainState *ts, JsonbParseState **st)
+{
+	const TrainOptions *opt = &ts->opt;
+
+	report_begin(st, "params");
+	report_string(st, "objective", "multi:softprob");
+	report_int(st, "num_class", ts->td.nclasses);
+	report_int(st, "rounds", opt->rounds);
+	for (int i = 0; i < opt->nparams; i++)
+		report_string(st, opt->param_keys[i], opt->param_values[i]);
+	report_end(st);
+	report_int(st, "seed", (int64) opt->seed);
+	report_number(st, "test_size", opt->test_size);
+	report_number(st, "correlation_threshold", opt->correlation_threshold);
+	report_begin(st, "timings");
+	report_number(st, "read_s", ts->timings[T_READ]);
+	report_number(st, "preprocess_s", ts->timings[T_PREPROCESS] - ts->timings[T_READ]);
+	report_number(st, "iforest_and_reference_s", ts->timings[T_IFOREST] - ts->timings[T_PREPROCESS]);
+	report_number(st, "train_s", ts->timings[T_TRAIN] - ts->timings[T_IFOREST]);
+	report_number(st, "total_s", ts->timings[T_TOTAL]);
+	report_end(st);
+}
+
+/* nids_train's report, stored as the version's metrics */
+Jsonb *
+train_report(TrainState *ts)
+{
+	JsonbParseState *st = NULL;
+	TrainData  *td = &ts->td;
+	double	   *gain,
+			   *cover;
+	int64	   *splits;
+
+	ts->timings[T_TOTAL] = elapsed_since(ts->start);
+	report_begin(&st, NULL);
+	report_string(&st, "source", "nids_train");
+	report_string(&st, "relation", ts->qualified);
+	report_string(&st, "label_column", ts->label);
+	report_names(&st, "feature_names", ts->kept, ts->k);
+	report_names(&st, "class_labels", td->classes, td->nclasses);
+	report_array_begin(&st, "dropped");
+	for (int i = 0; i < ts->pre.ndropped; i++)
+	{
+		report_element_begin(&st);
+		report_string(&st, "column", td->colnames[ts->pre.dropped[i]]);
+		report_string(&st, "reason", ts->pre.reasons[i]);
+		report_end(&st);
+	}
+	report_array_end(&st);
+	report_array_begin(&st, "left_out");
+	for (int i = 0; i < td->nleft_out; i++)
+	{
+		report_element_begin(&st);
+		report_string(&st, "column", td->left_out[i]);
+		report_string(&st, "reason", td->left_out_reasons[i]);
+		report_end(&st);
+	}
+	report_array_end(&st);
+	report_bool(&st, "deployed", ts->deploy);
+	report_string(&st, "deploy_reason", ts->deploy_reason);
+	report_begin(&st, "rows");
+	report_int(&st, "total", ts->ntrain + ts->ntest);
+	report_int(&st, "train", ts->ntrain);
+	report_int(&st, "test", ts->ntest);
+	report_int(&st, "null_label_skipped", td->skipped);
+	report_end(&st);
+	report_classifier(&st, ts->confusion, td->classes, td->nclasses, ts->ntest);
+	gain = palloc(sizeof(double) * ts->k);
+	cover = palloc(sizeof(double) * ts->k);
+	splits = palloc(sizeof(int64) * ts->k);
+	forest_importance(ts->forest, gain, cover, splits);
+	report_importance(&st, ts->kept, ts->k, gain, cover, splits);
+	report_gates(ts, &st);
+	report_training(ts, &st);
+	return report_finish(&st);
 }

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * train_random.c
+ * random.c
  *	  The one seeded generator: splitmix64 (Steele, Lea and Flood 2014).
  *
  * Every random choice nids makes goes through it: the stratified split,
@@ -12,7 +12,7 @@
  */
 #include "postgres.h"
 
-#include "train.h"
+#include "random.h"
 
 void
 nids_random_init(NidsRandom *r, uint64 seed)

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * train_xgboost.c
+ * xgb.c
  *	  The boundary with XGBoost: every call into its C API is in this file
  *	  (training a booster, loading one, predicting with it).
  *
@@ -21,8 +21,10 @@
 #include <xgboost/c_api.h>
 
 #include "miscadmin.h"
-#include "train.h"
+#include "nids.h"
+#include "portability/instr_time.h"
 #include "utils/memutils.h"
+#include "xgb.h"
 
 static bool xgb_initialised = false;
 
@@ -251,7 +253,7 @@ train_iter_next(DataIterHandle handle)
 /* hist: quantise batch by batch into dm, no copy of the matrix */
 static void
 quantile_matrix(DMatrixHandle *dm, const float *x, const float *label,
-				const float *weight, int64 ntrain, int k, const TrainOptions *opt)
+				const float *weight, int64 ntrain, int k, const XgbTrainSpec *spec)
 {
 	DMatrixHandle *proxy = (DMatrixHandle *) owned_handle(dmatrix_free_callback);
 	TrainIter  *it = palloc0(sizeof(TrainIter));
@@ -265,7 +267,7 @@ quantile_matrix(DMatrixHandle *dm, const float *x, const float *label,
 	it->n = ntrain;
 	it->k = k;
 	config = psprintf("{\"missing\": NaN, \"nthread\": %d, \"max_bin\": %s}",
-					  nids_threads, train_param(opt, "max_bin"));
+					  nids_threads, spec->max_bin);
 	if (XGQuantileDMatrixCreateFromCallback(it, *proxy, NULL, train_iter_reset,
 											train_iter_next, config, dm) != 0 || it->failed)
 		ereport(ERROR,
@@ -277,70 +279,72 @@ quantile_matrix(DMatrixHandle *dm, const float *x, const float *label,
 }
 
 /*
- * The training matrix of the first ntrain rows of td, with class-balancing
- * weights n / (classes present * n_c): the data itself is untouched.
- * Afterwards td keeps only its test rows.
+ * The training matrix of the first ntrain rows of x (k columns), labels y,
+ * with class-balancing weights n / (classes present * n_c): the data
+ * itself is untouched.  spec->matrix_built is called once it is built.
  */
 static DMatrixHandle *
-training_matrix(TrainData *td, int64 ntrain, int k, const TrainOptions *opt)
+training_matrix(const float *x, const int32 *y, int64 ntrain, int k,
+				const XgbTrainSpec *spec)
 {
 	DMatrixHandle *dm = (DMatrixHandle *) owned_handle(dmatrix_free_callback);
 	float	   *label = palloc_extended(sizeof(float) * Max(ntrain, 1), MCXT_ALLOC_HUGE);
 	float	   *weight = palloc_extended(sizeof(float) * Max(ntrain, 1), MCXT_ALLOC_HUGE);
-	int64	   *count = palloc0(sizeof(int64) * td->nclasses);
+	int64	   *count = palloc0(sizeof(int64) * spec->nclasses);
 	int			present = 0;
 
 	for (int64 r = 0; r < ntrain; r++)
-		count[td->y[r]]++;
-	for (int c = 0; c < td->nclasses; c++)
+		count[y[r]]++;
+	for (int c = 0; c < spec->nclasses; c++)
 		if (count[c] > 0)
 			present++;
 	for (int64 r = 0; r < ntrain; r++)
 	{
-		label[r] = (float) td->y[r];
-		weight[r] = (float) ((double) ntrain / ((double) present * count[td->y[r]]));
+		label[r] = (float) y[r];
+		weight[r] = (float) ((double) ntrain / ((double) present * count[y[r]]));
 	}
-	if (strcmp(train_param(opt, "tree_method"), "hist") == 0)
-		quantile_matrix(dm, td->x, label, weight, ntrain, k, opt);
+	if (strcmp(spec->tree_method, "hist") == 0)
+		quantile_matrix(dm, x, label, weight, ntrain, k, spec);
 	else
 	{
-		xgb_check(XGDMatrixCreateFromMat(td->x, ntrain, k, NAN, dm), "build the training matrix");
+		xgb_check(XGDMatrixCreateFromMat(x, ntrain, k, NAN, dm), "build the training matrix");
 		xgb_check(XGDMatrixSetFloatInfo(*dm, "label", label, ntrain), "set labels");
 		xgb_check(XGDMatrixSetFloatInfo(*dm, "weight", weight, ntrain), "set weights");
 	}
 	pfree(label);
 	pfree(weight);
 	pfree(count);
-	train_data_keep_test_rows(td, ntrain, k);
+	if (spec->matrix_built)
+		spec->matrix_built(spec->matrix_built_arg);
 	return dm;
 }
 
 static void
-set_training_params(BoosterHandle bst, int nclasses, const TrainOptions *opt)
+set_training_params(BoosterHandle bst, const XgbTrainSpec *spec)
 {
 	xgb_check(XGBoosterSetParam(bst, "objective", "multi:softprob"), "set the objective");
-	xgb_check(XGBoosterSetParam(bst, "num_class", psprintf("%d", nclasses)), "set num_class");
-	xgb_check(XGBoosterSetParam(bst, "seed", psprintf("%llu", (unsigned long long) (opt->seed % 2147483647))), "set seed");
+	xgb_check(XGBoosterSetParam(bst, "num_class", psprintf("%d", spec->nclasses)), "set num_class");
+	xgb_check(XGBoosterSetParam(bst, "seed", psprintf("%llu", (unsigned long long) (spec->seed % 2147483647))), "set seed");
 	xgb_check(XGBoosterSetParam(bst, "verbosity", "0"), "set verbosity");
-	for (int i = 0; i < opt->nparams; i++)
-		if (XGBoosterSetParam(bst, opt->param_keys[i], opt->param_values[i]) != 0)
+	for (int i = 0; i < spec->nparams; i++)
+		if (XGBoosterSetParam(bst, spec->param_keys[i], spec->param_values[i]) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("XGBoost refused parameter %s = %s",
-							opt->param_keys[i], opt->param_values[i]),
+							spec->param_keys[i], spec->param_values[i]),
 					 errdetail("%s", xgb_last_error())));
 }
 
 /*
- * Train the booster on the first ntrain rows of td's k-column matrix (td
- * keeps only its test rows afterwards); returns XGBoost's JSON document,
- * copied out of the booster.
+ * Train the booster on the first ntrain rows of the k-column matrix x
+ * with labels y; returns XGBoost's JSON document, copied out of the
+ * booster.
  */
 char *
-xgb_train(TrainData *td, int64 ntrain, int k, const TrainOptions *opt,
-		  size_t *json_len)
+xgb_train(const float *x, const int32 *y, int64 ntrain, int k,
+		  const XgbTrainSpec *spec, size_t *json_len)
 {
-	DMatrixHandle *dm = training_matrix(td, ntrain, k, opt);
+	DMatrixHandle *dm = training_matrix(x, y, ntrain, k, spec);
 	BoosterHandle *bst = xgb_owned_booster(dm);
 	instr_time	start;
 	double		last_notice = 0;
@@ -348,17 +352,23 @@ xgb_train(TrainData *td, int64 ntrain, int k, const TrainOptions *opt,
 	bst_ulong	len;
 	char	   *copy;
 
-	set_training_params(*bst, td->nclasses, opt);
+	set_training_params(*bst, spec);
 	INSTR_TIME_SET_CURRENT(start);
-	for (int it = 0; it < opt->rounds; it++)
+	for (int it = 0; it < spec->rounds; it++)
 	{
+		instr_time	now;
+		double		elapsed;
+
 		CHECK_FOR_INTERRUPTS();
 		xgb_check(XGBoosterUpdateOneIter(*bst, it, *dm), "train a boosting round");
-		if (elapsed_since(start) - last_notice > 5.0)
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		elapsed = INSTR_TIME_GET_DOUBLE(now);
+		if (elapsed - last_notice > 5.0)
 		{
-			last_notice = elapsed_since(start);
+			last_notice = elapsed;
 			ereport(NOTICE,
-					(errmsg("nids_train: round %d of %d, %.0f s", it + 1, opt->rounds, last_notice)));
+					(errmsg("nids_train: round %d of %d, %.0f s", it + 1, spec->rounds, last_notice)));
 		}
 	}
 	/* the training matrix is not needed any more: free it now */
