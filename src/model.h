@@ -263,21 +263,6 @@ extern void novelty_inputs(const NoveltyGate *g, const NidsForest *iforest,
 						   const float *x, double uncertainty, bool every_part,
 						   float *z, float *scratch, NoveltyInputs *in);
 
-/* what calibrating a gate found (gate_calibrate), for its report */
-typedef struct GateCalibration
-{
-	const char *calibrated_on;
-	double		benign_fpr;
-	int64		rows;			/* calibration flows */
-	int64		alarms;			/* ... the classifier called attacks */
-	int64		flagged;		/* ... with a verdict other than benign */
-	double		iforest_threshold;	/* the isolation forest's own */
-} GateCalibration;
-
-typedef struct JsonbParseState JsonbParseState;
-extern void novelty_report(JsonbParseState **st, const NoveltyGate *g,
-						   const GateCalibration *c);
-
 /* ---- evaluator internals shared by the converter and the formats ---- */
 extern void forest_finish(NidsForest *forest);
 
@@ -288,7 +273,7 @@ extern NidsForest *iforest_deserialize(const char *data, size_t len,
 									   int num_features, char **error);
 
 /* ---- a model version in the backend cache (model_cache.c) ---- */
-typedef void *XgbBooster;		/* an XGBoost BoosterHandle (train_xgboost.c) */
+typedef void *XgbBooster;		/* an XGBoost BoosterHandle (xgb.c) */
 struct DriftReference;
 
 typedef struct NidsModel

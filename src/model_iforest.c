@@ -27,7 +27,7 @@
  * training and in scoring alike.  Infinities arrive as +/-FLT_MAX (see
  * flow_map.c) and are ordinary, extreme values.
  *
- * Randomness comes from the one seeded generator (train_random.c), so a
+ * Randomness comes from the one seeded generator (random.c), so a
  * forest depends on the data and the seed only, on every machine.
  *
  *-------------------------------------------------------------------------

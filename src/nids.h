@@ -8,14 +8,17 @@
  *	flow_*	  (flow.h)	 canonical column names, the feature map, the one
  *						 value mapping, the one reader of rows;
  *	model_*   (model.h)  XGBoost documents, conversion, the native
- *						 evaluator, the isolation forest, byte formats, the
- *						 catalogue tables and the backend cache;
- *	train_*   (train.h)  nids_train and nids_attach_benign, the XGBoost
- *						 boundary, preprocessing, the seeded generator,
- *						 options and the metrics report;
- *	drift_*   (drift.h)  KS statistics, the stored reference, ks_drift and
- *						 its reports;
- *	scoring.c, trigger.c, admin.c (scoring.h): the other SQL entry points.
+ *						 evaluator, the isolation forest, the novelty gate,
+ *						 byte formats, the catalogue tables and the cache;
+ *	train_*   (train.h)  nids_train and nids_attach_benign: data,
+ *						 preprocessing, options, gate calibration, report;
+ *	drift_*   (drift.h)  KS statistics, the stored reference, ks_drift, its
+ *						 reports and schedule, health;
+ *	scoring.c, scoring_at.c, trigger.c, explain.c, admin.c (scoring.h): the
+ *						 other SQL entry points;
+ * and the services every family may use, each with its own header:
+ *	random.h (the seeded generator), report.h (jsonb reports), xgb.h (the
+ *	XGBoost boundary: no other file calls XGBoost).
  *
  *-------------------------------------------------------------------------
  */

@@ -66,6 +66,19 @@ extern void train_options_parse(Jsonb *options, TrainOptions *opt);
 extern const char *train_param(const TrainOptions *opt, const char *key);
 
 /* ---- the novelty gate (train_novelty.c) ---- */
+/* what calibrating a gate found (gate_calibrate), for its report */
+typedef struct GateCalibration
+{
+	const char *calibrated_on;
+	double		benign_fpr;
+	int64		rows;			/* calibration flows */
+	int64		alarms;			/* ... the classifier called attacks */
+	int64		flagged;		/* ... with a verdict other than benign */
+	double		iforest_threshold;	/* the isolation forest's own */
+} GateCalibration;
+
+extern void novelty_report(JsonbParseState **st, const NoveltyGate *g,
+						   const GateCalibration *c);
 /* the gate's inputs of the calibration flows, and which are false alarms */
 typedef struct GateSamples
 {

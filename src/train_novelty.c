@@ -22,6 +22,7 @@
 
 #include "miscadmin.h"
 #include "random.h"
+#include "report.h"
 #include "train.h"
 
 #define KMEANS_SAMPLE	8192	/* benign rows k-means runs on */
@@ -515,4 +516,31 @@ gate_calibrate(NoveltyGate *g, NoveltyMethod method, const GateSamples *s, doubl
 		out->alarms += s->alarm[i];
 		out->flagged += s->alarm[i] || novel;
 	}
+}
+
+/* the "novelty" object of a version's report: the gate and its calibration */
+void
+novelty_report(JsonbParseState **st, const NoveltyGate *g, const GateCalibration *c)
+{
+	report_begin(st, "novelty");
+	report_string(st, "method", novelty_method_names[g->method]);
+	report_number(st, "benign_fpr", c->benign_fpr);
+	report_number(st, "threshold", g->threshold);
+	if (novelty_method_uses_prototypes(g->method))
+		report_int(st, "prototypes", g->num_prototypes);
+	if (g->method == NOVELTY_COMBINED)
+	{
+		report_number(st, "scale_uncertainty", g->scale_uncertainty);
+		report_number(st, "scale_prototypes", g->scale_prototypes);
+	}
+	if (g->method == NOVELTY_JOINT)
+	{
+		report_int(st, "uncertainty_knots", g->tail[0].num_knots);
+		report_int(st, "distance_knots", g->tail[1].num_knots);
+	}
+	report_string(st, "calibrated_on", c->calibrated_on);
+	report_int(st, "calibration_flows", c->rows);
+	report_int(st, "classifier_false_alarms", c->alarms);
+	report_number(st, "benign_flagged", c->rows > 0 ? (double) c->flagged / c->rows : NAN);
+	report_end(st);
 }
