@@ -17,6 +17,10 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "utils/fmgrprotos.h"
+#include "utils/numeric.h"
+#include "utils/jsonb.h"
+#include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "model.h"
 #include "report.h"
@@ -39,28 +43,39 @@ check_not_null(FunctionCallInfo fcinfo, int arg, const char *what)
 				 errmsg("%s must not be NULL", what)));
 }
 
+/*
+ * The names of a text[] (one dimension, no NULL: CheckNameArray) are
+ * non-empty, at most NIDS_MAX_NAME_BYTES long and distinct.  Linear in the
+ * names but for one sort: thousands of names take milliseconds.
+ */
 static void
 check_unique_names(ArrayType *array, const char *what)
 {
-	Datum	   *elems;
-	bool	   *nulls;
 	int			n;
+	char	  **names = catalog_strings(array, &n);
+	const char *dup;
 
-	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 	{
-		char	   *a = TextDatumGetCString(elems[i]);
+		size_t		len = strlen(names[i]);
 
-		if (a[0] == '\0')
+		if (len == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s must not contain an empty name", what)));
-		for (int j = i + 1; j < n; j++)
-			if (strcmp(a, TextDatumGetCString(elems[j])) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("%s names \"%s\" twice", what, a)));
+		if (len > NIDS_MAX_NAME_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s holds a name of %zu bytes; names may have at most %d",
+							what, len, NIDS_MAX_NAME_BYTES)));
+		nids_check_interrupts(i);
 	}
+	CHECK_FOR_INTERRUPTS();
+	dup = names_first_duplicate(names, n);
+	if (dup != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s names \"%s\" twice", what, dup)));
 }
 
 /* a document larger than nids.max_model_bytes is refused before parsing */
@@ -183,10 +198,9 @@ nids_import_xgboost(PG_FUNCTION_ARGS)
 	CheckNewModelName(name);
 	CheckNameArray(features, "feature_names");
 	CheckNameArray(classes, "class_labels");
+	CheckModelSize(booster);
 	check_unique_names(features, "feature_names");
 	check_unique_names(classes, "class_labels");
-
-	CheckModelSize(booster);
 	convert_booster(booster, &conv);
 	nfeatures = ARR_DIMS(features)[0];
 	nclasses = ARR_DIMS(classes)[0];
@@ -236,7 +250,10 @@ doc_string_array(char **names, int n, const char *same)
  * Give the document's learner the model's feature names (and float
  * types), as XGBoost writes them for a booster trained on named columns,
  * so that XGBoost's own bindings know the columns.  A learner that names
- * its features already keeps them.
+ * its features already keeps them.  Names with a control character other
+ * than newline, return and tab cannot be written so that XGBoost (and so
+ * nids) reads them back: then the document names none, and the names go
+ * to nids_import_xgboost as its argument, as they always do.
  */
 static void
 export_feature_names(DocValue *doc, NidsModel *model)
@@ -245,6 +262,10 @@ export_feature_names(DocValue *doc, NidsModel *model)
 
 	if (learner == NULL || learner->type != DOC_OBJECT)
 		return;
+	for (int f = 0; f < model->num_features; f++)
+		for (const unsigned char *c = (const unsigned char *) model->feature_names[f]; *c; c++)
+			if (*c < 0x20 && *c != '\n' && *c != '\r' && *c != '\t')
+				return;
 	for (int i = 0; i < learner->len; i++)
 	{
 		const char *key = learner->u.object.keys[i];
@@ -350,6 +371,111 @@ check_encoding(const char *s)
 	(void) pg_verifymbstr(s, strlen(s), false);
 }
 
+static void
+bad_metrics(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("bundle is not a model version nids can import"),
+			 errdetail("The bundle: its metrics %s.", what),
+			 errhint("Make bundles with nids_export_model.")));
+}
+
+/* the value at path (keys) in m, or NULL */
+static JsonbValue *
+metrics_get(Jsonb *m, const char *key1, const char *key2)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&m->root, key1, strlen(key1), NULL);
+
+	if (v != NULL && key2 != NULL)
+	{
+		if (v->type != jbvBinary)
+			return NULL;
+		v = getKeyJsonValueFromContainer(v->val.binary.data, key2, strlen(key2), NULL);
+	}
+	return v;
+}
+
+/* where present, the value at path is a number (or null) */
+static void
+metrics_number(Jsonb *m, const char *key1, const char *key2, bool integer)
+{
+	JsonbValue *v = metrics_get(m, key1, key2);
+	const char *path = key2 ? psprintf("%s.%s", key1, key2) : key1;
+
+	if (v == NULL || v->type == jbvNull)
+		return;
+	if (v->type != jbvNumeric)
+		bad_metrics(psprintf("hold \"%s\" that is not a number", path));
+	if (integer)
+	{
+		Datum		n = NumericGetDatum(v->val.numeric);
+		Datum		lo = DirectFunctionCall1(int8_numeric, Int64GetDatum(PG_INT64_MIN));
+		Datum		hi = DirectFunctionCall1(int8_numeric, Int64GetDatum(PG_INT64_MAX));
+
+		if (!DatumGetBool(DirectFunctionCall2(numeric_eq, DirectFunctionCall2(numeric_trunc, n, Int32GetDatum(0)), n)))
+			bad_metrics(psprintf("hold \"%s\" that is not an integer", path));
+		if (DatumGetBool(DirectFunctionCall2(numeric_lt, n, lo)) ||
+			DatumGetBool(DirectFunctionCall2(numeric_gt, n, hi)))
+			bad_metrics(psprintf("hold \"%s\" beyond the bigint range", path));
+	}
+}
+
+/*
+ * A bundle's metrics as jsonb: JSON (no NaN), an object, and every value
+ * the catalogue's views read of the right type, so that one bad row
+ * cannot break nids.model_summary or nids.feature_importance for everyone.
+ */
+static Jsonb *
+bundle_metrics(const char *text)
+{
+	JsonLexContext *lex = makeJsonLexContextCstringLen((char *) text, strlen(text),
+													   GetDatabaseEncoding(), true);
+	Jsonb	   *m;
+	JsonbValue *v;
+
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+		bad_metrics("are not JSON");
+	m = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+	if (!JB_ROOT_IS_OBJECT(m))
+		bad_metrics("are not a JSON object");
+	metrics_number(m, "rows", "train", true);
+	metrics_number(m, "macro_f1", NULL, false);
+	metrics_number(m, "accuracy", NULL, false);
+	metrics_number(m, "novelty", "benign_fpr", false);
+	metrics_number(m, "iforest", "benign_fpr", false);
+	v = metrics_get(m, "novelty", "method");
+	if (v != NULL && v->type != jbvString && v->type != jbvNull)
+		bad_metrics("hold \"novelty.method\" that is not a string");
+	v = metrics_get(m, "importance", NULL);
+	if (v != NULL && v->type != jbvNull)
+	{
+		JsonbIterator *it;
+		JsonbValue	key,
+					val;
+		JsonbIteratorToken tok;
+
+		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+			bad_metrics("hold \"importance\" that is not an object");
+		it = JsonbIteratorInit(v->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+		{
+			Jsonb	   *entry;
+
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &val, true);
+			if (val.type != jbvBinary || !JsonContainerIsObject(val.val.binary.data))
+				bad_metrics("hold an \"importance\" entry that is not an object");
+			entry = JsonbValueToJsonb(&val);
+			metrics_number(entry, "gain", NULL, false);
+			metrics_number(entry, "cover", NULL, false);
+			metrics_number(entry, "splits", NULL, true);
+		}
+	}
+	return m;
+}
+
 /*
  * nids_import_model: a bundle, validated whole, registered as the next
  * version of its model name.
@@ -380,7 +506,7 @@ nids_import_model(PG_FUNCTION_ARGS)
 		check_encoding(b.classes[i]);
 	if (b.benign_label)
 		check_encoding(b.benign_label);
-	CheckModelName(b.name);
+	CheckNewModelName(b.name);
 
 	memset(&rec, 0, sizeof(rec));
 	rec.name = b.name;
@@ -388,7 +514,7 @@ nids_import_model(PG_FUNCTION_ARGS)
 	rec.native = b.native;
 	rec.feature_names = catalog_text_array(b.features, b.num_features);
 	rec.class_labels = catalog_text_array(b.classes, b.num_classes);
-	rec.metrics = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.metrics)));
+	rec.metrics = bundle_metrics(b.metrics);
 	rec.deployed = PG_GETARG_BOOL(1);
 	rec.iforest = b.iforest;
 	rec.anomaly_threshold = b.anomaly_threshold;

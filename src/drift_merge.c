@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "drift.h"
 #include "executor/spi.h"
 #include "flow.h"
@@ -77,6 +78,15 @@ bad_counts(const char *what, const char *feature)
 			 errhint("Rows must come from nids_drift_counts with the same model version and reference.")));
 }
 
+static void
+counts_overflow(const char *feature)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("the counts of feature \"%s\" add up past the bigint range", feature),
+			 errhint("Rows must come from nids_drift_counts; no window holds 2^63 flows.")));
+}
+
 /* add one (feature, n_window, counts) row to the sums */
 static void
 merge_row(NidsModel *model, const DriftReference *ref, FeatureCounts *sums,
@@ -105,42 +115,32 @@ merge_row(NidsModel *model, const DriftReference *ref, FeatureCounts *sums,
 	for (int i = 0; i < n; i++)
 	{
 		int64		c = DatumGetInt64(elems[i]);
+		int64	   *sum = i < np ? &sums[f].at[i] : &sums[f].between[i - np];
 
 		if (nulls[i] || c < 0)
 			bad_counts("a NULL or negative count", feature);
-		total += c;
-		if (i < np)
-			sums[f].at[i] += c;
-		else
-			sums[f].between[i - np] += c;
+		if (pg_add_s64_overflow(total, c, &total) || pg_add_s64_overflow(*sum, c, sum))
+			counts_overflow(feature);
 	}
 	if (total != n_window)
 		bad_counts("n_window unequal to the sum of its counts", feature);
-	sums[f].m += n_window;
+	if (pg_add_s64_overflow(sums[f].m, n_window, &sums[f].m))
+		counts_overflow(feature);
 }
 
-/*
- * ks_drift_merge: ks_drift's rows from the sum of the counts a read-only
- * query returns as (feature text, n_window bigint, counts bigint[]).
- */
-Datum
-ks_drift_merge(PG_FUNCTION_ARGS)
+typedef struct MergeCall
 {
-	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	int			kind = drift_reference_kind(text_to_cstring(PG_GETARG_TEXT_PP(2)));
-	const char *reference;
-	DriftReference *ref;
+	NidsModel  *model;
+	const DriftReference *ref;
 	FeatureCounts *sums;
-	Portal		portal;
+} MergeCall;
 
-	InitMaterializedSRF(fcinfo, 0);
-	model_pin(model, CurrentMemoryContext);
-	ref = drift_reference_of(model, kind, &reference);
-	sums = drift_counts_create(ref);
-	flow_check_window_query(query);
-	SPI_connect();
-	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true, 0);
+/* every row of the counts query's cursor into the sums */
+static void
+merge_all(Portal portal, void *arg)
+{
+	MergeCall  *mc = (MergeCall *) arg;
+
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 1000);
@@ -169,13 +169,38 @@ ks_drift_merge(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("counts_query returned a NULL")));
-			merge_row(model, ref, sums, TextDatumGetCString(feature), DatumGetInt64(m),
+			merge_row(mc->model, mc->ref, mc->sums, TextDatumGetCString(feature), DatumGetInt64(m),
 					  DatumGetArrayTypeP(counts));
 		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_cursor_close(portal);
+}
+
+/*
+ * ks_drift_merge: ks_drift's rows from the sum of the counts a read-only
+ * query returns as (feature text, n_window bigint, counts bigint[]).
+ */
+Datum
+ks_drift_merge(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	int			kind = drift_reference_kind(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	const char *reference;
+	DriftReference *ref;
+	FeatureCounts *sums;
+	MergeCall	mc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	model_pin(model, CurrentMemoryContext);
+	ref = drift_reference_of(model, kind, &reference);
+	sums = drift_counts_create(ref);
+	SPI_connect();
+	mc.model = model;
+	mc.ref = ref;
+	mc.sums = sums;
+	flow_run_window(flow_prepare_window(query), merge_all, &mc);
 	SPI_finish();
 	drift_put_rows(fcinfo, drift_result(model, ref, sums, reference));
 	return (Datum) 0;

@@ -123,6 +123,7 @@ quoted_search_path(void)
 Datum
 nids_schedule_drift(PG_FUNCTION_ARGS)
 {
+	int			nest;
 	char	   *job_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	text	   *schedule = PG_GETARG_TEXT_PP(1);
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -147,10 +148,12 @@ nids_schedule_drift(PG_FUNCTION_ARGS)
 	values[1] = PointerGetDatum(schedule);
 	values[2] = CStringGetTextDatum(command);
 	SPI_connect();
+	nest = nids_pin_search_path();
 	if (SPI_execute_with_args("SELECT cron.schedule($1, $2, $3)", 3, types, values, NULL,
 							  false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "cron.schedule failed");
 	job = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	nids_unpin_search_path(nest);
 	SPI_finish();
 	PG_RETURN_INT64(job);
 }
@@ -162,6 +165,7 @@ nids_schedule_drift(PG_FUNCTION_ARGS)
 Datum
 nids_unschedule_drift(PG_FUNCTION_ARGS)
 {
+	int			nest;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {PointerGetDatum(PG_GETARG_TEXT_PP(0))};
 	bool		removed;
@@ -169,12 +173,14 @@ nids_unschedule_drift(PG_FUNCTION_ARGS)
 	check_cron_installed();
 	check_cron_usable();
 	SPI_connect();
+	nest = nids_pin_search_path();
 	if (SPI_execute_with_args("SELECT cron.unschedule(jobid) FROM cron.job "
 							  "WHERE jobname = $1 AND username = current_user "
 							  "AND command LIKE '%nids_log_drift(%'",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "cron.unschedule failed");
 	removed = SPI_processed > 0;
+	nids_unpin_search_path(nest);
 	SPI_finish();
 	PG_RETURN_BOOL(removed);
 }

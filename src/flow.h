@@ -58,6 +58,7 @@ extern const char *canonical_nearest(const char *normalised, int *distance);
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "utils/array.h"
 
 /* ---- the feature map and the value mapping (flow_map.c) ---- */
@@ -110,6 +111,11 @@ typedef struct FlowQuery
 
 extern int64 flow_read(const FlowQuery *query, FlowRowFn fn, void *arg);
 extern void flow_check_window_query(const char *sql);
+
+/* running a window query read-only, its settings undone (flow_reader.c) */
+typedef void (*FlowWindowFn) (Portal portal, void *arg);
+extern SPIPlanPtr flow_prepare_window(const char *sql);
+extern void flow_run_window(SPIPlanPtr plan, FlowWindowFn fn, void *arg);
 
 /* ---- input checks ---- */
 static inline void

@@ -33,6 +33,7 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "tcop/pquery.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 
@@ -204,10 +205,49 @@ flow_destroy(DestReceiver *self)
 }
 
 static void
-fetch_all(Portal portal, FlowReceiver *recv)
+fetch_all(Portal portal, void *arg)
 {
+	FlowReceiver *recv = (FlowReceiver *) arg;
+
 	while (PortalRunFetch(portal, FETCH_FORWARD, FETCH_ROWS, (DestReceiver *) recv) > 0)
 		CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Run a window query (prepared by prepare_window_query, inside SPI) and
+ * hand its open cursor to fn.  The query and everything it calls run as
+ * in a read-only transaction (a write or nextval() in a function it calls
+ * is 25006), and at a GUC nest level of their own, as a function with a
+ * SET clause runs: a set_config(..., false) in the window does not
+ * survive the call.
+ */
+void
+flow_run_window(SPIPlanPtr plan, FlowWindowFn fn, void *arg)
+{
+	bool		was_read_only = XactReadOnly;
+	int			nest = NewGUCNestLevel();
+	Portal		portal;
+
+	XactReadOnly = true;
+	PG_TRY();
+	{
+		portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+		fn(portal, arg);
+		SPI_cursor_close(portal);
+	}
+	PG_FINALLY();
+	{
+		XactReadOnly = was_read_only;
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(false, nest);
+}
+
+/* inside SPI: the plan of a window query, refused unless one read-only SELECT */
+SPIPlanPtr
+flow_prepare_window(const char *sql)
+{
+	return prepare_window_query(sql);
 }
 
 /*
@@ -244,31 +284,13 @@ flow_read(const FlowQuery *query, FlowRowFn fn, void *arg)
 				 SPI_result_code_string(SPI_result));
 	}
 	if (query->window)
-	{
-		/*
-		 * A window query and everything it calls run as in a read-only
-		 * transaction: a write or nextval() in a function it calls is 25006.
-		 */
-		bool		was_read_only = XactReadOnly;
-
-		XactReadOnly = true;
-		PG_TRY();
-		{
-			portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-			fetch_all(portal, &recv);
-		}
-		PG_FINALLY();
-		{
-			XactReadOnly = was_read_only;
-		}
-		PG_END_TRY();
-	}
+		flow_run_window(plan, fetch_all, &recv);
 	else
 	{
 		portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 		fetch_all(portal, &recv);
+		SPI_cursor_close(portal);
 	}
-	SPI_cursor_close(portal);
 	SPI_finish();
 	MemoryContextDelete(recv.cxt);
 	return recv.rows;

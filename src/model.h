@@ -141,6 +141,14 @@ typedef struct NidsForest
 	NidsNodeC  *cnodes;			/* [num_nodes] compact copy, or NULL */
 } NidsForest;
 
+/*
+ * The deepest tree nids accepts, in levels below the root.  XGBoost grows
+ * trees to max_depth (default 6; 0, unlimited, only with lossguide, where
+ * max_leaves bounds them); nothing real comes near this, while the exact
+ * TreeSHAP's path buffers grow with its square.
+ */
+#define NIDS_MAX_TREE_DEPTH		256
+
 extern NidsForest *forest_from_xgboost(const DocValue *doc, char **error);
 extern void forest_importance(const NidsForest *f, double *gain, double *cover,
 							  int64 *splits);
@@ -354,6 +362,7 @@ typedef struct ModelBundle
 
 extern bytea *bundle_build(const ModelBundle *b);
 extern bool bundle_parse(const char *data, size_t len, ModelBundle *b, char **error);
+extern const char *names_first_duplicate(char **names, int n);
 
 /* ---- the catalogue tables (model_catalog.c) ---- */
 
@@ -394,6 +403,8 @@ typedef struct ModelRecord
 	const char *benign_label;	/* NULL: BENIGN */
 	bytea	   *novelty;		/* NULL: none (the isolation forest's) */
 	bytea	   *benign_reference;	/* NULL: none; read: only when asked for */
+	bool		has_model_id;	/* read with the model: the stored id */
+	int64		model_id;
 } ModelRecord;
 
 /* which of the large columns catalog_read fetches */

@@ -154,6 +154,34 @@ to_string(const char *p, size_t n, size_t max)
 	return pnstrdup(p, n);
 }
 
+static int
+compare_name_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * A name that names holds twice, or NULL: sorted copies of the pointers,
+ * O(n log n) (a list of a hundred thousand names takes milliseconds).
+ */
+const char *
+names_first_duplicate(char **names, int n)
+{
+	char	  **sorted;
+	const char *dup = NULL;
+
+	if (n < 2)
+		return NULL;
+	sorted = palloc(sizeof(char *) * n);
+	memcpy(sorted, names, sizeof(char *) * n);
+	qsort(sorted, n, sizeof(char *), compare_name_ptr);
+	for (int i = 1; i < n && dup == NULL; i++)
+		if (strcmp(sorted[i - 1], sorted[i]) == 0)
+			dup = sorted[i];
+	pfree(sorted);
+	return dup;
+}
+
 /* a list of names; NULL and *error when malformed */
 static char **
 to_names(const char *p, size_t n, int *count, const char *what, char **error)
@@ -176,14 +204,11 @@ to_names(const char *p, size_t n, int *count, const char *what, char **error)
 			goto bad;
 		memcpy(&len, p + at, sizeof(len));
 		at += sizeof(uint32);
-		if (len > n - at || (names[i] = to_string(p + at, len, 4 * NAMEDATALEN)) == NULL)
+		if (len > n - at || (names[i] = to_string(p + at, len, NIDS_MAX_NAME_BYTES)) == NULL)
 			goto bad;
 		at += len;
-		for (uint32 j = 0; j < i; j++)
-			if (strcmp(names[i], names[j]) == 0)
-				goto bad;
 	}
-	if (at != n)
+	if (at != n || names_first_duplicate(names, (int) un) != NULL)
 		goto bad;
 	*count = (int) un;
 	return names;
@@ -234,6 +259,13 @@ bundle_check_classifier(ModelBundle *b, char **error)
 		*error = "its native form is not its XGBoost document's";
 		return false;
 	}
+	/* covers decide explanations: where stored, they must be the document's */
+	if (native->cover != NULL &&
+		memcmp(native->cover, converted->cover, sizeof(float) * native->num_nodes) != 0)
+	{
+		*error = "its node covers are not its XGBoost document's";
+		return false;
+	}
 	if (native->num_features != b->num_features || forest_num_outputs(native) != b->num_classes)
 	{
 		*error = "its feature or class lists do not match its trees";
@@ -246,7 +278,6 @@ bundle_check_classifier(ModelBundle *b, char **error)
 static bool
 bundle_check_parts(ModelBundle *b, char **error)
 {
-	DocFormat	format;
 	NoveltyGate *gate = NULL;
 
 	if (b->iforest != NULL &&
@@ -276,12 +307,7 @@ bundle_check_parts(ModelBundle *b, char **error)
 							  VARSIZE_ANY_EXHDR(b->benign_reference),
 							  b->num_features, error) == NULL)
 		return false;
-	if (doc_parse(b->metrics, strlen(b->metrics), &format, error) == NULL || format != DOC_FORMAT_JSON)
-	{
-		if (*error == NULL)
-			*error = "its metrics are not JSON";
-		return false;
-	}
+	/* the metrics are checked as JSON, with their types, by the importer */
 	return true;
 }
 
@@ -329,7 +355,7 @@ bundle_section(ModelBundle *b, uint32 tag, const char *p, uint64 n, char **error
 			b->benign_reference = to_bytea(p, n);
 			return true;
 		case TAG_BENIGN_LABEL:
-			b->benign_label = to_string(p, n, 4 * NAMEDATALEN);
+			b->benign_label = to_string(p, n, NIDS_MAX_NAME_BYTES);
 			if (b->benign_label == NULL)
 				*error = "its benign label is empty, too long or holds a NUL byte";
 			return b->benign_label != NULL;

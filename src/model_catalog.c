@@ -129,7 +129,9 @@ column_names(HeapTuple tup, TupleDesc desc, int attnum, int32 version, const cha
 	else
 	{
 		arr = DatumGetArrayTypePCopy(d);
-		if (ARR_NDIM(arr) != 1 || ARR_HASNULL(arr) || ARR_ELEMTYPE(arr) != TEXTOID)
+		if (ARR_NDIM(arr) == 0)
+			problem = "is empty";
+		else if (ARR_NDIM(arr) != 1 || ARR_HASNULL(arr) || ARR_ELEMTYPE(arr) != TEXTOID)
 			problem = ARR_HASNULL(arr) ? "holds a NULL" : "is not a one-dimensional text[]";
 		else
 		{
@@ -193,6 +195,12 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, int what, ModelRecord *rec)
 		d = heap_getattr(tup, Anum_model_versions_benign_label, desc, &isnull);
 		rec->benign_label = isnull ? NULL : TextDatumGetCString(d);
 		rec->novelty = column_bytes(tup, desc, Anum_model_versions_novelty);
+		if (desc->natts >= Anum_model_versions_model_id)
+		{
+			d = heap_getattr(tup, Anum_model_versions_model_id, desc, &isnull);
+			rec->has_model_id = !isnull;
+			rec->model_id = isnull ? 0 : DatumGetInt64(d);
+		}
 	}
 	if (what & CATALOG_READ_BOOSTER)
 		rec->booster = column_bytes(tup, desc, Anum_model_versions_booster);
@@ -412,6 +420,25 @@ check_not_subscriber(void)
 				 errhint("Register, deploy and drop model versions on the publisher; they arrive here by replication.")));
 }
 
+/*
+ * SPI for nids' own SQL on the catalogue, with search_path pinned to
+ * pg_catalog, pg_temp until catalog_finish: an operator or function a role
+ * planted in a schema of the caller's search_path is never run by nids.
+ */
+static int
+catalog_connect(void)
+{
+	SPI_connect();
+	return nids_pin_search_path();
+}
+
+static void
+catalog_finish(int nest)
+{
+	nids_unpin_search_path(nest);
+	SPI_finish();
+}
+
 /* serialise changes to one model name's versions until the end of the transaction */
 static void
 lock_model_name(const char *name)
@@ -456,6 +483,7 @@ undeploy_others(const char *name, int32 keep)
 int32
 catalog_register(ModelRecord *rec)
 {
+	int			nest;
 	Oid			types[15] = {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTARRAYOID,
 		JSONBOID, BYTEAOID, BYTEAOID, BYTEAOID, FLOAT8OID, BYTEAOID, TEXTOID,
 	BYTEAOID, BYTEAOID, INT8OID};
@@ -463,20 +491,25 @@ catalog_register(ModelRecord *rec)
 	char		nulls[15];
 	Jsonb	   *version_json;
 	JsonbParseState *st = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext spi;
 
 	CheckModelName(rec->name);
-	SPI_connect();
+	nest = catalog_connect();
 	check_not_subscriber();
 	lock_model_name(rec->name);
 	rec->version = catalog_max_version(rec->name) + 1;
 	if (rec->deployed)
 		undeploy_others(rec->name, 0);
+	/* rec->metrics outlives SPI_finish: built in the caller's context */
+	spi = MemoryContextSwitchTo(caller);
 	report_begin(&st, NULL);
 	report_int(&st, "version", rec->version);
 	version_json = report_finish(&st);
 	rec->metrics = rec->metrics == NULL ? version_json
 		: DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(rec->metrics),
 											 JsonbPGetDatum(version_json)));
+	MemoryContextSwitchTo(spi);
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(rec->name);
 	values[1] = Int32GetDatum(rec->version);
@@ -511,7 +544,7 @@ catalog_register(ModelRecord *rec)
 					  "reference, benign_label) "
 					  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
 					  12, types, values, nulls, SPI_OK_INSERT);
-	SPI_finish();
+	catalog_finish(nest);
 	return rec->version;
 }
 
@@ -521,11 +554,12 @@ catalog_register(ModelRecord *rec)
 void
 catalog_deploy(const char *name, int32 version)
 {
+	int			nest;
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
 	ModelRecord rec;
 
-	SPI_connect();
+	nest = catalog_connect();
 	check_not_subscriber();
 	lock_model_name(name);
 	if (!read_version(name, version, 0, &rec, GetLatestSnapshot()))
@@ -534,7 +568,7 @@ catalog_deploy(const char *name, int32 version)
 	catalog_write("UPDATE nids.model_versions SET deployed = true "
 				  "WHERE name = $1 AND version = $2 AND NOT deployed",
 				  2, types, values, NULL, SPI_OK_UPDATE);
-	SPI_finish();
+	catalog_finish(nest);
 }
 
 /*
@@ -543,13 +577,14 @@ catalog_deploy(const char *name, int32 version)
 void
 catalog_drop(const char *name, int32 version, bool all_versions)
 {
+	int			nest;
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
 	char		nulls[2] = {' ', all_versions ? 'n' : ' '};
 
 	ModelRecord rec;
 
-	SPI_connect();
+	nest = catalog_connect();
 	check_not_subscriber();
 	lock_model_name(name);
 	if (!all_versions && read_version(name, version, 0, &rec, GetLatestSnapshot()) &&
@@ -570,32 +605,61 @@ catalog_drop(const char *name, int32 version, bool all_versions)
 					 errmsg("model \"%s\" does not exist", name)));
 		model_no_such_version(name, version);
 	}
-	SPI_finish();
+	catalog_finish(nest);
 }
 
 /*
  * The 'name@version' of a version whose model_id is id, as the current
- * statement sees the catalogue; false when none has it.
+ * statement sees the catalogue (the first by name and version when several
+ * hold the same content); false when none has it.  A scan, not SQL:
+ * scoring by id needs no privilege on the catalogue table, as scoring by
+ * name needs none.
  */
 bool
 catalog_find_model_id(int64 id, char *spec, size_t specsize)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(id)};
-	bool		found;
+	Relation	rel;
+	TupleDesc	desc;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Snapshot	snapshot;
+	char	   *best_name = NULL;
+	int32		best_version = 0;
 
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT name, version FROM nids.model_versions WHERE model_id = $1 "
-							  "ORDER BY name, version LIMIT 1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "nids catalogue read failed");
-	found = SPI_processed == 1;
-	if (found)
-		snprintf(spec, specsize, "%s@%s",
-				 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-				 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	SPI_finish();
-	return found;
+	rel = table_open(catalog_models_relid(), AccessShareLock);
+	desc = RelationGetDescr(rel);
+	if (desc->natts < Anum_model_versions_model_id)
+	{
+		/* nids 1.0's table: no ids stored */
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	ScanKeyInit(&key, Anum_model_versions_model_id, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(id));
+	snapshot = RegisterSnapshot(statement_snapshot());
+	scan = systable_beginscan(rel, InvalidOid, false, snapshot, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		char	   *name = TextDatumGetCString(heap_getattr(tup, Anum_model_versions_name,
+															desc, &isnull));
+		int32		version = DatumGetInt32(heap_getattr(tup, Anum_model_versions_version,
+														 desc, &isnull));
+		int			cmp = best_name ? strcmp(name, best_name) : -1;
+
+		if (cmp < 0 || (cmp == 0 && version < best_version))
+		{
+			best_name = name;
+			best_version = version;
+		}
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	if (best_name != NULL)
+		snprintf(spec, specsize, "%s@%d", best_name, best_version);
+	return best_name != NULL;
 }
 
 /* whether the catalogue is 1.1's: nids.health_reports and drift_reports.reference */
@@ -686,6 +750,7 @@ int64
 catalog_log_drift(const char *model, int32 version, const DriftResult *result,
 				  const HealthRow *health)
 {
+	int			nest;
 	int			n = result->num_rows;
 	Datum	   *feature = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *ks = palloc(sizeof(Datum) * Max(n, 1));
@@ -726,7 +791,7 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result,
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[8] = PointerGetDatum(construct_array(level, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[9] = CStringGetTextDatum(result->reference);
-	SPI_connect();
+	nest = catalog_connect();
 	/* the 1.0 catalogue (not updated yet) has no reference column, no health table */
 	catalog_write(psprintf("INSERT INTO nids.drift_reports (report_id, model, version, ran_at, feature, "
 						   "ks_statistic, p_value, n_reference, n_window, drift_level%s) "
@@ -737,6 +802,6 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result,
 				  health ? 10 : 9, types, values, NULL, SPI_OK_INSERT);
 	if (health != NULL)
 		log_health(id, model, version, health);
-	SPI_finish();
+	catalog_finish(nest);
 	return id;
 }

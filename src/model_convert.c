@@ -732,6 +732,11 @@ convert_tree(const DocValue *tree, int t, NidsForest *f, int32 *stack, int32 *ne
 			f->tree_depth[t] = Max(f->tree_depth[t], d);
 			continue;
 		}
+		if (d + 1 > NIDS_MAX_TREE_DEPTH)
+		{
+			*error = psprintf("tree %d is deeper than %d levels", t, NIDS_MAX_TREE_DEPTH);
+			return false;
+		}
 		if (!convert_split(f, t, n, i, p, placed, &ta, newpos, error))
 			return false;
 		newpos[(int) left[i]] = placed;

@@ -121,8 +121,20 @@ check_native_tree(NidsForest *f, int t, char **error)
 			return false;
 		}
 		/* parents come first, so depth[i] is final when i is reached */
-		depth[nodes[i].left] = Max(depth[nodes[i].left], depth[i] + 1);
-		depth[nodes[i].left + 1] = Max(depth[nodes[i].left + 1], depth[i] + 1);
+		if (depth[nodes[i].left] != 0 || depth[nodes[i].left + 1] != 0)
+		{
+			*error = psprintf("native model tree %d node %d is the child of two nodes", t,
+							  nodes[i].left);
+			return false;
+		}
+		if (depth[i] + 1 > NIDS_MAX_TREE_DEPTH)
+		{
+			*error = psprintf("native model tree %d is deeper than %d levels", t,
+							  NIDS_MAX_TREE_DEPTH);
+			return false;
+		}
+		depth[nodes[i].left] = depth[i] + 1;
+		depth[nodes[i].left + 1] = depth[i] + 1;
 	}
 	pfree(depth);
 	return true;

@@ -30,25 +30,26 @@ typedef struct PathElement
 	float		pweight;
 } PathElement;
 
-/* the cover-weighted mean leaf value under node i of a tree */
-static float
-node_mean(const NidsForest *f, int start, int i, float *mean)
+/*
+ * The cover-weighted mean leaf value under each node of the tree starting
+ * at node start, n nodes: children always follow their parent (the native
+ * form guarantees it), so one pass from the last node up, no recursion.
+ */
+static void
+tree_node_means(const NidsForest *f, int start, int n, float *mean)
 {
-	const NidsNode *node = &f->nodes[start + i];
-	float		result;
-
-	if (node->left == i)
-		result = f->leaf_value[start + i];
-	else
+	for (int i = n - 1; i >= 0; i--)
 	{
+		const NidsNode *node = &f->nodes[start + i];
 		int			l = node->left;
 
-		result = node_mean(f, start, l, mean) * f->cover[start + l];
-		result += node_mean(f, start, l + 1, mean) * f->cover[start + l + 1];
-		result /= f->cover[start + i];
+		if (l == i)
+			mean[start + i] = f->leaf_value[start + i];
+		else
+			mean[start + i] = (mean[start + l] * f->cover[start + l] +
+							   mean[start + l + 1] * f->cover[start + l + 1]) /
+				f->cover[start + i];
 	}
-	mean[start + i] = result;
-	return result;
 }
 
 /* every node's mean value, once per forest (in the forest's context) */
@@ -61,7 +62,7 @@ forest_node_means(NidsForest *f, MemoryContext cxt)
 		return;
 	mean = MemoryContextAllocHuge(cxt, sizeof(float) * Max(f->num_nodes, 1));
 	for (int t = 0; t < f->num_trees; t++)
-		(void) node_mean(f, f->tree_offset[t], 0, mean);
+		tree_node_means(f, f->tree_offset[t], f->tree_offset[t + 1] - f->tree_offset[t], mean);
 	f->node_mean = mean;
 }
 
@@ -146,6 +147,8 @@ tree_shap(ShapWalk *w, int i, int depth, PathElement *parent_path,
 	const NidsNode *node = &f->nodes[w->start + i];
 	PathElement *path = parent_path + depth + 1;
 
+	/* depth is bounded by NIDS_MAX_TREE_DEPTH; the stack may still be small */
+	check_stack_depth();
 	memcpy(path, parent_path, sizeof(PathElement) * (depth + 1));
 	extend_path(path, depth, parent_zero, parent_one, parent_feature);
 	if (node->left == i)
@@ -206,7 +209,7 @@ forest_contributions(NidsForest *f, MemoryContext cxt, const float *x, int g,
 	int			nf = f->num_features;
 	float	   *out = palloc0(sizeof(float) * (nf + 1));
 	float	   *tree_phi = palloc(sizeof(float) * (nf + 1));
-	int			max_depth = 0;
+	size_t		max_depth = 0;
 	PathElement *paths;
 	ShapWalk	w;
 
@@ -214,9 +217,11 @@ forest_contributions(NidsForest *f, MemoryContext cxt, const float *x, int g,
 		return false;
 	forest_node_means(f, cxt);
 	for (int t = 0; t < f->num_trees; t++)
-		max_depth = Max(max_depth, f->tree_depth[t]);
+		max_depth = Max(max_depth, (size_t) f->tree_depth[t]);
 	max_depth += 2;
-	paths = palloc(sizeof(PathElement) * (max_depth * (max_depth + 1)) / 2 + sizeof(PathElement));
+	/* one path per level, each one longer: (d + 1)(d + 2) / 2 elements */
+	paths = palloc_extended(sizeof(PathElement) * ((max_depth * (max_depth + 1)) / 2 + 1),
+							MCXT_ALLOC_HUGE);
 	w.f = f;
 	w.x = x;
 	w.phi = tree_phi;

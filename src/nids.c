@@ -76,3 +76,25 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("nids");
 }
+
+/*
+ * Pin search_path to pg_catalog, pg_temp for SQL that nids runs on its own
+ * behalf, at a GUC nest level of its own (as a function with a SET clause
+ * does); nids_unpin_search_path(level) restores the caller's.  An ERROR in
+ * between restores it too, with the (sub)transaction.
+ */
+int
+nids_pin_search_path(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+void
+nids_unpin_search_path(int nest)
+{
+	AtEOXact_GUC(true, nest);
+}

@@ -42,6 +42,10 @@ extern bool nids_compact_evaluator;
 extern int	nids_max_model_bytes;
 extern double nids_min_feature_coverage;
 
+/* nids' own SQL never follows the caller's search_path (nids.c) */
+extern int	nids_pin_search_path(void);
+extern void nids_unpin_search_path(int nest);
+
 /* options.benign_label's default: CIC-IDS2017's label of normal traffic */
 #define NIDS_DEFAULT_BENIGN_LABEL	"BENIGN"
 
@@ -54,6 +58,13 @@ nids_check_interrupts(int64 i)
 	if ((i & (NIDS_CHECK_EVERY - 1)) == 0)
 		CHECK_FOR_INTERRUPTS();
 }
+
+/*
+ * The longest feature name, class label or benign label a version may
+ * have, in bytes: what every way in (training, import, bundles) accepts,
+ * so that every version that exports imports again.
+ */
+#define NIDS_MAX_NAME_BYTES	65536
 
 /* model names: the catalogue's CHECK constraint */
 #define NIDS_MAX_NAME	63
