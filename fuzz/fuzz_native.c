@@ -1,7 +1,9 @@
 /*
  * libFuzzer harness: native forest bytes (a model row's "native" and
  * "iforest" columns, which a superuser could edit) -> validation -> walks
- * with both evaluators.
+ * with both evaluators, and the exact TreeSHAP of every group where the
+ * form stores covers (any depth validation lets through must explain
+ * within its path buffers and without recursion trouble).
  */
 #include "postgres.h"
 
@@ -38,6 +40,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		nids_compact_evaluator = true;
 		if (f->objective == NIDS_OBJ_ISOLATION && f->num_trees > 0 && f->sample_size > 0)
 			(void) iforest_score(f, x, scratch);
+		if (f->objective != NIDS_OBJ_ISOLATION && f->cover != NULL)
+		{
+			double	   *phi = palloc(sizeof(double) * (f->num_features + 1));
+
+			for (int t = 0; t < f->num_trees; t++)
+				if (f->tree_depth[t] > NIDS_MAX_TREE_DEPTH)
+					abort();
+			for (int g = 0; g < f->num_groups; g++)
+				(void) forest_contributions(f, NULL, x, g, phi);
+		}
 	}
 	fuzz_reset();
 	return 0;

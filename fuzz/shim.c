@@ -237,3 +237,17 @@ errmsg_internal(const char *fmt,...)
 {
 	abort();
 }
+
+/* what model_shap.c needs: one arena, no stack limit (ASan watches it) */
+MemoryContext CurrentMemoryContext = NULL;
+
+void *
+MemoryContextAllocHuge(MemoryContext context, Size size)
+{
+	return palloc(size);
+}
+
+void
+check_stack_depth(void)
+{
+}

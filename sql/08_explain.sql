@@ -105,6 +105,8 @@ UPDATE nids.model_versions SET native = overlay(native PLACING '\x01000000'::byt
 WHERE name = 'ex_softmax_json';
 UPDATE nids.model_versions SET native = substr(native, 1, length(native) - 4 * (SELECT (get_byte(native, 27) << 24) + (get_byte(native, 26) << 16) + (get_byte(native, 25) << 8) + get_byte(native, 24)))
 WHERE name = 'ex_softmax_json';
+-- (its id recomputed, as ALTER EXTENSION nids UPDATE computes it for 1.0's rows)
+UPDATE nids.model_versions SET model_id = nids_model_id('ex_softmax_json') WHERE name = 'ex_softmax_json';
 SELECT count(nids_classify(v.features, 'ex_softmax_json')) AS still_scores FROM fx_vectors v;
 SELECT nids_contributions(v.features, 'ex_softmax_json') FROM fx_vectors v LIMIT 1;
 \echo :LAST_ERROR_SQLSTATE

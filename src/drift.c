@@ -263,6 +263,14 @@ nids_log_drift(PG_FUNCTION_ARGS)
 
 	model_pin(model, CurrentMemoryContext);
 	result = drift_compute(query, model, DRIFT_REFERENCE_BENIGN);
+	if (has_health && model->novelty == NULL && model->iforest == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("model \"%s\" version %d has no novelty gate: the drift report is logged without health rows",
+						model->name, model->version),
+				 errhint("Attach one with nids_attach_benign(model, benign_flows).")));
+		has_health = false;
+	}
 	if (has_health)
 		drift_health(query, model, health);
 	PG_RETURN_INT64(catalog_log_drift(model->name, model->version, result,

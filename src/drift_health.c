@@ -175,6 +175,24 @@ drift_health(const char *window_query, NidsModel *model, HealthRow *rows)
 				bound;
 	HealthStatus status;
 	int			not_ok = 0;
+	bool		fallback;
+
+	/*
+	 * What the checks need, before any row is read: the answer must not
+	 * depend on whether the window happens to hold a benign-called flow
+	 */
+	if (model->novelty == NULL && model->iforest == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" version %d has no novelty gate, which nids_health checks",
+						model->name, model->version),
+				 errhint("Attach one with nids_attach_benign(model, benign_flows).")));
+	(void) model_drift_reference(model, DRIFT_REFERENCE_BENIGN, &fallback);
+	if (fallback)
+		ereport(NOTICE,
+				(errmsg("model \"%s\" version %d has no benign training distribution; drifting_features compares the benign-called flows with all its training flows",
+						model->name, model->version),
+				 errdetail("Versions stored by nids 1.0 have one training distribution: of all training flows (nids_train) or of the benign flows (nids_attach_benign).")));
 
 	memset(&w, 0, sizeof(w));
 	w.d = model->num_features;

@@ -94,11 +94,6 @@ model_fill(NidsModel *m, const ModelRecord *rec)
 
 	m->feature_names = catalog_strings(rec->feature_names, &m->num_features);
 	m->class_labels = catalog_strings(rec->class_labels, &m->num_classes);
-	/* an id always means that content: a row edited by hand does not keep it */
-	if (rec->has_model_id && catalog_model_id(rec) != rec->model_id)
-		corrupt_model(m, "is corrupt",
-					  psprintf("Its stored model_id %lld is not the id of its content (%lld): the row was changed after it was registered.",
-							   (long long) rec->model_id, (long long) catalog_model_id(rec)));
 	if (rec->native == NULL)
 		elog(ERROR, "model \"%s\" version %d has no native form", m->name, m->version);
 	m->forest = forest_deserialize(VARDATA_ANY(rec->native), VARSIZE_ANY_EXHDR(rec->native), &error);
@@ -128,6 +123,15 @@ model_fill(NidsModel *m, const ModelRecord *rec)
 	for (int i = 0; i < m->num_classes; i++)
 		if (pg_strcasecmp(m->class_labels[i], benign) == 0)
 			m->benign_class = i;
+	/*
+	 * An id always means that content: a row edited by hand, each of its
+	 * parts valid, does not keep it (checked last, after the parts' own
+	 * checks have said what is wrong with a part)
+	 */
+	if (rec->has_model_id && catalog_model_id(rec) != rec->model_id)
+		corrupt_model(m, "is corrupt",
+					  psprintf("Its stored model_id %lld is not the id of its content (%lld): the row was changed after it was registered.",
+							   (long long) rec->model_id, (long long) catalog_model_id(rec)));
 }
 
 /* a new cached model from its catalogue row */

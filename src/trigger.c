@@ -24,6 +24,7 @@
 #include "flow.h"
 #include "scoring.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -121,6 +122,7 @@ check_misspelt_outputs(TupleDesc desc, const FeatureMap *map)
 		char		norm[NAMEDATALEN * 2];
 		CanonicalKind kind;
 		bool		feature = false;
+		char	   *lower;
 
 		if (att->attisdropped || nids_is_output_column(name))
 			continue;
@@ -130,12 +132,17 @@ check_misspelt_outputs(TupleDesc desc, const FeatureMap *map)
 			feature |= map->attnum[f] == i;
 		if (kind != CANON_UNKNOWN || feature)
 			continue;
+		/*
+		 * one rule whatever the case: "VERDICT" and "Verdict" are
+		 * misspellings of verdict, as "verdicts" is
+		 */
+		lower = asc_tolower(name, len);
 		for (int o = 0; o < NUM_OUTPUTS; o++)
 		{
 			const char *out = output_names[o];
 
-			if ((len >= 4 && strncmp(out, name, len) == 0) ||
-				varstr_levenshtein(name, len, out, strlen(out), 1, 1, 1, false) <= (len >= 8 ? 2 : 1))
+			if ((len >= 4 && strncmp(out, lower, len) == 0) ||
+				varstr_levenshtein(lower, len, out, strlen(out), 1, 1, 1, false) <= (len >= 8 ? 2 : 1))
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_COLUMN),
 						 errmsg("column \"%s\" is not an output of nids_score_trigger", name),
@@ -160,12 +167,20 @@ find_output_columns(TriggerState *st, TupleDesc desc)
 
 			if (att->attisdropped || strcmp(NameStr(att->attname), output_names[o]) != 0)
 				continue;
-			if (getBaseType(att->atttypid) != output_types[o])
+			if (att->atttypid != output_types[o])
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("column \"%s\" must have type %s, not %s",
 								output_names[o], format_type_be(output_types[o]),
-								format_type_be(att->atttypid))));
+								format_type_be(att->atttypid)),
+						 getBaseType(att->atttypid) == output_types[o] ?
+						 errdetail("nids_score_trigger writes plain %s values and does not check a domain's constraints.",
+								   format_type_be(output_types[o])) : 0));
+			if (att->attgenerated)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("column \"%s\" is a generated column, which nids_score_trigger cannot fill",
+								output_names[o])));
 			st->outcol[o] = i + 1;
 			any = true;
 		}
@@ -197,6 +212,14 @@ trigger_rebuild(TriggerState *st, Relation rel, NidsModel *model)
 				 errhint("Columns are matched by canonical name, e.g. \"%s\"; nids-load creates them.",
 						 model->feature_names[0])));
 	feature_map_check_coverage(&st->map, model->feature_names, model->name);
+	for (int f = 0; f < st->map.num_features; f++)
+		if (st->map.attnum[f] >= 0 && TupleDescAttr(desc, st->map.attnum[f])->attgenerated)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("feature \"%s\" of model \"%s\" is in generated column \"%s\", which is still NULL when BEFORE triggers run",
+							model->feature_names[f], model->name,
+							NameStr(TupleDescAttr(desc, st->map.attnum[f])->attname)),
+					 errhint("Store the feature in an ordinary column, or score with nids_features in a query or a view.")));
 	find_output_columns(st, desc);
 	old = MemoryContextSwitchTo(st->cxt);
 	st->label_text = palloc(sizeof(Datum) * model->num_classes);

@@ -4,7 +4,7 @@ BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS nids;
 RESET client_min_messages;
-SELECT plan(26);
+SELECT plan(29);
 
 CREATE ROLE nids_t_reader;
 CREATE ROLE nids_t_admin IN ROLE nids_admin;
@@ -78,6 +78,23 @@ SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_depend d ON d.objid = p.o
 		'nids_attach_benign', 'nids_log_drift', 'nids_schedule_drift', 'nids_export_xgboost',
 		'nids_unschedule_drift')), 0,
 	'PUBLIC cannot execute the functions that change models or reports');
+
+-- the contract on training distributions (README, "Privileges"): a
+-- version's reference (up to 4,096 training values per feature) is part of
+-- the model, readable by whoever may run nids_drift_counts; an
+-- administrator who keeps it private revokes that from PUBLIC
+SET ROLE nids_t_reader;
+SELECT ok((SELECT count(*) FROM nids_drift_counts('SELECT * FROM priv_flows', 'priv')) = 2,
+	'by default any role runs nids_drift_counts on what it can read');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION nids_drift_counts(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ks_drift(text, text, text) FROM PUBLIC;
+SET ROLE nids_t_reader;
+SELECT throws_ok($$SELECT * FROM nids_drift_counts('SELECT * FROM priv_flows', 'priv')$$, '42501', NULL,
+	'revoked from PUBLIC, nids_drift_counts is refused');
+SELECT throws_ok($$SELECT * FROM ks_drift('SELECT * FROM priv_flows', 'priv')$$, '42501', NULL,
+	'and so is ks_drift');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;
