@@ -3,7 +3,7 @@ EXTENSION = nids
 MODULE_big = nids
 # "make demo DATA=dir" names a directory of CSVs; PGXS's DATA stays ours
 DEMO_DATA := $(if $(filter command line,$(origin DATA)),$(DATA))
-override DATA = nids--1.0.sql nids--1.0--1.1.sql
+override DATA = nids--1.0.sql nids--1.0--1.1.sql nids--1.1--1.2.sql
 OBJS = \
 	src/nids.o \
 	src/random.o \
@@ -39,7 +39,11 @@ OBJS = \
 	src/scoring_at.o \
 	src/trigger.o \
 	src/explain.o \
-	src/admin.o
+	src/explain_verdict.o \
+	src/admin.o \
+	src/alert_community_id.o \
+	src/alert_reader.o \
+	src/alert_incident.o
 
 # scripts/setup installs PostgreSQL 15; any pg_config on the PATH, or
 # PG_CONFIG=..., builds against another installation
@@ -48,8 +52,8 @@ SHLIB_LINK += -lxgboost -lm
 PG_CPPFLAGS += -I$(srcdir)/src
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 
-SCRIPTS_built = tools/nids-load
-EXTRA_CLEAN = tools/nids-load
+SCRIPTS_built = tools/nids-load tools/nids-alerts
+EXTRA_CLEAN = tools/nids-load tools/nids-alerts
 
 # every sql/NN_name.sql runs, in the order of its number: a new file cannot
 # be left out by forgetting to list it
@@ -87,11 +91,16 @@ tools/nids-load: tools/nids-load.c src/flow_names.c src/flow.h
 	$(CC) -O2 -g -Wall -Wextra -Werror -DFRONTEND -I$(srcdir)/src -I$(PG_INCLUDEDIR) \
 		-o $@ tools/nids-load.c src/flow_names.c -lpq -lz
 
+# nids-alerts: a libpq client writing incidents as Suricata EVE lines
+tools/nids-alerts: tools/nids-alerts.c
+	$(CC) -O2 -g -Wall -Wextra -Werror -I$(PG_INCLUDEDIR) -o $@ tools/nids-alerts.c -lpq
+
 # also on the PATH, where /usr/local/bin is writable
 install: install-nids-load-link
 install-nids-load-link:
 	@if [ -z "$(DESTDIR)" ] && [ -w /usr/local/bin ]; then \
-		ln -sf '$(bindir)/nids-load' /usr/local/bin/nids-load; fi
+		ln -sf '$(bindir)/nids-load' /usr/local/bin/nids-load; \
+		ln -sf '$(bindir)/nids-alerts' /usr/local/bin/nids-alerts; fi
 
 setup:
 	scripts/setup

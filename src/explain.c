@@ -19,6 +19,7 @@
 #include "catalog/pg_type.h"
 #include "flow.h"
 #include "funcapi.h"
+#include "explain.h"
 #include "scoring.h"
 #include "xgb.h"
 #include "utils/array.h"
@@ -80,8 +81,8 @@ class_index(NidsModel *model, const char *label)
  * binary:logistic has one margin, the positive class's (c = 1); the
  * negative class's is its negation.
  */
-static double *
-contributions(ScoreState *st, int c)
+double *
+explain_contributions(ScoreState *st, int c)
 {
 	NidsModel  *model = st->model;
 	NidsForest *f = model->forest;
@@ -117,7 +118,7 @@ nids_contributions(PG_FUNCTION_ARGS)
 	int			c = PG_ARGISNULL(2) ? score_classify(st)
 		: class_index(st->model, text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	int			n = st->model->num_features + 1;
-	double	   *phi = contributions(st, c);
+	double	   *phi = explain_contributions(st, c);
 	Datum	   *elems = palloc(sizeof(Datum) * n);
 
 	for (int j = 0; j < n; j++)
@@ -187,7 +188,7 @@ nids_explain(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	st = explain_args(fcinfo, &raw);
-	put_top(fcinfo, st->model, raw, contributions(st, score_classify(st)),
+	put_top(fcinfo, st->model, raw, explain_contributions(st, score_classify(st)),
 			st->model->num_features, top, false);
 	return (Datum) 0;
 }
@@ -228,27 +229,20 @@ iforest_terms(NidsModel *model, const float *x)
 }
 
 /*
- * nids_explain_novelty: why the gate finds the flow novel.  prototypes and
- * combined: the per-feature terms (z_j - p_j)^2 of the squared distance to
- * the nearest benign prototype; iforest: the share of the isolating
- * splits on each feature; uncertainty: the contributions to the benign
- * class's margin, negated (what made the classifier less sure it is
- * benign).
+ * The novelty gate's per-feature terms for st->x: prototypes and
+ * combined: the terms (z_j - p_j)^2 of the squared distance to the
+ * nearest benign prototype; iforest: the share of the isolating splits on
+ * each feature; uncertainty and joint's uncertainty part: the
+ * contributions to the benign class's margin, negated (what made the
+ * classifier less sure it is benign).
  */
-Datum
-nids_explain_novelty(PG_FUNCTION_ARGS)
+double *
+explain_gate_terms(ScoreState *st)
 {
-	double	   *raw;
-	ScoreState *st;
-	NidsModel  *model;
-	NoveltyGate *g;
+	NidsModel  *model = st->model;
+	NoveltyGate *g = model->novelty;
 	double	   *terms;
-	int			top = top_arg(fcinfo);
 
-	InitMaterializedSRF(fcinfo, 0);
-	st = explain_args(fcinfo, &raw);
-	model = st->model;
-	g = model->novelty;
 	if (g == NULL || g->method == NOVELTY_IFOREST)
 	{
 		if (model->iforest == NULL)
@@ -271,10 +265,34 @@ nids_explain_novelty(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		terms = contributions(st, model->benign_class >= 0 ? model->benign_class : 0);
+		terms = explain_contributions(st, model->benign_class >= 0 ? model->benign_class : 0);
 		for (int j = 0; j < model->num_features; j++)
 			terms[j] = -terms[j];
 	}
+	return terms;
+}
+
+/*
+ * nids_explain_novelty: why the gate finds the flow novel.  prototypes and
+ * combined: the per-feature terms (z_j - p_j)^2 of the squared distance to
+ * the nearest benign prototype; iforest: the share of the isolating
+ * splits on each feature; uncertainty: the contributions to the benign
+ * class's margin, negated (what made the classifier less sure it is
+ * benign).
+ */
+Datum
+nids_explain_novelty(PG_FUNCTION_ARGS)
+{
+	double	   *raw;
+	ScoreState *st;
+	NidsModel  *model;
+	double	   *terms;
+	int			top = top_arg(fcinfo);
+
+	InitMaterializedSRF(fcinfo, 0);
+	st = explain_args(fcinfo, &raw);
+	model = st->model;
+	terms = explain_gate_terms(st);
 	put_top(fcinfo, model, raw, terms, model->num_features, top, true);
 	return (Datum) 0;
 }

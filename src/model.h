@@ -338,6 +338,8 @@ extern XgbBooster model_xgboost(NidsModel *model);
 extern bytea *model_booster_bytes(NidsModel *model);
 #define DRIFT_REFERENCE_ALL		0
 #define DRIFT_REFERENCE_BENIGN	1
+extern struct DriftReference *model_drift_reference_if_any(NidsModel *model, int kind,
+															bool *fallback, bool missing_ok);
 extern struct DriftReference *model_drift_reference(NidsModel *model, int kind,
 													bool *fallback);
 
@@ -419,6 +421,7 @@ extern bool catalog_read(const char *name, int32 version, int what,
 						 ModelRecord *rec);
 extern int32 catalog_register(ModelRecord *rec);
 extern int64 catalog_model_id(const ModelRecord *rec);
+extern int64 catalog_node_id(int64 seq);
 extern bool catalog_find_model_id(int64 id, char *spec, size_t specsize);
 extern ArrayType *catalog_text_array(char **names, int n);
 extern char **catalog_strings(ArrayType *arr, int *n);

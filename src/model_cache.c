@@ -442,6 +442,13 @@ parse_reference(NidsModel *model, bytea *bytes)
 DriftReference *
 model_drift_reference(NidsModel *model, int kind, bool *fallback)
 {
+	return model_drift_reference_if_any(model, kind, fallback, false);
+}
+
+/* the same; NULL, not an error, when the version has none and missing_ok */
+struct DriftReference *
+model_drift_reference_if_any(NidsModel *model, int kind, bool *fallback, bool missing_ok)
+{
 	if (fallback)
 		*fallback = false;
 	if (kind == DRIFT_REFERENCE_BENIGN && model->benign_reference == NULL &&
@@ -462,6 +469,8 @@ model_drift_reference(NidsModel *model, int kind, bool *fallback)
 	{
 		bytea	   *bytes = model_column_bytes(model, CATALOG_READ_REFERENCE);
 
+		if (bytes == NULL && missing_ok)
+			return NULL;
 		if (bytes == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

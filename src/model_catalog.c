@@ -726,8 +726,8 @@ log_health(int64 id, const char *model, int32 version, const HealthRow *health)
  * system identifier and the database), so that reports logged on the
  * shards of a cluster can be gathered in one table.
  */
-static int64
-catalog_report_id(int64 seq)
+int64
+catalog_node_id(int64 seq)
 {
 	uint64		sysid = GetSystemIdentifier();
 	uint64		h = hash_bytes_extended((const unsigned char *) &sysid, sizeof(sysid), MyDatabaseId);
@@ -736,8 +736,8 @@ catalog_report_id(int64 seq)
 	if (seq < 1 || seq > (int64) PG_UINT32_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
-				 errmsg("nids.drift_report_id has reached %lld; report ids hold 32 bits of it", (long long) seq),
-				 errhint("Delete old reports and ALTER SEQUENCE nids.drift_report_id RESTART.")));
+				 errmsg("an id sequence of nids has reached %lld; ids hold 32 bits of it", (long long) seq),
+				 errhint("Delete old reports or incidents and restart the sequence (nids.drift_report_id, nids.alert_id).")));
 	return (tag << 32) | seq;
 }
 
@@ -776,7 +776,7 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result,
 		nwin[i] = Int64GetDatum(row->n_window);
 		level[i] = CStringGetTextDatum(row->drift_level);
 	}
-	id = catalog_report_id(DatumGetInt64(DirectFunctionCall1(nextval_oid,
+	id = catalog_node_id(DatumGetInt64(DirectFunctionCall1(nextval_oid,
 															 ObjectIdGetDatum(get_relname_relid("drift_report_id",
 																								get_namespace_oid("nids", false))))));
 	values[0] = Int64GetDatum(id);
@@ -804,4 +804,13 @@ catalog_log_drift(const char *model, int32 version, const DriftResult *result,
 		log_health(id, model, version, health);
 	catalog_finish(nest);
 	return id;
+}
+
+PG_FUNCTION_INFO_V1(nids_node_id);
+
+/* nids._node_id(seq): catalog_node_id for SQL (alert ids) */
+Datum
+nids_node_id(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(catalog_node_id(PG_GETARG_INT64(0)));
 }

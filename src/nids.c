@@ -23,6 +23,7 @@ int			nids_predictor = NIDS_PREDICTOR_NATIVE;
 bool		nids_compact_evaluator = true;
 int			nids_max_model_bytes = 64 * 1024 * 1024;
 double		nids_min_feature_coverage = 0.9;
+int			nids_alert_gap = 600;
 
 const char *const nids_verdict_names[NIDS_NUM_VERDICTS] = {
 	"attack", "anomaly", "benign"
@@ -74,6 +75,13 @@ _PG_init(void)
 							 0.9, 0.0, 1.0,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("nids.alert_gap",
+							"Flow time after an incident's last flow within which the source's next flagged flow grows it.",
+							"A flagged flow that starts later opens a new incident.",
+							&nids_alert_gap,
+							600, 1, INT_MAX / 2,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("nids");
 }
 

@@ -41,6 +41,7 @@ extern int	nids_predictor;
 extern bool nids_compact_evaluator;
 extern int	nids_max_model_bytes;
 extern double nids_min_feature_coverage;
+extern int	nids_alert_gap;
 
 /* nids' own SQL never follows the caller's search_path (nids.c) */
 extern int	nids_pin_search_path(void);

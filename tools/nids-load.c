@@ -8,7 +8,8 @@
  *
  * Column names are mapped to nids' canonical names (src/flow_names.c, the
  * same code the extension uses).  The table is created when missing:
- * float8 for numeric features, text for identifiers and the label; columns
+ * float8 for numeric features, inet for source_ip and destination_ip,
+ * integer for source_port, text for other identifiers and the label; columns
  * a file has and the table lacks are added.  Each file is streamed with
  * COPY inside one transaction: a malformed file is refused with its name
  * and line number and leaves nothing behind.  Accepted values: numbers,
@@ -23,6 +24,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -54,6 +56,8 @@ typedef struct Column
 	CanonicalKind kind;
 	bool		numeric;		/* loaded as float8 */
 	bool		timestamp;		/* loaded as timestamptz */
+	bool		address;		/* loaded as inet (source_ip, destination_ip) */
+	bool		port;			/* loaded as integer (source_port) */
 } Column;
 
 /* a header must name at least this many known flow features */
@@ -385,7 +389,9 @@ table_columns(PGconn *conn, const char *qtable)
 {
 	const char *params[1] = {qtable};
 	PGresult   *res = PQexecParams(conn,
-								   "SELECT attname, atttypid = 'pg_catalog.timestamptz'::pg_catalog.regtype "
+								   "SELECT attname, atttypid = 'pg_catalog.timestamptz'::pg_catalog.regtype, "
+								   "atttypid = 'pg_catalog.inet'::pg_catalog.regtype, "
+								   "atttypid = 'pg_catalog.int4'::pg_catalog.regtype "
 								   "FROM pg_catalog.pg_attribute "
 								   "WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped",
 								   1, NULL, params, NULL, NULL, 0);
@@ -400,6 +406,37 @@ typedef struct LoadError
 	long		line;
 	char		msg[512];
 } LoadError;
+
+/* an IPv4 or IPv6 address, as inet reads it (no prefix length) */
+static bool
+parse_address(const char *s, size_t len)
+{
+	char		tmp[64];
+	unsigned char addr[16];
+
+	if (len == 0 || len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	return inet_pton(AF_INET, tmp, addr) == 1 || inet_pton(AF_INET6, tmp, addr) == 1;
+}
+
+/* a port: an integer from 0 to 65535 */
+static bool
+parse_port(const char *s, size_t len)
+{
+	long		v = 0;
+
+	if (len == 0 || len > 5)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v <= 65535;
+}
 
 static void
 set_error(LoadError *e, long line, const char *fmt,...)
@@ -447,6 +484,16 @@ row_to_copy(Record *rec, Column *cols, int ncols, Buf *out, long lineno, LoadErr
 			trim(&t, &tlen);
 			if (tlen == 0)
 				buf_append(out, "\\N", 2);
+			else if ((cols[k].address && !parse_address(t, tlen)) ||
+					 (cols[k].port && !parse_port(t, tlen)))
+			{
+				set_error(e, lineno, "column \"%s\": \"%.*s\" is not %s",
+						  cols[k].name, (int) (tlen > 60 ? 60 : tlen), t,
+						  cols[k].address ? "an IP address" : "a port (0 to 65535)");
+				return false;
+			}
+			else if (cols[k].address || cols[k].port)
+				buf_append(out, t, tlen);
 			else if (cols[k].timestamp)
 			{
 				if (!parse_timestamp(t, tlen, mapped))
@@ -492,7 +539,8 @@ append_column(Buf *b, PGconn *conn, const Column *col, bool with_type)
 	buf_append(b, id, strlen(id));
 	if (with_type)
 	{
-		const char *type = col->numeric ? " float8" : col->timestamp ? " timestamptz" : " text";
+		const char *type = col->numeric ? " float8" : col->timestamp ? " timestamptz"
+			: col->address ? " inet" : col->port ? " integer" : " text";
 
 		buf_append(b, type, strlen(type));
 	}
@@ -597,8 +645,16 @@ check_header(LoadState *ls, const Record *header, const char *path, LoadError *e
  * Whether every non-empty value of column k in the sample parses: as a
  * timestamp of a release's format, or as a number.
  */
+enum
+{
+	PARSE_NUMBER,
+	PARSE_TIMESTAMP,
+	PARSE_ADDRESS,
+	PARSE_PORT
+};
+
 static bool
-sample_column_parses(const LoadState *ls, int k, bool as_timestamp)
+sample_column_parses(const LoadState *ls, int k, int as)
 {
 	char		iso[40];
 
@@ -612,7 +668,10 @@ sample_column_parses(const LoadState *ls, int k, bool as_timestamp)
 		s = ls->sample[r].fields[k];
 		len = ls->sample[r].lens[k];
 		trim(&s, &len);
-		if (len > 0 && !(as_timestamp ? parse_timestamp(s, len, iso) : parse_number(s, len)))
+		if (len > 0 &&
+			!(as == PARSE_TIMESTAMP ? parse_timestamp(s, len, iso)
+			  : as == PARSE_ADDRESS ? parse_address(s, len)
+			  : as == PARSE_PORT ? parse_port(s, len) : parse_number(s, len)))
 			return false;
 	}
 	return true;
@@ -646,9 +705,14 @@ read_sample(LoadState *ls, LoadError *e)
 	for (int k = 0; k < ls->ncols; k++)
 	{
 		if (strcmp(ls->cols[k].name, "timestamp") == 0)
-			ls->cols[k].timestamp = sample_column_parses(ls, k, true);
+			ls->cols[k].timestamp = sample_column_parses(ls, k, PARSE_TIMESTAMP);
+		if (strcmp(ls->cols[k].name, "source_ip") == 0 ||
+			strcmp(ls->cols[k].name, "destination_ip") == 0)
+			ls->cols[k].address = sample_column_parses(ls, k, PARSE_ADDRESS);
+		if (strcmp(ls->cols[k].name, "source_port") == 0)
+			ls->cols[k].port = sample_column_parses(ls, k, PARSE_PORT);
 		if (ls->cols[k].kind == CANON_UNKNOWN)
-			ls->cols[k].numeric = sample_column_parses(ls, k, false);
+			ls->cols[k].numeric = sample_column_parses(ls, k, PARSE_NUMBER);
 	}
 	return true;
 }
@@ -695,9 +759,13 @@ prepare_table(PGconn *conn, LoadState *ls, const char *table, LoadError *e)
 		for (int r = 0; r < PQntuples(res) && !has; r++)
 		{
 			has = strcmp(PQgetvalue(res, r, 0), ls->cols[k].name) == 0;
-			/* a timestamp column made as text (nids 1.0) keeps its text */
+			/* a column made as text (by nids 1.0 or 1.1) keeps its text */
 			if (has && ls->cols[k].timestamp)
 				ls->cols[k].timestamp = PQgetvalue(res, r, 1)[0] == 't';
+			if (has && ls->cols[k].address)
+				ls->cols[k].address = PQgetvalue(res, r, 2)[0] == 't';
+			if (has && ls->cols[k].port)
+				ls->cols[k].port = PQgetvalue(res, r, 3)[0] == 't';
 		}
 		if (has)
 			continue;

@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ *
+ * alert.h
+ *	  The alert_* family: incidents in nids.alerts.  alert_reader.c turns
+ *	  inserted flows (nids_alert_trigger's transition table) or a query's
+ *	  rows (nids_alerts_from) into flagged flows; alert_incident.c groups
+ *	  them per source, verdict and class into incidents, suppresses, counts
+ *	  destinations and ports, explains and notifies;
+ *	  alert_community_id.c is nids_community_id.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef NIDS_ALERT_H
+#define NIDS_ALERT_H
+
+#include "postgres.h"
+
+#include <sys/socket.h>
+
+#include "datatype/timestamp.h"
+#include "scoring.h"
+#include "utils/inet.h"
+
+/* one flagged flow */
+typedef struct AlertFlow
+{
+	uint8		family;			/* the source address, comparable: */
+	uint8		bits;
+	uint8		addr[16];
+	inet	   *src;			/* the values as inserted */
+	inet	   *dst;			/* NULL: none */
+	int32		sport;			/* -1: none */
+	int32		dport;
+	int32		proto;
+	TimestampTz ts;
+	NidsVerdict verdict;		/* attack or anomaly */
+	int			label;			/* the predicted class */
+	double		probability;	/* NaN: not known */
+	double		novelty;
+	int64		row;			/* its features: x + row * num_features */
+} AlertFlow;
+
+/* a batch of flows for one model */
+typedef struct AlertBatch
+{
+	NidsModel  *model;
+	int64		n;
+	int64		cap;
+	AlertFlow  *flows;
+	float	   *x;				/* [n][num_features] */
+	int64		no_source;		/* flagged, but no source address or time */
+	int64		rows;			/* every row read */
+} AlertBatch;
+
+extern int64 alert_apply(AlertBatch *batch, ScoreState *st);
+extern char *alert_community_id(inet *src, inet *dst, int sport, int dport, int proto);
+
+#endif							/* NIDS_ALERT_H */
