@@ -163,8 +163,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF NEW.status IS DISTINCT FROM OLD.status AND OLD.status = 'closed' THEN
-		RAISE EXCEPTION 'incident % is closed: it does not reopen', OLD.alert_id
-			USING ERRCODE = '55000', HINT = 'Flows of that source open a new incident.';
+		RAISE EXCEPTION 'a closed incident does not reopen'
+			USING ERRCODE = '55000', HINT = 'The source''s next flagged flows open a new incident.';
 	END IF;
 	NEW.updated_at := pg_catalog.clock_timestamp();
 	RETURN NEW;

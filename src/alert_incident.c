@@ -6,10 +6,11 @@
  * An incident gathers the flagged flows of one source with one verdict
  * and class for one model name.  In each group, taken in flow time, a new
  * island starts where a flow starts more than nids.alert_gap after the
- * last; an island grows the group's current incident (the latest one not
- * closed) when it overlaps it within the gap, and opens a new one
- * otherwise.  The same rows give the same incidents in one batch or cut
- * into batches in time order, so the trigger and nids_alerts_from agree.
+ * last; an island grows the group's incident that it overlaps within the
+ * gap (the latest such one not closed), and opens a new one otherwise.
+ * The same rows give the same incidents in one batch or cut into batches
+ * in time order, so the trigger and nids_alerts_from agree; late rows
+ * (out of time order) grow the incident of their time when there is one.
  *
  * Destinations and ports are counted exactly, in nids.alert_destinations
  * and nids.alert_ports (a batch inserts only its distinct ones).  The
@@ -212,34 +213,110 @@ same_group(const AlertFlow *a, const AlertFlow *b)
 }
 
 static void
-find_current(ApplyState *as, const AlertFlow *f, Incident *cur)
+read_incident(HeapTuple t, TupleDesc d, Incident *cur)
 {
-	Datum		values[4];
+	bool		isnull;
+	Datum		v;
+
+	cur->exists = true;
+	cur->alert_id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+	cur->first_seen = DatumGetTimestampTz(SPI_getbinval(t, d, 2, &isnull));
+	cur->last_seen = DatumGetTimestampTz(SPI_getbinval(t, d, 3, &isnull));
+	cur->severity = DatumGetInt16(SPI_getbinval(t, d, 4, &isnull));
+	v = SPI_getbinval(t, d, 5, &isnull);
+	cur->max_probability = isnull ? NAN : DatumGetFloat8(v);
+	v = SPI_getbinval(t, d, 6, &isnull);
+	cur->max_novelty = isnull ? NAN : DatumGetFloat8(v);
+}
+
+/*
+ * Merge incident gone into keep: flows arriving out of time order (late,
+ * or from another session's statement) bridged the gap between them, so
+ * they are one incident, as they would have been in time order.  The
+ * merged incident is deleted; keep's note records it.
+ */
+static void
+merge_incidents(int64 keep, int64 gone)
+{
+	Datum		v[2] = {Int64GetDatum(keep), Int64GetDatum(gone)};
+	Oid			t[2] = {INT8OID, INT8OID};
+	static const char *const steps[] = {
+		"INSERT INTO nids.alert_destinations (alert_id, dst_ip) "
+		"SELECT $1, dst_ip FROM nids.alert_destinations WHERE alert_id = $2 ON CONFLICT DO NOTHING",
+		"INSERT INTO nids.alert_ports (alert_id, dst_port) "
+		"SELECT $1, dst_port FROM nids.alert_ports WHERE alert_id = $2 ON CONFLICT DO NOTHING",
+		"UPDATE nids.alerts k SET flows = k.flows + o.flows, "
+		"first_seen = LEAST(k.first_seen, o.first_seen), last_seen = GREATEST(k.last_seen, o.last_seen), "
+		"max_probability = GREATEST(k.max_probability, o.max_probability), "
+		"max_novelty = GREATEST(k.max_novelty, o.max_novelty), severity = LEAST(k.severity, o.severity), "
+		"reasons = CASE WHEN o.max_probability > k.max_probability OR o.max_novelty > k.max_novelty "
+		"THEN o.reasons ELSE k.reasons END, "
+		"community_id = CASE WHEN o.first_seen < k.first_seen THEN o.community_id ELSE k.community_id END, "
+		"destinations = d.n, ports = p.n, "
+		"dst_ip = CASE WHEN d.n = 1 THEN d.one END, dst_port = CASE WHEN p.n = 1 THEN p.one END, "
+		"note = pg_catalog.concat_ws(E'\\n', k.note, o.note, 'merged incident ' || o.alert_id::text), "
+		"updated_at = pg_catalog.clock_timestamp() "
+		"FROM nids.alerts o, "
+		"(SELECT pg_catalog.count(*)::int AS n, pg_catalog.min(dst_ip) AS one FROM nids.alert_destinations WHERE alert_id = $1) d, "
+		"(SELECT pg_catalog.count(*)::int AS n, pg_catalog.min(dst_port) AS one FROM nids.alert_ports WHERE alert_id = $1) p "
+		"WHERE k.alert_id = $1 AND o.alert_id = $2",
+		"DELETE FROM nids.alerts WHERE alert_id = $2"
+	};
+
+	for (int i = 0; i < lengthof(steps); i++)
+	{
+		int			rc = SPI_execute_with_args(steps[i], 2, t, v, NULL, false, 0);
+
+		if (rc != SPI_OK_INSERT && rc != SPI_OK_UPDATE && rc != SPI_OK_DELETE)
+			elog(ERROR, "nids alerts: merging incidents failed: %s", SPI_result_code_string(rc));
+	}
+}
+
+/*
+ * The incident of f's group, not closed, that flows from first to last
+ * overlap within the gap; when they overlap several (they bridge a gap),
+ * those are merged into the earliest.  None: cur->exists false.
+ */
+static void
+find_incident(ApplyState *as, const AlertFlow *f, TimestampTz first, TimestampTz last,
+			  Incident *cur)
+{
+	Datum		values[6];
+	int64	   *others;
+	int			nothers;
 
 	values[0] = InetPGetDatum(f->src);
 	values[1] = CStringGetTextDatum(flow_class(as, f));
 	values[2] = CStringGetTextDatum(nids_verdict_names[f->verdict]);
 	values[3] = CStringGetTextDatum(as->model);
-	if (SPI_execute_plan(as->find, values, NULL, false, 1) != SPI_OK_SELECT)
+	values[4] = TimestampTzGetDatum(first - as->gap);
+	values[5] = TimestampTzGetDatum(last + as->gap);
+	if (SPI_execute_plan(as->find, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "nids alerts: reading incidents failed");
 	memset(cur, 0, sizeof(*cur));
-	if (SPI_processed == 1)
+	if (SPI_processed == 0)
+		return;
+	read_incident(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, cur);
+	nothers = (int) SPI_processed - 1;
+	if (nothers == 0)
+		return;
+	others = palloc(sizeof(int64) * nothers);
+	for (int i = 0; i < nothers; i++)
 	{
-		HeapTuple	t = SPI_tuptable->vals[0];
-		TupleDesc	d = SPI_tuptable->tupdesc;
 		bool		isnull;
-		Datum		v;
 
-		cur->exists = true;
-		cur->alert_id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-		cur->first_seen = DatumGetTimestampTz(SPI_getbinval(t, d, 2, &isnull));
-		cur->last_seen = DatumGetTimestampTz(SPI_getbinval(t, d, 3, &isnull));
-		cur->severity = DatumGetInt16(SPI_getbinval(t, d, 4, &isnull));
-		v = SPI_getbinval(t, d, 5, &isnull);
-		cur->max_probability = isnull ? NAN : DatumGetFloat8(v);
-		v = SPI_getbinval(t, d, 6, &isnull);
-		cur->max_novelty = isnull ? NAN : DatumGetFloat8(v);
+		others[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i + 1],
+												SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	for (int i = 0; i < nothers; i++)
+		merge_incidents(cur->alert_id, others[i]);
+	values[0] = Int64GetDatum(cur->alert_id);
+	if (SPI_execute_with_args("SELECT alert_id, first_seen, last_seen, severity, max_probability, "
+							  "max_novelty FROM nids.alerts WHERE alert_id = $1",
+							  1, (Oid[]) {INT8OID}, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "nids alerts: reading a merged incident failed");
+	read_incident(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, cur);
 }
 
 static int
@@ -501,7 +578,6 @@ apply_group(ApplyState *as, AlertFlow **g, int64 n)
 	Incident	cur;
 	int64		start = 0;
 
-	find_current(as, g[0], &cur);
 	while (start < n)
 	{
 		Island		is;
@@ -517,8 +593,8 @@ apply_group(ApplyState *as, AlertFlow **g, int64 n)
 			if (metric(g[i]) > metric(is.best))
 				is.best = g[i];
 		island_sets(&is);
-		if (cur.exists && is.flows[0]->ts <= cur.last_seen + as->gap &&
-			is.flows[is.n - 1]->ts >= cur.first_seen - as->gap)
+		find_incident(as, is.flows[0], is.flows[0]->ts, is.flows[is.n - 1]->ts, &cur);
+		if (cur.exists)
 			grow_incident(as, &is, &cur);
 		else
 			open_incident(as, &is, &cur);
@@ -545,8 +621,9 @@ apply_plans(ApplyState *as)
 	as->find = prepare("SELECT alert_id, first_seen, last_seen, severity, max_probability, max_novelty "
 					   "FROM nids.alerts WHERE src_ip = $1 AND kind = 'flow' AND class = $2 "
 					   "AND verdict = $3 AND model = $4 AND status <> 'closed' "
-					   "ORDER BY last_seen DESC LIMIT 1 FOR UPDATE",
-					   4, (Oid[]) {INETOID, TEXTOID, TEXTOID, TEXTOID});
+					   "AND last_seen >= $5 AND first_seen <= $6 "
+					   "ORDER BY first_seen, alert_id FOR UPDATE",
+					   6, (Oid[]) {INETOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
 	as->insert = prepare("INSERT INTO nids.alerts (kind, model, version, model_id, verdict, class, "
 						 "severity, src_ip, dst_ip, dst_port, destinations, ports, protocol, "
 						 "first_seen, last_seen, flows, max_probability, max_novelty, community_id) "

@@ -176,7 +176,11 @@ reason_text(const char *name, double v, double median, double share)
 		appendStringInfoString(&buf, " (no benign reference to compare with)");
 		return buf.data;
 	}
-	if (share <= 0.5)
+	if (share <= 0.0)
+		appendStringInfoString(&buf, ": lower than every benign flow");
+	else if (share >= 1.0)
+		appendStringInfoString(&buf, ": as high as the highest benign flows or higher");
+	else if (share <= 0.5)
 		appendStringInfo(&buf, ": lower than %.1f%% of benign flows", 100.0 * (1.0 - share));
 	else
 		appendStringInfo(&buf, ": higher than %.1f%% of benign flows", 100.0 * share);

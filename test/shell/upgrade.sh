@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The update path: a database with nids 1.0, its models (imported and
-# trained) and drift reports, is updated with ALTER EXTENSION nids UPDATE.
-# Every stored version must score identically afterwards, the reports must
-# stay, and the whole pg_regress suite must then pass on that database.
+# The update paths: a database with nids 1.0, its models (imported and
+# trained) and drift reports, and one with nids 1.1, its models, reports and
+# a flow table with the scoring trigger, are each updated with ALTER
+# EXTENSION nids UPDATE.  Every stored version must score identically
+# afterwards, the reports and triggers must stay, and the whole pg_regress
+# suite must then pass on each updated database.
 set -uo pipefail
 # shellcheck source=check.bash
 . "$(dirname "${BASH_SOURCE[0]}")/check.bash"
@@ -41,9 +43,9 @@ CREATE TABLE drift_before AS
 SQL
 
 check "ALTER EXTENSION nids UPDATE succeeds" q "ALTER EXTENSION nids UPDATE"
-check "the extension is now 1.1" test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'nids'")" = "1.1"
-check "an update path 1.0 -> 1.1 is known" \
-	test "$(q "SELECT count(*) FROM pg_extension_update_paths('nids') WHERE source = '1.0' AND target = '1.1' AND path IS NOT NULL")" = 1
+check "the extension is now 1.2" test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'nids'")" = "1.2"
+check "update paths 1.0 -> 1.1 -> 1.2 are known" \
+	test "$(q "SELECT count(*) FROM pg_extension_update_paths('nids') WHERE (source, target) IN (('1.0', '1.1'), ('1.1', '1.2'), ('1.0', '1.2')) AND path IS NOT NULL")" = 3
 check "every imported 1.0 version scores identically" \
 	test "$(q "SELECT count(*) FILTER (WHERE (nids_classify(v.features, b.name), nids_classify_proba(v.features, b.name))
 			IS DISTINCT FROM (b.label, b.proba)) || '/' || count(*)
@@ -72,18 +74,64 @@ check "and the rolled-back version is deployed" \
 check "the internal 1.0 helpers are gone" \
 	test "$(q "SELECT count(*) FROM pg_proc WHERE proname IN ('_register_model', '_check_window_query')")" = 0
 
-# the whole regression suite on the updated database, its catalogue emptied
-q "SELECT nids_drop_model(name) FROM (SELECT DISTINCT name FROM nids.models) m;
-   TRUNCATE nids.drift_reports, nids.health_reports; ALTER SEQUENCE nids.drift_report_id RESTART;
-   DROP TABLE legacy_vectors, legacy_flows, scores_before, trained_before, drift_before" >/dev/null
-out=$(mktemp -d)
-if make -s installcheck REGRESS_OPTS="--inputdir=. --outputdir=$out --use-existing --dbname=$DB" >"$out/log" 2>&1; then
-	check "the pg_regress suite passes on the updated database" true
-else
-	cat "$out/log" "$out/regression.diffs" 2>/dev/null | head -80
-	check "the pg_regress suite passes on the updated database" false
-fi
-rm -rf "$out"
+# the whole regression suite on an updated database, its catalogue emptied
+run_suite() {
+	local out
+	q "SELECT nids_drop_model(name) FROM (SELECT DISTINCT name FROM nids.models) m;
+	   TRUNCATE nids.drift_reports, nids.health_reports; ALTER SEQUENCE nids.drift_report_id RESTART" >/dev/null
+	out=$(mktemp -d)
+	if make -s installcheck REGRESS_OPTS="--inputdir=. --outputdir=$out --use-existing --dbname=$DB" >"$out/log" 2>&1; then
+		check "the pg_regress suite passes on the database updated from $1" true
+	else
+		cat "$out/log" "$out/regression.diffs" 2>/dev/null | head -80
+		check "the pg_regress suite passes on the database updated from $1" false
+	fi
+	rm -rf "$out"
+}
+q "DROP TABLE legacy_vectors, legacy_flows, scores_before, trained_before, drift_before" >/dev/null
+run_suite 1.0
+
+# 1.1: a trained version, a drift report, and a flow table scored by the trigger
+dropdb --if-exists "$DB" >/dev/null 2>&1
+createdb "$DB" || exit 1
+check "nids 1.1 installs" q "CREATE EXTENSION nids VERSION '1.1'"
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL' || { echo "not ok - 1.1 set-up"; exit 1; }
+\set tbl flows11
+\set n 1500
+\set seed 0.31
+\set shift 1.0
+\i test/fixtures/flows.sql
+SELECT nids_train('flows11', model => 'm11', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 8}}');
+SELECT nids_log_drift('SELECT * FROM flows11', 'm11');
+CREATE TABLE live11 (LIKE flows11);
+ALTER TABLE live11 ADD COLUMN predicted_label text, ADD COLUMN novelty float8, ADD COLUMN verdict text;
+CREATE TRIGGER score BEFORE INSERT ON live11 FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('m11');
+INSERT INTO live11 SELECT * FROM flows11 WHERE flow_number <= 700;
+CREATE TABLE ensemble11 AS SELECT f.flow_number, (nids_ensemble(nids_features(f, 'm11'), 'm11')).* FROM flows11 f;
+CREATE TABLE health11 AS SELECT * FROM nids_health('SELECT * FROM flows11', 'm11');
+SQL
+check "ALTER EXTENSION nids UPDATE from 1.1 succeeds" q "ALTER EXTENSION nids UPDATE"
+check "the extension is 1.2" test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'nids'")" = "1.2"
+check "the 1.1 version's verdicts are identical" \
+	test "$(q "SELECT count(*) FROM flows11 f JOIN ensemble11 b USING (flow_number),
+		LATERAL (SELECT nids_ensemble(nids_features(f, 'm11'), 'm11') AS e) s
+		WHERE (s.e).label IS DISTINCT FROM b.label OR (s.e).probability IS DISTINCT FROM b.probability
+		OR (s.e).novelty IS DISTINCT FROM b.novelty OR (s.e).verdict IS DISTINCT FROM b.verdict")" = 0
+check "and its health is the same" \
+	test "$(q "SELECT count(*) FROM (SELECT * FROM health11 EXCEPT SELECT * FROM nids_health('SELECT * FROM flows11', 'm11')) d")" = 0
+check "the 1.1 trigger scores rows inserted after the update as before" \
+	test "$(q "INSERT INTO live11 SELECT * FROM flows11 WHERE flow_number > 700;
+		SELECT count(*) FROM live11 l JOIN ensemble11 b USING (flow_number)
+		WHERE l.verdict IS DISTINCT FROM b.verdict OR l.predicted_label IS DISTINCT FROM b.label")" = 0
+check "the 1.1 drift report is still there" test "$(q "SELECT count(DISTINCT report_id) FROM nids.drift_reports")" = 1
+check "the 1.1 flow table takes the 1.2 alert trigger" \
+	q "ALTER TABLE live11 ADD COLUMN source_ip inet, ADD COLUMN \"timestamp\" timestamptz;
+	   CREATE TRIGGER alerts AFTER INSERT ON live11 REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION nids_alert_trigger('m11');
+	   INSERT INTO live11 SELECT f.*, NULL, NULL, NULL, '10.9.9.9', now() FROM flows11 f WHERE label = 'DDoS'"
+check "and its flows open an incident" \
+	test "$(q "SELECT count(*) FROM nids.alerts WHERE src_ip = '10.9.9.9' AND class = 'DDoS'")" = 1
+q "DROP TABLE live11, flows11, ensemble11, health11; DELETE FROM nids.alerts" >/dev/null
+run_suite 1.1
 
 echo "upgrade: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
