@@ -37,19 +37,24 @@ typedef struct AlertFlow
 	int			label;			/* the predicted class */
 	double		probability;	/* NaN: not known */
 	double		novelty;
-	int64		row;			/* its features: x + row * num_features */
+	int64		row;			/* its place among the flagged flows read */
+	bool		want_x;			/* its features explain an incident */
+	float	   *x;				/* those features, once fetched */
 } AlertFlow;
 
 /* a batch of flows for one model */
+struct AlertBatch;
 typedef struct AlertBatch
 {
 	NidsModel  *model;
 	int64		n;
 	int64		cap;
 	AlertFlow  *flows;
-	float	   *x;				/* [n][num_features] */
 	int64		no_source;		/* flagged, but no source address or time */
 	int64		rows;			/* every row read */
+	/* fills x of the flows marked want_x (in flows order), or NULL: have it */
+	void		(*fetch_x) (struct AlertBatch *batch, void *arg);
+	void	   *fetch_arg;
 } AlertBatch;
 
 extern int64 alert_apply(AlertBatch *batch, ScoreState *st);

@@ -410,9 +410,10 @@ reasons_of(ApplyState *as, const AlertFlow *f)
 	int			d = as->b->model->num_features;
 	double	   *raw = palloc(sizeof(double) * Max(d, 1));
 
-	memcpy(as->st->x, as->b->x + f->row * d, sizeof(float) * d);
+	Assert(f->x != NULL);
+	memcpy(as->st->x, f->x, sizeof(float) * d);
 	for (int j = 0; j < d; j++)
-		raw[j] = as->b->x[f->row * d + j];
+		raw[j] = f->x[j];
 	return explain_verdict_jsonb(as->st, raw, ALERT_REASONS);
 }
 
@@ -571,35 +572,46 @@ grow_incident(ApplyState *as, const Island *is, Incident *cur)
 	as->changed++;
 }
 
-/* the flows g[0 .. n-1] of one group, in time order */
+/*
+ * The islands of the flows g[0 .. n-1] of one group, in time order, into
+ * out (from *nout on); their most confident flows will be explained.
+ */
 static void
-apply_group(ApplyState *as, AlertFlow **g, int64 n)
+group_islands(ApplyState *as, AlertFlow **g, int64 n, Island *out, int64 *nout)
 {
-	Incident	cur;
 	int64		start = 0;
 
 	while (start < n)
 	{
-		Island		is;
+		Island	   *is = &out[(*nout)++];
 		int64		end = start + 1;
 
 		while (end < n && g[end]->ts - g[end - 1]->ts <= as->gap)
 			end++;
-		memset(&is, 0, sizeof(is));
-		is.flows = g + start;
-		is.n = end - start;
-		is.best = g[start];
+		memset(is, 0, sizeof(*is));
+		is->flows = g + start;
+		is->n = end - start;
+		is->best = g[start];
 		for (int64 i = start; i < end; i++)
-			if (metric(g[i]) > metric(is.best))
-				is.best = g[i];
-		island_sets(&is);
-		find_incident(as, is.flows[0], is.flows[0]->ts, is.flows[is.n - 1]->ts, &cur);
-		if (cur.exists)
-			grow_incident(as, &is, &cur);
-		else
-			open_incident(as, &is, &cur);
+			if (metric(g[i]) > metric(is->best))
+				is->best = g[i];
+		is->best->want_x = true;
 		start = end;
 	}
+}
+
+/* one island into the incident it overlaps, or a new one */
+static void
+apply_island(ApplyState *as, Island *is)
+{
+	Incident	cur;
+
+	island_sets(is);
+	find_incident(as, is->flows[0], is->flows[0]->ts, is->flows[is->n - 1]->ts, &cur);
+	if (cur.exists)
+		grow_incident(as, is, &cur);
+	else
+		open_incident(as, is, &cur);
 }
 
 static void
@@ -681,6 +693,8 @@ alert_apply(AlertBatch *b, ScoreState *st)
 {
 	ApplyState	as;
 	AlertFlow **order;
+	Island	   *islands;
+	int64		nislands = 0;
 	int64		kept = 0,
 				nsupp = 0;
 	Oid			save_user;
@@ -712,15 +726,23 @@ alert_apply(AlertBatch *b, ScoreState *st)
 			order[kept++] = &b->flows[i];
 	}
 	qsort(order, kept, sizeof(AlertFlow *), compare_flows);
+	islands = palloc(sizeof(Island) * Max(kept, 1));
 	for (int64 i = 0; i < kept;)
 	{
 		int64		j = i + 1;
 
 		while (j < kept && same_group(order[i], order[j]))
 			j++;
-		apply_group(&as, order + i, j - i);
-		CHECK_FOR_INTERRUPTS();
+		group_islands(&as, order + i, j - i, islands, &nislands);
 		i = j;
+	}
+	/* the features of the flows that explain incidents, read again if need be */
+	if (b->fetch_x != NULL && nislands > 0)
+		b->fetch_x(b, b->fetch_arg);
+	for (int64 i = 0; i < nislands; i++)
+	{
+		apply_island(&as, &islands[i]);
+		CHECK_FOR_INTERRUPTS();
 	}
 	count(as.model, "suppressed", nsupp);
 	count(as.model, "no_source_or_time", b->no_source);

@@ -68,6 +68,9 @@ typedef struct AlertReader
 	int			col[NUM_COLS];	/* 0-based attribute, or -1 */
 	Oid			type[NUM_COLS];	/* its base type */
 	bool		has_verdicts;	/* verdict and predicted_label columns */
+	bool		keep_x;			/* keep every flagged flow's features */
+	text	   *last_text;		/* the last predicted_label read ... */
+	int			last_label;		/* ... and its class */
 	MemoryContext cxt;
 } AlertReader;
 
@@ -149,8 +152,7 @@ reader_init(AlertReader *r, AlertBatch *batch, ScoreState *st, TupleDesc desc)
 	batch->model = model;
 	batch->cap = 1024;
 	batch->flows = palloc(sizeof(AlertFlow) * batch->cap);
-	batch->x = MemoryContextAllocHuge(CurrentMemoryContext,
-									  sizeof(float) * batch->cap * Max(model->num_features, 1));
+	r->last_label = -1;
 }
 
 static int32
@@ -164,13 +166,37 @@ int_column(AlertReader *r, int c, const Datum *values, const bool *nulls)
 	return (isnan(v) || v < 0 || v > PG_INT32_MAX) ? -1 : (int32) v;
 }
 
-static int
-label_index(NidsModel *model, const char *label)
+static bool
+text_is(Datum d, const char *s)
 {
+	text	   *t = DatumGetTextPP(d);
+	size_t		n = strlen(s);
+
+	return VARSIZE_ANY_EXHDR(t) == n && memcmp(VARDATA_ANY(t), s, n) == 0;
+}
+
+/* the class of a predicted_label, or -1; labels repeat: the last is kept */
+static int
+label_index(AlertReader *r, Datum d)
+{
+	NidsModel  *model = r->st->model;
+	text	   *t = DatumGetTextPP(d);
+	int			n = VARSIZE_ANY_EXHDR(t);
+
+	if (r->last_text != NULL && VARSIZE_ANY_EXHDR(r->last_text) == n &&
+		memcmp(VARDATA_ANY(r->last_text), VARDATA_ANY(t), n) == 0)
+		return r->last_label;
+	r->last_label = -1;
 	for (int c = 0; c < model->num_classes; c++)
-		if (strcmp(model->class_labels[c], label) == 0)
-			return c;
-	return -1;
+		if (strlen(model->class_labels[c]) == n &&
+			memcmp(model->class_labels[c], VARDATA_ANY(t), n) == 0)
+			r->last_label = c;
+	if (r->last_text != NULL)
+		pfree(r->last_text);
+	r->last_text = (text *) MemoryContextAlloc(r->cxt, VARHDRSZ + n);
+	SET_VARSIZE(r->last_text, VARHDRSZ + n);
+	memcpy(VARDATA(r->last_text), VARDATA_ANY(t), n);
+	return r->last_label;
 }
 
 /* one row: scored or read, kept when flagged */
@@ -190,11 +216,13 @@ reader_row(AlertReader *r, const Datum *values, const bool *nulls)
 	b->rows++;
 	if (r->has_verdicts && !nulls[r->col[COL_VERDICT]] && !nulls[r->col[COL_LABEL]])
 	{
-		char	   *v = TextDatumGetCString(values[r->col[COL_VERDICT]]);
+		Datum		v = values[r->col[COL_VERDICT]];
 
-		label = label_index(model, TextDatumGetCString(values[r->col[COL_LABEL]]));
-		verdict = strcmp(v, "attack") == 0 ? NIDS_VERDICT_ATTACK
-			: strcmp(v, "anomaly") == 0 ? NIDS_VERDICT_ANOMALY : NIDS_VERDICT_BENIGN;
+		verdict = text_is(v, "attack") ? NIDS_VERDICT_ATTACK
+			: text_is(v, "anomaly") ? NIDS_VERDICT_ANOMALY : NIDS_VERDICT_BENIGN;
+		if (verdict == NIDS_VERDICT_BENIGN)
+			return;
+		label = label_index(r, values[r->col[COL_LABEL]]);
 		/* a label of another version: score with this one */
 		scored = label >= 0;
 		if (scored && r->col[COL_PROBABILITY] >= 0 && !nulls[r->col[COL_PROBABILITY]] &&
@@ -204,14 +232,12 @@ reader_row(AlertReader *r, const Datum *values, const bool *nulls)
 			r->type[COL_NOVELTY] == FLOAT8OID)
 			novelty = DatumGetFloat8(values[r->col[COL_NOVELTY]]);
 	}
-	if (scored && verdict == NIDS_VERDICT_BENIGN)
-		return;
-	feature_map_values(&r->map, values, nulls, r->st->x);
 	if (!scored)
 	{
 		double		anomaly = NAN;
 		bool		novel = false;
 
+		feature_map_values(&r->map, values, nulls, r->st->x);
 		label = score_classify(r->st);
 		probability = r->st->proba[label];
 		if (label == model->benign_class)
@@ -229,7 +255,6 @@ reader_row(AlertReader *r, const Datum *values, const bool *nulls)
 	{
 		b->cap *= 2;
 		b->flows = repalloc_huge(b->flows, sizeof(AlertFlow) * b->cap);
-		b->x = repalloc_huge(b->x, sizeof(float) * b->cap * Max(d, 1));
 	}
 	f = &b->flows[b->n];
 	memset(f, 0, sizeof(*f));
@@ -248,8 +273,15 @@ reader_row(AlertReader *r, const Datum *values, const bool *nulls)
 	f->label = label;
 	f->probability = probability;
 	f->novelty = novelty;
-	f->row = b->n;
-	memcpy(b->x + b->n * d, r->st->x, sizeof(float) * d);
+	f->row = b->rows - 1;		/* its ordinal among the rows read */
+	if (r->keep_x)
+	{
+		/* the rows cannot be read again: keep what an explanation needs */
+		if (scored)
+			feature_map_values(&r->map, values, nulls, r->st->x);
+		f->x = palloc(sizeof(float) * Max(d, 1));
+		memcpy(f->x, r->st->x, sizeof(float) * d);
+	}
 	b->n++;
 	nids_check_interrupts(b->n);
 }
@@ -282,6 +314,42 @@ alert_trigger_check(FunctionCallInfo fcinfo)
 	return trigdata;
 }
 
+typedef struct TriggerFetch
+{
+	AlertReader *r;
+	Tuplestorestate *store;
+	TupleDesc	desc;
+} TriggerFetch;
+
+/* the features of the flows alert_apply asks for: the rows read again */
+static void
+trigger_fetch_x(AlertBatch *b, void *arg)
+{
+	TriggerFetch *tf = (TriggerFetch *) arg;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(tf->desc, &TTSOpsMinimalTuple);
+	int			d = b->model->num_features;
+	int64		ordinal = 0;
+
+	tuplestore_rescan(tf->store);
+	for (int64 next = 0; next < b->n; next++)
+	{
+		if (!b->flows[next].want_x)
+			continue;
+		/* skip the rows before it without reading them into a slot */
+		if (b->flows[next].row > ordinal &&
+			!tuplestore_skiptuples(tf->store, b->flows[next].row - ordinal, true))
+			break;
+		ordinal = b->flows[next].row;
+		if (!tuplestore_gettupleslot(tf->store, true, false, slot))
+			break;
+		ordinal++;
+		slot_getallattrs(slot);
+		b->flows[next].x = palloc(sizeof(float) * Max(d, 1));
+		feature_map_values(&tf->r->map, slot->tts_values, slot->tts_isnull, b->flows[next].x);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
 Datum
 nids_alert_trigger(PG_FUNCTION_ARGS)
 {
@@ -293,6 +361,7 @@ nids_alert_trigger(PG_FUNCTION_ARGS)
 	AlertReader r;
 	AlertBatch	batch;
 	TupleTableSlot *slot;
+	TriggerFetch tf;
 
 	if (ts == NULL)
 	{
@@ -319,6 +388,11 @@ nids_alert_trigger(PG_FUNCTION_ARGS)
 		reader_row(&r, slot->tts_values, slot->tts_isnull);
 	}
 	ExecDropSingleTupleTableSlot(slot);
+	tf.r = &r;
+	tf.store = trigdata->tg_newtable;
+	tf.desc = desc;
+	batch.fetch_x = trigger_fetch_x;
+	batch.fetch_arg = &tf;
 	(void) alert_apply(&batch, &ts->st);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
@@ -349,6 +423,7 @@ from_rows(Portal portal, void *arg)
 			MemoryContext old = MemoryContextSwitchTo(fc->r->cxt);
 
 			reader_init(fc->r, fc->batch, fc->st, CreateTupleDescCopy(SPI_tuptable->tupdesc));
+			fc->r->keep_x = true;
 			MemoryContextSwitchTo(old);
 			fc->started = true;
 		}

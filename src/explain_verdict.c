@@ -70,11 +70,11 @@ feature_unit(const char *name)
 		return UNIT_PACKETS_PER_S;
 	if (has(name, "flag"))
 		return UNIT_FLAGS;
-	if (has(name, "packets") && !has(name, "bytes") && !has(name, "ratio"))
-		return UNIT_PACKETS;
 	if (has(name, "bytes") || has(name, "length") || has(name, "size") ||
 		has(name, "win_"))
 		return UNIT_BYTES;
+	if ((has(name, "packets") || has(name, "pkt")) && !has(name, "ratio"))
+		return UNIT_PACKETS;
 	return UNIT_NONE;
 }
 

@@ -14,8 +14,12 @@
  *						 preprocessing, options, gate calibration, report;
  *	drift_*   (drift.h)  KS statistics, the stored reference, ks_drift, its
  *						 reports and schedule, health;
- *	scoring.c, scoring_at.c, trigger.c, explain.c, admin.c (scoring.h): the
- *						 other SQL entry points;
+ *	alert_*   (alert.h)  incidents: the alert trigger, nids_alerts_from,
+ *						 Community ID;
+ *	explain*  (explain.h) contributions, the gate's terms, the verdict
+ *						 in an analyst's terms;
+ *	scoring.c, scoring_at.c, trigger.c, admin.c (scoring.h): the other SQL
+ *						 entry points;
  * and the services every family may use, each with its own header:
  *	random.h (the seeded generator), report.h (jsonb reports), xgb.h (the
  *	XGBoost boundary: no other file calls XGBoost).

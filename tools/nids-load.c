@@ -649,8 +649,6 @@ enum
 {
 	PARSE_NUMBER,
 	PARSE_TIMESTAMP,
-	PARSE_ADDRESS,
-	PARSE_PORT
 };
 
 static bool
@@ -670,8 +668,7 @@ sample_column_parses(const LoadState *ls, int k, int as)
 		trim(&s, &len);
 		if (len > 0 &&
 			!(as == PARSE_TIMESTAMP ? parse_timestamp(s, len, iso)
-			  : as == PARSE_ADDRESS ? parse_address(s, len)
-			  : as == PARSE_PORT ? parse_port(s, len) : parse_number(s, len)))
+			  : parse_number(s, len)))
 			return false;
 	}
 	return true;
@@ -706,11 +703,12 @@ read_sample(LoadState *ls, LoadError *e)
 	{
 		if (strcmp(ls->cols[k].name, "timestamp") == 0)
 			ls->cols[k].timestamp = sample_column_parses(ls, k, PARSE_TIMESTAMP);
+		/* by name: a value that is not one is refused with its line */
 		if (strcmp(ls->cols[k].name, "source_ip") == 0 ||
 			strcmp(ls->cols[k].name, "destination_ip") == 0)
-			ls->cols[k].address = sample_column_parses(ls, k, PARSE_ADDRESS);
+			ls->cols[k].address = true;
 		if (strcmp(ls->cols[k].name, "source_port") == 0)
-			ls->cols[k].port = sample_column_parses(ls, k, PARSE_PORT);
+			ls->cols[k].port = true;
 		if (ls->cols[k].kind == CANON_UNKNOWN)
 			ls->cols[k].numeric = sample_column_parses(ls, k, PARSE_NUMBER);
 	}

@@ -15,10 +15,14 @@ check "make demo exits 0" test "$rc" -eq 0
 for part in "loading the real CIC-IDS2017 sample" "== training" "== per-class metrics" \
 	"== confusion matrix" "== the novelty gate" "== a zero-day: the Infiltration flows" \
 	"== scoring a few flows" "== why: nids_explain" "== live flows scored on insert" \
+	"== incidents: the flagged flows" "one incident as a Suricata EVE line" "why its most confident flow" \
 	"== drift: ks_drift on another capture" "== health" "cron"; do
 	check "make demo shows: $part" grep -q -- "$part" "$out"
 done
 check "the trigger's verdicts are printed" grep -Eq '^ (attack|benign) +\| +[0-9]+' "$out"
+check "an EVE line is printed" grep -q '"event_type": "alert"' "$out"
+check "incidents are few: far fewer than flagged flows" \
+	bash -c "sed -n '/== incidents/,/^ *sev/p' '$out' | awk -F'|' 'NF == 2 && \$1 + 0 > 0 {exit !(\$2 * 5 < \$1)}'"
 check "health says alarm on the other capture" grep -Eq '^ overall +\| +[0-9]+ +\| +0 +\| alarm' "$out"
 check "real data: per-class F1 is not 1.000 everywhere" \
 	bash -c "sed -n '/== per-class metrics/,/== confusion/p' '$out' | grep -Eq '\| 0\.[0-9]{3} \|'"

@@ -32,7 +32,7 @@ make_csv() { # header, rows, label-of-row awk expression, file[, timestamp expre
 				name = h[j]; gsub(/^ +| +\$/, \"\", name);
 				if (name == \"Label\") v = $labels;
 				else if (name == \"Flow ID\") v = \"10.0.0.\" i \"-10.0.0.1-\" i \"-80-6\";
-				else if (name == \"Src IP\" || name == \"Dst IP\") v = \"192.168.10.\" (i % 250);
+				else if (name == \"Src IP\" || name == \"Dst IP\" || name == \"Source IP\" || name == \"Destination IP\") v = \"192.168.10.\" (i % 250);
 				else if (name == \"Timestamp\") v = $stamp;
 				else if (name == \"Attempted Category\") v = -1;
 				else if (name == \"Flow Bytes/s\" && i % 17 == 0) v = \"Infinity\";
@@ -60,8 +60,8 @@ check "improved names map to the same columns (Dst Port, Total Fwd Packet)" \
 	test "$(q 'SELECT count(*) FROM flows WHERE destination_port IS NOT NULL AND total_fwd_packets IS NOT NULL')" = 500
 check "features only the improved release has keep their own names" \
 	test "$(q "SELECT count(*) FROM flows WHERE protocol IS NOT NULL AND fwd_rst_flags IS NOT NULL")" = 200
-check "identifiers and the label are text, features float8" \
-	test "$(q "SELECT string_agg(data_type, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'flows' AND column_name IN ('source_ip', 'label', 'flow_duration', 'attempted_category')")" = "text,double precision,text,text"
+check "addresses are inet, the source port integer, other identifiers and the label text, features float8" \
+	test "$(q "SELECT string_agg(column_name || ' ' || data_type, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'flows' AND column_name IN ('source_ip', 'destination_ip', 'source_port', 'flow_id', 'label', 'flow_duration', 'attempted_category')")" = "attempted_category text,destination_ip inet,flow_duration double precision,flow_id text,label text,source_ip inet,source_port integer"
 check "Infinity and NaN load as values, empty fields as NULL" \
 	test "$(q "SELECT count(*) FILTER (WHERE flow_bytes_s = 'Infinity') > 0 AND count(*) FILTER (WHERE flow_packets_s = 'NaN') > 0 AND count(*) FILTER (WHERE idle_std IS NULL) > 0 FROM flows")" = t
 check "a Windows-1252 or broken dash in a label becomes '-'" \
@@ -130,6 +130,10 @@ rc=$?
 check "a bad number fails the load" test $rc -ne 0
 check "and names the file and line" grep -q "bad_number.csv:4:" <<<"$out"
 check "and loads nothing of that file" test "$(q 'SELECT count(*) FROM flows')" = 500
+awk -F, 'NR == 5 {OFS = ","; $3 = "192.168.10.300"} {print}' "$work/improved.csv" >"$work/bad_address.csv"
+out=$("$LOAD" -d "$DB" -t flows "$work/bad_address.csv" 2>&1)
+check "a malformed address is refused with its file, line and column" \
+	grep -q 'bad_address.csv:5: column "source_ip": "192.168.10.300" is not an IP address' <<<"$out"
 head -n 10 "$work/original.csv" >"$work/short_row.csv"
 printf '1,2,3\r\n' >>"$work/short_row.csv"
 out=$("$LOAD" -d "$DB" -t newtable "$work/short_row.csv" 2>&1)
