@@ -43,7 +43,9 @@ OBJS = \
 	src/admin.o \
 	src/alert_community_id.o \
 	src/alert_reader.o \
-	src/alert_incident.o
+	src/alert_incident.o \
+	src/scan_detector.o \
+	src/scan_trigger.o
 
 # scripts/setup installs PostgreSQL 15; any pg_config on the PATH, or
 # PG_CONFIG=..., builds against another installation

@@ -189,3 +189,32 @@ COMMENT ON FUNCTION nids_alerts_from(text, text) IS
 	'The incidents nids_alert_trigger would make of a read-only query''s flows (backfill); returns the incidents opened or grown';
 REVOKE ALL ON FUNCTION nids_alerts_from(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION nids_alerts_from(text, text) TO nids_admin;
+
+-- Per-source detection: the scans and sweeps no single flow shows.
+CREATE TABLE nids.scan_state (
+	stream oid NOT NULL,			-- the nids_scan_trigger trigger that keeps it
+	src_ip inet NOT NULL,
+	last_seen timestamptz NOT NULL,
+	state bytea NOT NULL,			-- fixed size per source (scan_detector.c)
+	PRIMARY KEY (stream, src_ip)
+);
+CREATE INDEX scan_state_last_seen ON nids.scan_state (stream, last_seen);
+COMMENT ON TABLE nids.scan_state IS
+	'Per-source state of nids_scan_trigger: first contacts to hosts and ports, the sequential tests; forgotten when the source is idle';
+REVOKE ALL ON nids.scan_state FROM PUBLIC;
+GRANT SELECT, DELETE ON nids.scan_state TO nids_admin;
+
+CREATE FUNCTION nids_scan_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'nids_scan_trigger'
+LANGUAGE C;
+COMMENT ON FUNCTION nids_scan_trigger() IS
+	'AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT trigger: per-source scan detection over the inserted flows, opening incidents of kind scan (argument: options as jsonb text)';
+
+CREATE FUNCTION nids_scans(window_query text, options jsonb DEFAULT '{}')
+RETURNS TABLE(src_ip inet, kind text, first_seen timestamptz, detected_at timestamptz,
+	attempts integer, destinations integer, ports integer, failed integer, score float8)
+AS 'MODULE_PATHNAME', 'nids_scans'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION nids_scans(text, jsonb) IS
+	'The scan detector of nids_scan_trigger over a read-only query''s rows in timestamp order: one row per detected scan';

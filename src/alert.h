@@ -20,6 +20,7 @@
 #include "datatype/timestamp.h"
 #include "scoring.h"
 #include "utils/inet.h"
+#include "utils/jsonb.h"
 
 /* one flagged flow */
 typedef struct AlertFlow
@@ -57,7 +58,26 @@ typedef struct AlertBatch
 	void	   *fetch_arg;
 } AlertBatch;
 
+/* a scan's incident: what one batch adds to it */
+typedef struct AlertScan
+{
+	inet	   *src;
+	const char *class;			/* AddressScan, PortScan */
+	TimestampTz first;
+	TimestampTz last;
+	int64		attempts;
+	int32		protocol;		/* -1: mixed or unknown */
+	Datum	   *dsts;			/* distinct inet, sorted */
+	int			ndsts;
+	int32	   *ports;			/* distinct, sorted */
+	int			nports;
+	Jsonb	   *reasons;		/* what decided, or NULL to keep */
+} AlertScan;
+
 extern int64 alert_apply(AlertBatch *batch, ScoreState *st);
+extern void alert_scan(const AlertScan *sc);
+extern void alert_lock(void);
+extern Oid	nids_table_owner(const char *name);
 extern char *alert_community_id(inet *src, inet *dst, int sport, int dport, int proto);
 
 #endif							/* NIDS_ALERT_H */

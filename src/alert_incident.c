@@ -45,6 +45,12 @@
 #define ALERT_LOCK_KEY		INT64CONST(0x6E6964735F616C72)	/* "nids_alr" */
 #define ALERT_REASONS		5
 #define ALERT_PAYLOAD_CLASS	200		/* bytes of the class in a NOTIFY */
+#define ADD_DSTS_SQL \
+	"INSERT INTO nids.alert_destinations (alert_id, dst_ip) " \
+	"SELECT $1, pg_catalog.unnest($2) ON CONFLICT DO NOTHING"
+#define ADD_PORTS_SQL \
+	"INSERT INTO nids.alert_ports (alert_id, dst_port) " \
+	"SELECT $1, pg_catalog.unnest($2) ON CONFLICT DO NOTHING"
 
 typedef struct Suppression
 {
@@ -388,7 +394,9 @@ add_sets(ApplyState *as, int64 id, const Island *is, int *new_dsts, int *new_por
 	{
 		values[1] = PointerGetDatum(construct_array(is->dsts, is->ndsts, INETOID, -1, false,
 													TYPALIGN_INT));
-		if (SPI_execute_plan(as->dsts, values, NULL, false, 0) != SPI_OK_INSERT)
+		if ((as ? SPI_execute_plan(as->dsts, values, NULL, false, 0)
+			 : SPI_execute_with_args(ADD_DSTS_SQL, 2, (Oid[]) {INT8OID, INETARRAYOID}, values, NULL,
+									 false, 0)) != SPI_OK_INSERT)
 			elog(ERROR, "nids alerts: counting destinations failed");
 		*new_dsts = (int) SPI_processed;
 	}
@@ -398,7 +406,9 @@ add_sets(ApplyState *as, int64 id, const Island *is, int *new_dsts, int *new_por
 			pd[i] = Int32GetDatum(is->ports[i]);
 		values[1] = PointerGetDatum(construct_array(pd, is->nports, INT4OID, sizeof(int32),
 													true, TYPALIGN_INT));
-		if (SPI_execute_plan(as->ports, values, NULL, false, 0) != SPI_OK_INSERT)
+		if ((as ? SPI_execute_plan(as->ports, values, NULL, false, 0)
+			 : SPI_execute_with_args(ADD_PORTS_SQL, 2, (Oid[]) {INT8OID, INT4ARRAYOID}, values, NULL,
+									 false, 0)) != SPI_OK_INSERT)
 			elog(ERROR, "nids alerts: counting ports failed");
 		*new_ports = (int) SPI_processed;
 	}
@@ -418,20 +428,31 @@ reasons_of(ApplyState *as, const AlertFlow *f)
 }
 
 static void
-notify(const ApplyState *as, int64 id, const AlertFlow *f, int severity)
+notify_payload(int64 id, const char *kind, int severity, const char *class, inet *src)
 {
 	JsonbParseState *ps = NULL;
-	char	   *class = pnstrdup(flow_class(as, f), ALERT_PAYLOAD_CLASS);
 	Jsonb	   *payload;
 
 	report_begin(&ps, NULL);
 	report_int(&ps, "alert_id", id);
-	report_string(&ps, "kind", "flow");
+	report_string(&ps, "kind", kind);
 	report_int(&ps, "severity", severity);
-	report_string(&ps, "class", class);
-	report_string(&ps, "src_ip", DatumGetCString(DirectFunctionCall1(inet_out, InetPGetDatum(f->src))));
+	report_string(&ps, "class", pnstrdup(class, ALERT_PAYLOAD_CLASS));
+	report_string(&ps, "src_ip", DatumGetCString(DirectFunctionCall1(inet_out, InetPGetDatum(src))));
 	payload = report_finish(&ps);
 	Async_Notify("nids_alerts", JsonbToCString(NULL, &payload->root, VARSIZE(payload)));
+}
+
+static void
+notify(const ApplyState *as, int64 id, const AlertFlow *f, int severity)
+{
+	notify_payload(id, "flow", severity, flow_class(as, f), f->src);
+}
+
+static void
+notify_scan(int64 id, const AlertScan *sc, int severity)
+{
+	notify_payload(id, "scan", severity, sc->class, sc->src);
 }
 
 static double
@@ -656,27 +677,23 @@ apply_plans(ApplyState *as)
 					   "WHERE alert_id = $1",
 					   12, (Oid[]) {INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID,
 		FLOAT8OID, INT2OID, INT4OID, INT4OID, INETOID, INT4OID, JSONBOID});
-	as->dsts = prepare("INSERT INTO nids.alert_destinations (alert_id, dst_ip) "
-					   "SELECT $1, pg_catalog.unnest($2) ON CONFLICT DO NOTHING",
-					   2, (Oid[]) {INT8OID, INETARRAYOID});
-	as->ports = prepare("INSERT INTO nids.alert_ports (alert_id, dst_port) "
-						"SELECT $1, pg_catalog.unnest($2) ON CONFLICT DO NOTHING",
-						2, (Oid[]) {INT8OID, INT4ARRAYOID});
+	as->dsts = prepare(ADD_DSTS_SQL, 2, (Oid[]) {INT8OID, INETARRAYOID});
+	as->ports = prepare(ADD_PORTS_SQL, 2, (Oid[]) {INT8OID, INT4ARRAYOID});
 }
 
-/* the owner of nids.alerts, whom the writes run as */
-static Oid
-alerts_owner(void)
+/* the owner of table nids.name, whom nids' writes to it run as */
+Oid
+nids_table_owner(const char *name)
 {
 	Oid			nsp = get_namespace_oid("nids", false);
-	Oid			relid = get_relname_relid("alerts", nsp);
+	Oid			relid = get_relname_relid(name, nsp);
 	Relation	rel;
 	Oid			owner;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table nids.alerts does not exist"),
+				 errmsg("table nids.%s does not exist", name),
 				 errhint("Run ALTER EXTENSION nids UPDATE.")));
 	rel = table_open(relid, AccessShareLock);
 	owner = rel->rd_rel->relowner;
@@ -710,10 +727,10 @@ alert_apply(AlertBatch *b, ScoreState *st)
 	as.gap = (int64) nids_alert_gap * USECS_PER_SEC;
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(alerts_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(nids_table_owner("alerts"), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
 	nest = nids_pin_search_path();
-	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(ALERT_LOCK_KEY));
+	alert_lock();
 	load_settings(&as);
 	apply_plans(&as);
 
@@ -750,4 +767,116 @@ alert_apply(AlertBatch *b, ScoreState *st)
 	SPI_finish();
 	SetUserIdAndSecContext(save_user, save_sec);
 	return as.changed;
+}
+
+/*
+ * Scans (scan_trigger.c): a detected scan of one source, or the attempts
+ * of a detected scanner after the decision, opens or grows the source's
+ * incident of kind 'scan' and class kind_name, within nids.alert_gap of
+ * flow time.  The caller holds alert_lock and runs inside SPI with the
+ * search_path pinned.
+ */
+void
+alert_scan(const AlertScan *sc)
+{
+	int64		gap = (int64) nids_alert_gap * USECS_PER_SEC;
+	Datum		v[12];
+	char		nulls[12];
+	Oid			types[12] = {INETOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	int64		id = 0;
+	bool		isnull;
+	int			severity = 2;
+	int			nd = 0,
+				np = 0;
+	Island		is;
+	Datum		sv[1] = {CStringGetTextDatum(sc->class)};
+
+	if (SPI_execute_with_args("SELECT severity FROM nids.alert_severity WHERE class = $1",
+							  1, (Oid[]) {TEXTOID}, sv, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "nids alerts: reading severities failed");
+	if (SPI_processed == 1)
+		severity = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	v[0] = InetPGetDatum(sc->src);
+	v[1] = CStringGetTextDatum(sc->class);
+	v[2] = TimestampTzGetDatum(sc->first - gap);
+	v[3] = TimestampTzGetDatum(sc->last + gap);
+	if (SPI_execute_with_args("SELECT alert_id, severity FROM nids.alerts WHERE src_ip = $1 "
+							  "AND kind = 'scan' AND class = $2 AND status <> 'closed' "
+							  "AND last_seen >= $3 AND first_seen <= $4 "
+							  "ORDER BY first_seen, alert_id LIMIT 1 FOR UPDATE",
+							  4, types, v, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "nids alerts: reading incidents failed");
+	memset(&is, 0, sizeof(is));
+	is.dsts = sc->dsts;
+	is.ndsts = sc->ndsts;
+	is.ports = sc->ports;
+	is.nports = sc->nports;
+	memset(nulls, ' ', sizeof(nulls));
+	if (SPI_processed == 1)
+	{
+		int			cur_severity;
+
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		cur_severity = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		add_sets(NULL, id, &is, &nd, &np);
+		v[0] = Int64GetDatum(id);
+		v[1] = Int64GetDatum(sc->attempts);
+		v[2] = TimestampTzGetDatum(sc->first);
+		v[3] = TimestampTzGetDatum(sc->last);
+		v[4] = Int16GetDatum(Min(severity, cur_severity));
+		v[5] = Int32GetDatum(nd);
+		v[6] = Int32GetDatum(np);
+		v[7] = sc->ndsts == 1 ? sc->dsts[0] : (Datum) 0;
+		nulls[7] = sc->ndsts == 1 ? ' ' : 'n';
+		v[8] = Int32GetDatum(sc->nports == 1 ? sc->ports[0] : 0);
+		nulls[8] = sc->nports == 1 ? ' ' : 'n';
+		v[9] = sc->reasons ? JsonbPGetDatum(sc->reasons) : (Datum) 0;
+		nulls[9] = sc->reasons ? ' ' : 'n';
+		if (SPI_execute_with_args("UPDATE nids.alerts SET flows = flows + $2, "
+								  "first_seen = LEAST(first_seen, $3), last_seen = GREATEST(last_seen, $4), "
+								  "severity = $5, destinations = destinations + $6, ports = ports + $7, "
+								  "dst_ip = CASE WHEN destinations + $6 > 1 THEN NULL ELSE COALESCE(dst_ip, $8) END, "
+								  "dst_port = CASE WHEN ports + $7 > 1 THEN NULL ELSE COALESCE(dst_port, $9) END, "
+								  "reasons = COALESCE($10, reasons), updated_at = pg_catalog.clock_timestamp() "
+								  "WHERE alert_id = $1",
+								  10, (Oid[]) {INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT2OID,
+			INT4OID, INT4OID, INETOID, INT4OID, JSONBOID}, v, nulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "nids alerts: growing a scan incident failed");
+		if (severity < cur_severity)
+			notify_scan(id, sc, severity);
+		return;
+	}
+	v[0] = CStringGetTextDatum(sc->class);
+	v[1] = Int16GetDatum(severity);
+	v[2] = InetPGetDatum(sc->src);
+	v[3] = sc->ndsts == 1 ? sc->dsts[0] : (Datum) 0;
+	nulls[3] = sc->ndsts == 1 ? ' ' : 'n';
+	v[4] = Int32GetDatum(sc->nports == 1 ? sc->ports[0] : 0);
+	nulls[4] = sc->nports == 1 ? ' ' : 'n';
+	v[5] = Int32GetDatum(sc->ndsts);
+	v[6] = Int32GetDatum(sc->nports);
+	v[7] = TimestampTzGetDatum(sc->first);
+	v[8] = TimestampTzGetDatum(sc->last);
+	v[9] = Int64GetDatum(sc->attempts);
+	v[10] = sc->reasons ? JsonbPGetDatum(sc->reasons) : (Datum) 0;
+	nulls[10] = sc->reasons ? ' ' : 'n';
+	v[11] = Int32GetDatum(sc->protocol);
+	nulls[11] = sc->protocol >= 0 ? ' ' : 'n';
+	if (SPI_execute_with_args("INSERT INTO nids.alerts (kind, verdict, class, severity, src_ip, dst_ip, "
+							  "dst_port, destinations, ports, first_seen, last_seen, flows, reasons, protocol) "
+							  "VALUES ('scan', 'scan', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+							  "COALESCE($11, '[]'), $12) RETURNING alert_id",
+							  12, (Oid[]) {TEXTOID, INT2OID, INETOID, INETOID, INT4OID, INT4OID, INT4OID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, JSONBOID, INT4OID}, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "nids alerts: opening a scan incident failed");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	add_sets(NULL, id, &is, &nd, &np);
+	notify_scan(id, sc, severity);
+}
+
+/* the one lock the incident steps of concurrent statements take turns at */
+void
+alert_lock(void)
+{
+	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(ALERT_LOCK_KEY));
 }

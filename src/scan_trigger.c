@@ -1,0 +1,806 @@
+/*-------------------------------------------------------------------------
+ *
+ * scan_trigger.c
+ *	  nids_scan_trigger and nids_scans: the per-source scan detector
+ *	  (scan_detector.c) over inserted flows, with its state kept in
+ *	  nids.scan_state, or over any read-only query's rows.
+ *
+ * What counts (README, "Scans"): a connection attempt is a flow the source
+ * opened: a TCP flow with a SYN (a continuation of a long flow, split at
+ * the exporter's timeout, has none), or an ICMP echo request; other flows
+ * (UDP, replies) are not attempts.  It failed when it was never answered
+ * (no backward packet) or refused (a RST and no payload back).
+ * options.failed names a boolean column instead: true failed, false
+ * succeeded, NULL not an attempt.
+ *
+ * Rows are taken per source in (timestamp, row) order.  The trigger keeps
+ * each source's state between statements (6.3 kB whatever it contacts),
+ * forgets a source idle for options.idle of flow time, and writes it all
+ * in the inserting transaction, under the lock the incident steps share:
+ * the same rows cut into statements in time order decide the same sources
+ * at the same attempt as one statement, or nids_scans.  A late row
+ * (earlier than its source's last) is counted when it arrives, never
+ * dropped.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "alert.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "flow.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "report.h"
+#include "scan.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(nids_scan_trigger);
+PG_FUNCTION_INFO_V1(nids_scans);
+
+enum
+{
+	SC_SRC,
+	SC_DST,
+	SC_DPORT,
+	SC_PROTO,
+	SC_TS,
+	SC_SYN,
+	SC_BWD_PACKETS,
+	SC_RST,
+	SC_BWD_BYTES,
+	SC_ICMP_TYPE,
+	SC_FAILED,					/* options.failed */
+	SC_NUM_COLS
+};
+
+static const char *const sc_names[SC_NUM_COLS - 1] = {
+	"source_ip", "destination_ip", "destination_port", "protocol", "timestamp",
+	"syn_flag_count", "total_backward_packets", "rst_flag_count",
+	"total_length_of_bwd_packets", "icmp_type"
+};
+
+typedef struct ScanReader
+{
+	ScanParams	params;
+	int			col[SC_NUM_COLS];
+	Oid			type[SC_NUM_COLS];
+	int64		rows;
+	int64		skipped;		/* no source, destination or time */
+	int64		n;
+	int64		cap;
+	struct ScanRow *attempts;
+} ScanReader;
+
+typedef struct ScanRow
+{
+	inet	   *src;
+	inet	   *dst;
+	int32		proto;
+	ScanAttempt a;
+} ScanRow;
+
+static double
+option_number(JsonbValue *v, const char *key, double lo, double hi)
+{
+	double		d;
+
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.%s must be a number", key)));
+	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	if (!(d >= lo && d <= hi))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.%s must be between %g and %g, not %g", key, lo, hi, d)));
+	return d;
+}
+
+static bool
+option_bool(JsonbValue *v, const char *key)
+{
+	if (v->type != jbvBool)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.%s must be true or false", key)));
+	return v->val.boolean;
+}
+
+/* options jsonb into p: every key known and in range, as nids_train's */
+static void
+scan_options(Jsonb *options, ScanParams *p)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+
+	scan_params_default(p);
+	if (options == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object")));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		(void) JsonbIteratorNext(&it, &v, true);
+		if (strcmp(key, "theta0") == 0)
+			p->theta0 = option_number(&v, key, 0.01, 0.99);
+		else if (strcmp(key, "theta1") == 0)
+			p->theta1 = option_number(&v, key, 0.01, 0.99);
+		else if (strcmp(key, "horizontal_ratio") == 0)
+			p->horizontal_ratio = option_number(&v, key, 1.01, 1e12);
+		else if (strcmp(key, "vertical_ratio") == 0)
+			p->vertical_ratio = option_number(&v, key, 1.01, 1e12);
+		else if (strcmp(key, "idle_seconds") == 0)
+			p->idle = (int64) option_number(&v, key, 1, 86400 * 365) * USECS_PER_SEC;
+		else if (strcmp(key, "horizontal") == 0)
+			p->horizontal = option_bool(&v, key);
+		else if (strcmp(key, "vertical") == 0)
+			p->vertical = option_bool(&v, key);
+		else if (strcmp(key, "failed") == 0)
+		{
+			if (v.type != jbvString || v.val.string.len == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options.failed must name a boolean column")));
+			p->failed_column = pnstrdup(v.val.string.val, v.val.string.len);
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown option \"%s\"", key),
+					 errhint("Accepted: theta0, theta1, horizontal_ratio, vertical_ratio, idle_seconds, horizontal, vertical, failed.")));
+	}
+	if (!(p->theta1 < p->theta0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.theta1 (%g) must be below options.theta0 (%g)", p->theta1, p->theta0),
+				 errdetail("theta0 is a benign source's chance that a first contact succeeds, theta1 a scanner's.")));
+}
+
+/* the columns of desc; 42703 naming the required ones it lacks */
+static void
+scan_columns(ScanReader *r, TupleDesc desc)
+{
+	char		norm[NAMEDATALEN * 2];
+	StringInfoData missing;
+
+	for (int c = 0; c < SC_NUM_COLS; c++)
+		r->col[c] = -1;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		const char *canon;
+
+		if (att->attisdropped)
+			continue;
+		if (r->params.failed_column && strcmp(name, r->params.failed_column) == 0)
+		{
+			r->col[SC_FAILED] = i;
+			r->type[SC_FAILED] = getBaseType(att->atttypid);
+		}
+		canon = canonical_attname(name, norm, sizeof(norm));
+		for (int c = 0; c < SC_NUM_COLS - 1; c++)
+			if (r->col[c] < 0 && strcmp(canon, sc_names[c]) == 0)
+			{
+				r->col[c] = i;
+				r->type[c] = getBaseType(att->atttypid);
+			}
+	}
+	initStringInfo(&missing);
+	for (int c = SC_SRC; c <= SC_TS; c++)
+		if (r->col[c] < 0 && c != SC_DPORT && c != SC_PROTO)
+			appendStringInfo(&missing, "%s%s", missing.len ? ", " : "", sc_names[c]);
+	if (r->params.failed_column && r->col[SC_FAILED] < 0)
+		appendStringInfo(&missing, "%s%s (options.failed)", missing.len ? ", " : "",
+						 r->params.failed_column);
+	if (missing.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("the flows lack columns that scan detection needs: %s", missing.data),
+				 errhint("nids-load creates source_ip and destination_ip (inet) and timestamp (timestamptz); columns are matched by canonical name.")));
+	if (!r->params.failed_column && r->col[SC_BWD_PACKETS] < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("the flows have no column total_backward_packets, which tells a failed attempt"),
+				 errhint("Name a boolean column with options.failed for flows from other exporters.")));
+	for (int c = SC_SRC; c <= SC_DST; c++)
+		if (r->type[c] != INETOID && r->type[c] != CIDROID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" must have type inet, not %s",
+							NameStr(TupleDescAttr(desc, r->col[c])->attname),
+							format_type_be(r->type[c]))));
+	if (r->type[SC_TS] != TIMESTAMPTZOID && r->type[SC_TS] != TIMESTAMPOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" must have type timestamptz, not %s",
+						NameStr(TupleDescAttr(desc, r->col[SC_TS])->attname),
+						format_type_be(r->type[SC_TS]))));
+	if (r->col[SC_FAILED] >= 0 && r->type[SC_FAILED] != BOOLOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("options.failed column \"%s\" must have type boolean, not %s",
+						r->params.failed_column, format_type_be(r->type[SC_FAILED]))));
+	for (int c = SC_DPORT; c < SC_FAILED; c++)
+		if (c != SC_TS && r->col[c] >= 0 && !nids_numeric_type(r->type[c]))
+			r->col[c] = -1;
+}
+
+static double
+num(ScanReader *r, int c, const Datum *values, const bool *nulls)
+{
+	if (r->col[c] < 0 || nulls[r->col[c]])
+		return NAN;
+	return nids_datum_to_double(values[r->col[c]], r->type[c]);
+}
+
+#define PROTO_ICMP	1
+#define PROTO_TCP	6
+
+/*
+ * Whether the row is a connection attempt, and whether it failed: the
+ * rule of the file's header comment.
+ */
+static bool
+row_attempt(ScanReader *r, const Datum *values, const bool *nulls, int32 *proto, bool *failed)
+{
+	double		p = num(r, SC_PROTO, values, nulls);
+	double		bwd = num(r, SC_BWD_PACKETS, values, nulls);
+	double		rst = num(r, SC_RST, values, nulls);
+	double		bwd_bytes = num(r, SC_BWD_BYTES, values, nulls);
+
+	*proto = isnan(p) ? -1 : (int32) p;
+	if (r->col[SC_FAILED] >= 0)
+	{
+		if (nulls[r->col[SC_FAILED]])
+			return false;
+		*failed = DatumGetBool(values[r->col[SC_FAILED]]);
+		return true;
+	}
+	if (*proto == PROTO_ICMP)
+	{
+		double		type = num(r, SC_ICMP_TYPE, values, nulls);
+
+		if (!(isnan(type) || type == 8))
+			return false;
+	}
+	else if (*proto == PROTO_TCP || *proto < 0)
+	{
+		double		syn = num(r, SC_SYN, values, nulls);
+
+		/* without the SYN count every TCP flow counts; without a protocol, the SYN decides */
+		if (r->col[SC_SYN] >= 0 && !(syn > 0))
+			return false;
+		if (r->col[SC_SYN] < 0 && *proto < 0)
+			return false;
+	}
+	else
+		return false;
+	*failed = !(bwd > 0) || (rst > 0 && !(bwd_bytes > 0));
+	return true;
+}
+
+static uint32
+inet_hash(inet *a)
+{
+	return hash_bytes((const unsigned char *) ip_addr(a), ip_addrsize(a)) ^ ip_family(a);
+}
+
+static void
+scan_row(ScanReader *r, const Datum *values, const bool *nulls)
+{
+	ScanRow    *row;
+	int32		proto;
+	bool		failed = false;
+	double		dport;
+
+	r->rows++;
+	if (!row_attempt(r, values, nulls, &proto, &failed))
+		return;
+	if (nulls[r->col[SC_SRC]] || nulls[r->col[SC_DST]] || nulls[r->col[SC_TS]])
+	{
+		r->skipped++;
+		return;
+	}
+	if (r->n == r->cap)
+	{
+		r->cap = Max(1024, r->cap * 2);
+		r->attempts = r->attempts ? repalloc_huge(r->attempts, sizeof(ScanRow) * r->cap)
+			: palloc(sizeof(ScanRow) * r->cap);
+	}
+	row = &r->attempts[r->n];
+	row->src = (inet *) PG_DETOAST_DATUM_COPY(values[r->col[SC_SRC]]);
+	row->dst = (inet *) PG_DETOAST_DATUM_COPY(values[r->col[SC_DST]]);
+	row->proto = proto;
+	row->a.ts = r->type[SC_TS] == TIMESTAMPTZOID ? DatumGetTimestampTz(values[r->col[SC_TS]])
+		: DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, values[r->col[SC_TS]]));
+	row->a.dst_hash = inet_hash(row->dst);
+	dport = num(r, SC_DPORT, values, nulls);
+	row->a.dport = (isnan(dport) || dport < 0 || dport > 65535) ? -1 : (int32) dport;
+	row->a.failed = failed;
+	row->a.row = r->n;
+	r->n++;
+}
+
+/* per source, in (timestamp, row) order */
+static int
+compare_rows(const void *pa, const void *pb)
+{
+	const ScanRow *a = (const ScanRow *) pa;
+	const ScanRow *b = (const ScanRow *) pb;
+	int			c = DatumGetInt32(DirectFunctionCall2(network_cmp, InetPGetDatum(a->src),
+													  InetPGetDatum(b->src)));
+
+	if (c != 0)
+		return c;
+	if (a->a.ts != b->a.ts)
+		return a->a.ts < b->a.ts ? -1 : 1;
+	return a->a.row < b->a.row ? -1 : (a->a.row > b->a.row);
+}
+
+static bool
+same_source(const ScanRow *a, const ScanRow *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(network_cmp, InetPGetDatum(a->src),
+											 InetPGetDatum(b->src))) == 0;
+}
+
+/* a detection, as nids_scans returns it and the incident's reasons say */
+typedef struct Detection
+{
+	inet	   *src;
+	ScanKind	kind;
+	TimestampTz first_seen;
+	TimestampTz detected_at;
+	int64		attempts;
+	int32		destinations;
+	int32		ports;
+	int64		failed;
+	double		score;
+	int32		first_contacts;
+	int32		first_failed;
+} Detection;
+
+static Jsonb *
+detection_reasons(const Detection *d)
+{
+	JsonbParseState *ps = NULL;
+
+	pushJsonbValue(&ps, WJB_BEGIN_ARRAY, NULL);
+	report_element_begin(&ps);
+	report_string(&ps, "reason",
+				  psprintf("%d of %d first contacts to %s failed", d->first_failed, d->first_contacts,
+						   d->kind == SCAN_ADDRESS ? "new hosts" : "new ports of one host"));
+	report_string(&ps, "test", d->kind == SCAN_ADDRESS ? "sequential test over first contacts to hosts (TRW)"
+				  : "sequential test over first contacts to ports of one host");
+	report_number(&ps, "likelihood_ratio", d->score);
+	report_int(&ps, "attempts", d->attempts);
+	report_string(&ps, "detected_at", DatumGetCString(DirectFunctionCall1(timestamptz_out,
+																		   TimestampTzGetDatum(d->detected_at))));
+	report_end(&ps);
+	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_ARRAY, NULL));
+}
+
+/* what a detected scanner's attempts of one batch add to its incident */
+typedef struct ScanGrowth
+{
+	bool		active;
+	AlertScan	sc;
+	int64		cap;
+	Datum	   *dsts;
+	int32	   *ports;
+	int			protocol;
+} ScanGrowth;
+
+static void
+growth_add(ScanGrowth *g, const ScanRow *row)
+{
+	if (!g->active)
+	{
+		memset(g, 0, sizeof(*g));
+		g->active = true;
+		g->sc.src = row->src;
+		g->sc.first = row->a.ts;
+		g->sc.last = row->a.ts;
+		g->cap = 64;
+		g->dsts = palloc(sizeof(Datum) * g->cap);
+		g->ports = palloc(sizeof(int32) * g->cap);
+		g->protocol = row->proto;
+	}
+	if (g->sc.ndsts == g->cap || g->sc.nports == g->cap)
+	{
+		g->cap *= 2;
+		g->dsts = repalloc(g->dsts, sizeof(Datum) * g->cap);
+		g->ports = repalloc(g->ports, sizeof(int32) * g->cap);
+	}
+	g->sc.first = Min(g->sc.first, row->a.ts);
+	g->sc.last = Max(g->sc.last, row->a.ts);
+	g->sc.attempts++;
+	g->dsts[g->sc.ndsts++] = InetPGetDatum(row->dst);
+	if (row->a.dport >= 0)
+		g->ports[g->sc.nports++] = row->a.dport;
+	if (g->protocol != row->proto)
+		g->protocol = -1;
+}
+
+static int
+cmp_inet(const void *a, const void *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(network_cmp, *(const Datum *) a, *(const Datum *) b));
+}
+
+static int
+cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* write what a source's batch added to its scan incident(s) */
+static void
+growth_write(ScanGrowth *g, ScanKind kind, Jsonb *reasons)
+{
+	int			n = 0;
+
+	if (!g->active)
+		return;
+	qsort(g->dsts, g->sc.ndsts, sizeof(Datum), cmp_inet);
+	for (int i = 0; i < g->sc.ndsts; i++)
+		if (n == 0 || cmp_inet(&g->dsts[n - 1], &g->dsts[i]) != 0)
+			g->dsts[n++] = g->dsts[i];
+	g->sc.ndsts = n;
+	n = 0;
+	qsort(g->ports, g->sc.nports, sizeof(int32), cmp_int32);
+	for (int i = 0; i < g->sc.nports; i++)
+		if (n == 0 || g->ports[n - 1] != g->ports[i])
+			g->ports[n++] = g->ports[i];
+	g->sc.nports = n;
+	g->sc.dsts = g->dsts;
+	g->sc.ports = g->ports;
+	g->sc.class = scan_kind_names[kind];
+	g->sc.protocol = g->protocol;
+	g->sc.reasons = reasons;
+	alert_scan(&g->sc);
+}
+
+/*
+ * Run the detector over rows[0 .. n-1] of one source in time order, from
+ * state s; detections into *dets (appended), and, when incidents are
+ * written, the attempts of a detected scanner into its incident.
+ */
+static void
+scan_source(ScanRow *rows, int64 n, ScanSource *s, const ScanParams *p, bool incidents,
+			Detection **dets, int64 *ndets, int64 *capdets)
+{
+	ScanGrowth	growth[2];
+	Jsonb	   *reasons[2] = {NULL, NULL};
+
+	memset(growth, 0, sizeof(growth));
+	for (int64 i = 0; i < n; i++)
+	{
+		ScanDecision d;
+
+		if (scan_source_idle(s, rows[i].a.ts, p))
+		{
+			/* forgotten: what was detected before is written first */
+			if (incidents)
+				for (int k = 0; k < 2; k++)
+				{
+					growth_write(&growth[k], (ScanKind) k, reasons[k]);
+					growth[k].active = false;
+					reasons[k] = NULL;
+				}
+			scan_source_init(s, rows[i].a.ts);
+		}
+		scan_observe(s, &rows[i].a, p, &d);
+		if (d.detected)
+		{
+			Detection  *det;
+
+			if (*ndets == *capdets)
+			{
+				*capdets = Max(16, *capdets * 2);
+				*dets = *dets ? repalloc(*dets, sizeof(Detection) * *capdets)
+					: palloc(sizeof(Detection) * *capdets);
+			}
+			det = &(*dets)[(*ndets)++];
+			det->src = rows[i].src;
+			det->kind = d.kind;
+			det->first_seen = s->first_seen;
+			det->detected_at = rows[i].a.ts;
+			det->attempts = s->attempts;
+			det->destinations = s->hosts;
+			det->ports = s->ports;
+			det->failed = s->failed;
+			det->score = d.score;
+			det->first_contacts = d.first_contacts;
+			det->first_failed = d.first_failed;
+			if (incidents)
+				reasons[d.kind] = detection_reasons(det);
+		}
+		if (incidents)
+			for (int k = 0; k < 2; k++)
+				if (s->detected[k])
+					growth_add(&growth[k], &rows[i]);
+	}
+	if (incidents)
+		for (int k = 0; k < 2; k++)
+			growth_write(&growth[k], (ScanKind) k, reasons[k]);
+}
+
+#define STATE_MAGIC		0x6E736331	/* "nsc1" */
+
+static bytea *
+state_bytes(const ScanSource *s)
+{
+	bytea	   *b = palloc(VARHDRSZ + sizeof(uint32) + sizeof(ScanSource));
+	uint32		magic = STATE_MAGIC;
+
+	SET_VARSIZE(b, VARHDRSZ + sizeof(uint32) + sizeof(ScanSource));
+	memcpy(VARDATA(b), &magic, sizeof(magic));
+	memcpy(VARDATA(b) + sizeof(magic), s, sizeof(ScanSource));
+	return b;
+}
+
+/* a stored state, or false when it is not one this version wrote */
+static bool
+state_read(bytea *b, ScanSource *s)
+{
+	uint32		magic;
+
+	if (VARSIZE_ANY_EXHDR(b) != sizeof(uint32) + sizeof(ScanSource))
+		return false;
+	memcpy(&magic, VARDATA_ANY(b), sizeof(magic));
+	if (magic != STATE_MAGIC)
+		return false;
+	memcpy(s, VARDATA_ANY(b) + sizeof(magic), sizeof(ScanSource));
+	return true;
+}
+
+/* the trigger's statement: state in, detector, incidents and state out */
+static void
+scan_apply_stream(ScanReader *r, Oid stream)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+	Detection  *dets = NULL;
+	int64		ndets = 0,
+				capdets = 0;
+	TimestampTz latest = DT_NOBEGIN;
+	Oid			owner;
+
+	if (r->n == 0 && r->skipped == 0)
+		return;
+	qsort(r->attempts, r->n, sizeof(ScanRow), compare_rows);
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	owner = nids_table_owner("scan_state");
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	nest = nids_pin_search_path();
+	alert_lock();
+	for (int64 i = 0; i < r->n;)
+	{
+		int64		j = i + 1;
+		ScanSource *s = palloc(sizeof(ScanSource));
+		Datum		v[3];
+		bool		isnull;
+		bool		have = false;
+
+		while (j < r->n && same_source(&r->attempts[i], &r->attempts[j]))
+			j++;
+		v[0] = ObjectIdGetDatum(stream);
+		v[1] = InetPGetDatum(r->attempts[i].src);
+		if (SPI_execute_with_args("SELECT state FROM nids.scan_state WHERE stream = $1 AND src_ip = $2 FOR UPDATE",
+								  2, (Oid[]) {OIDOID, INETOID}, v, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "nids scans: reading state failed");
+		if (SPI_processed == 1)
+			have = state_read(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 1, &isnull)), s);
+		if (!have)
+			scan_source_init(s, r->attempts[i].a.ts);
+		scan_source(r->attempts + i, j - i, s, &r->params, true, &dets, &ndets, &capdets);
+		latest = Max(latest, s->last_seen);
+		v[2] = PointerGetDatum(state_bytes(s));
+		if (SPI_execute_with_args("INSERT INTO nids.scan_state (stream, src_ip, last_seen, state) "
+								  "VALUES ($1, $2, $4, $3) ON CONFLICT (stream, src_ip) "
+								  "DO UPDATE SET last_seen = excluded.last_seen, state = excluded.state",
+								  4, (Oid[]) {OIDOID, INETOID, BYTEAOID, TIMESTAMPTZOID},
+								  (Datum[]) {v[0], v[1], v[2], TimestampTzGetDatum(s->last_seen)},
+								  NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "nids scans: writing state failed");
+		i = j;
+		CHECK_FOR_INTERRUPTS();
+	}
+	/* sources idle for longer than options.idle are forgotten */
+	if (latest != DT_NOBEGIN &&
+		SPI_execute_with_args("DELETE FROM nids.scan_state WHERE stream = $1 AND last_seen < $2",
+							  2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
+							  (Datum[]) {ObjectIdGetDatum(stream), TimestampTzGetDatum(latest - r->params.idle)},
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "nids scans: expiring state failed");
+	if (r->skipped > 0 &&
+		SPI_execute_with_args("INSERT INTO nids.alert_counters AS c (model, counter, flows) "
+							  "VALUES ('', 'scan_attempts_without_address_or_time', $1) "
+							  "ON CONFLICT (model, counter) DO UPDATE SET flows = c.flows OPERATOR(pg_catalog.+) excluded.flows",
+							  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(r->skipped)}, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "nids scans: counting failed");
+	nids_unpin_search_path(nest);
+	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+Datum
+nids_scan_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	MemoryContext cxt,
+				old;
+	ScanReader	r;
+	TupleTableSlot *slot;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("nids_scan_trigger() must be called as a trigger")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("nids_scan_trigger() must be an AFTER INSERT ... REFERENCING NEW TABLE AS ... FOR EACH STATEMENT trigger")));
+	if (trigdata->tg_trigger->tgnargs > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("nids_scan_trigger() takes at most one argument, its options as jsonb text")));
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "nids scan trigger", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	memset(&r, 0, sizeof(r));
+	scan_options(trigdata->tg_trigger->tgnargs == 1
+				 ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(trigdata->tg_trigger->tgargs[0])))
+				 : NULL, &r.params);
+	desc = RelationGetDescr(trigdata->tg_relation);
+	scan_columns(&r, desc);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	tuplestore_rescan(trigdata->tg_newtable);
+	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, slot))
+	{
+		slot_getallattrs(slot);
+		scan_row(&r, slot->tts_values, slot->tts_isnull);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	scan_apply_stream(&r, trigdata->tg_trigger->tgoid);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return PointerGetDatum(NULL);
+}
+
+typedef struct ScansCall
+{
+	ScanReader *r;
+	bool		started;
+	MemoryContext cxt;			/* where the attempts live: not SPI's */
+} ScansCall;
+
+static void
+scans_rows(Portal portal, void *arg)
+{
+	ScansCall  *sc = (ScansCall *) arg;
+
+	for (;;)
+	{
+		MemoryContext old;
+		int			natts;
+		Datum	   *values;
+		bool	   *nulls;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		old = MemoryContextSwitchTo(sc->cxt);
+		natts = SPI_tuptable->tupdesc->natts;
+		values = palloc(sizeof(Datum) * natts);
+		nulls = palloc(sizeof(bool) * natts);
+
+		if (!sc->started)
+		{
+			scan_columns(sc->r, SPI_tuptable->tupdesc);
+			sc->started = true;
+		}
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
+			scan_row(sc->r, values, nulls);
+		}
+		pfree(values);
+		pfree(nulls);
+		MemoryContextSwitchTo(old);
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * nids_scans(window_query, options): the detector over the query's rows,
+ * from no state; one row per detection, in detection order.
+ */
+Datum
+nids_scans(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "nids scans",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+	ScanReader	r;
+	ScansCall	sc = {&r, false, cxt};
+	Detection  *dets = NULL;
+	int64		ndets = 0,
+				capdets = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	old = MemoryContextSwitchTo(cxt);
+	memset(&r, 0, sizeof(r));
+	scan_options(PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &r.params);
+	SPI_connect();
+	flow_run_window(flow_prepare_window(query), scans_rows, &sc);
+	SPI_finish();
+	qsort(r.attempts, r.n, sizeof(ScanRow), compare_rows);
+	for (int64 i = 0; i < r.n;)
+	{
+		int64		j = i + 1;
+		ScanSource *s = palloc(sizeof(ScanSource));
+
+		while (j < r.n && same_source(&r.attempts[i], &r.attempts[j]))
+			j++;
+		scan_source_init(s, r.attempts[i].a.ts);
+		scan_source(r.attempts + i, j - i, s, &r.params, false, &dets, &ndets, &capdets);
+		pfree(s);
+		i = j;
+		CHECK_FOR_INTERRUPTS();
+	}
+	MemoryContextSwitchTo(old);
+	for (int64 i = 0; i < ndets; i++)
+	{
+		Detection  *d = &dets[i];
+		Datum		v[9];
+		bool		nulls[9] = {false};
+
+		v[0] = InetPGetDatum(d->src);
+		v[1] = CStringGetTextDatum(scan_kind_names[d->kind]);
+		v[2] = TimestampTzGetDatum(d->first_seen);
+		v[3] = TimestampTzGetDatum(d->detected_at);
+		v[4] = Int32GetDatum((int32) Min(d->attempts, PG_INT32_MAX));
+		v[5] = Int32GetDatum(d->destinations);
+		v[6] = Int32GetDatum(d->ports);
+		v[7] = Int32GetDatum((int32) Min(d->failed, PG_INT32_MAX));
+		v[8] = Float8GetDatum(d->score);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
+	}
+	MemoryContextDelete(cxt);
+	return (Datum) 0;
+}
