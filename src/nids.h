@@ -16,6 +16,8 @@
  *						 reports and schedule, health;
  *	alert_*   (alert.h)  incidents: the alert trigger, nids_alerts_from,
  *						 Community ID;
+ *	scan_*	  (scan.h)	 per-source scan detection: the detector, the
+ *						 trigger and nids_scans;
  *	explain*  (explain.h) contributions, the gate's terms, the verdict
  *						 in an analyst's terms;
  *	scoring.c, scoring_at.c, trigger.c, admin.c (scoring.h): the other SQL

@@ -85,6 +85,7 @@ typedef struct ScanReader
 
 typedef struct ScanRow
 {
+	uint8		key[18];		/* the source: family, bits, address */
 	inet	   *src;
 	inet	   *dst;
 	int32		proto;
@@ -332,6 +333,10 @@ scan_row(ScanReader *r, const Datum *values, const bool *nulls)
 	}
 	row = &r->attempts[r->n];
 	row->src = (inet *) PG_DETOAST_DATUM_COPY(values[r->col[SC_SRC]]);
+	memset(row->key, 0, sizeof(row->key));
+	row->key[0] = ip_family(row->src);
+	row->key[1] = ip_bits(row->src);
+	memcpy(row->key + 2, ip_addr(row->src), ip_addrsize(row->src));
 	row->dst = (inet *) PG_DETOAST_DATUM_COPY(values[r->col[SC_DST]]);
 	row->proto = proto;
 	row->a.ts = r->type[SC_TS] == TIMESTAMPTZOID ? DatumGetTimestampTz(values[r->col[SC_TS]])
@@ -350,8 +355,7 @@ compare_rows(const void *pa, const void *pb)
 {
 	const ScanRow *a = (const ScanRow *) pa;
 	const ScanRow *b = (const ScanRow *) pb;
-	int			c = DatumGetInt32(DirectFunctionCall2(network_cmp, InetPGetDatum(a->src),
-													  InetPGetDatum(b->src)));
+	int			c = memcmp(a->key, b->key, sizeof(a->key));
 
 	if (c != 0)
 		return c;
@@ -363,8 +367,7 @@ compare_rows(const void *pa, const void *pb)
 static bool
 same_source(const ScanRow *a, const ScanRow *b)
 {
-	return DatumGetInt32(DirectFunctionCall2(network_cmp, InetPGetDatum(a->src),
-											 InetPGetDatum(b->src))) == 0;
+	return memcmp(a->key, b->key, sizeof(a->key)) == 0;
 }
 
 /* a detection, as nids_scans returns it and the incident's reasons say */
@@ -663,6 +666,7 @@ nids_scan_trigger(PG_FUNCTION_ARGS)
 				old;
 	ScanReader	r;
 	TupleTableSlot *slot;
+	int			need;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -687,9 +691,20 @@ nids_scan_trigger(PG_FUNCTION_ARGS)
 	scan_columns(&r, desc);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	tuplestore_rescan(trigdata->tg_newtable);
+	/* deform only as far as the columns read: icmp_type, at the end, for ICMP only */
+	need = 0;
+	for (int c = 0; c < SC_NUM_COLS; c++)
+		if (c != SC_ICMP_TYPE)
+			need = Max(need, r.col[c] + 1);
 	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, slot))
 	{
-		slot_getallattrs(slot);
+		slot_getsomeattrs(slot, need);
+		if (r.col[SC_ICMP_TYPE] >= need &&
+			(r.col[SC_PROTO] < 0 ||
+			 num(&r, SC_PROTO, slot->tts_values, slot->tts_isnull) == PROTO_ICMP))
+			slot_getsomeattrs(slot, r.col[SC_ICMP_TYPE] + 1);
+		else if (r.col[SC_ICMP_TYPE] >= need)
+			slot->tts_isnull[r.col[SC_ICMP_TYPE]] = true;	/* not read: not ICMP */
 		scan_row(&r, slot->tts_values, slot->tts_isnull);
 	}
 	ExecDropSingleTupleTableSlot(slot);

@@ -16,6 +16,7 @@ for part in "loading the real CIC-IDS2017 sample" "== training" "== per-class me
 	"== confusion matrix" "== the novelty gate" "== a zero-day: the Infiltration flows" \
 	"== scoring a few flows" "== why: nids_explain" "== live flows scored on insert" \
 	"== incidents: the flagged flows" "one incident as a Suricata EVE line" "why its most confident flow" \
+	"== scans: what no single flow shows" "first contacts to new ports of one host failed" \
 	"== drift: ks_drift on another capture" "== health" "cron"; do
 	check "make demo shows: $part" grep -q -- "$part" "$out"
 done
