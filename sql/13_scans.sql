@@ -78,6 +78,23 @@ SELECT count(*) AS differences FROM (
 	UNION ALL
 	(SELECT * FROM one_batch EXCEPT SELECT src_ip, class, (reasons -> 0 ->> 'attempts')::int,
 		(reasons -> 0 ->> 'detected_at')::timestamptz FROM nids.alerts WHERE kind = 'scan')) d;
+-- late rows, older than their source's last attempt, in a later statement:
+-- counted when they arrive, never dropped (the scanner's incident grows);
+-- within one statement rows are taken in time order whatever their order
+SELECT flows AS before FROM nids.alerts WHERE kind = 'scan' AND src_ip = '10.6.6.6';
+INSERT INTO live_scan (source_ip, destination_ip, destination_port, protocol, "timestamp", syn_flag_count, total_backward_packets)
+VALUES ('10.6.6.6', '10.9.0.1', 5001, 6, '2024-05-01 10:00:05+00', 1, 0),
+	('10.6.6.6', '10.9.0.1', 5000, 6, '2024-05-01 10:00:04+00', 1, 0);
+SELECT flows AS after_two_late_rows, last_seen FROM nids.alerts WHERE kind = 'scan' AND src_ip = '10.6.6.6';
+SELECT src_ip, kind, attempts, detected_at FROM nids_scans($$SELECT * FROM (VALUES
+	('10.5.5.5'::inet, '10.9.0.1'::inet, 7, 6, '2024-05-01 12:00:07+00'::timestamptz, 1, 0),
+	('10.5.5.5', '10.9.0.1', 1, 6, '2024-05-01 12:00:01+00', 1, 0),
+	('10.5.5.5', '10.9.0.1', 6, 6, '2024-05-01 12:00:06+00', 1, 0),
+	('10.5.5.5', '10.9.0.1', 3, 6, '2024-05-01 12:00:03+00', 1, 0),
+	('10.5.5.5', '10.9.0.1', 2, 6, '2024-05-01 12:00:02+00', 1, 0),
+	('10.5.5.5', '10.9.0.1', 5, 6, '2024-05-01 12:00:05+00', 1, 0),
+	('10.5.5.5', '10.9.0.1', 4, 6, '2024-05-01 12:00:04+00', 1, 0))
+	AS t(source_ip, destination_ip, destination_port, protocol, "timestamp", syn_flag_count, total_backward_packets)$$);
 -- the state: one row per source seen, of one fixed size whatever it contacted
 SELECT count(*) AS sources, min(octet_length(state)) = max(octet_length(state)) AS fixed_size,
 	max(octet_length(state)) < 8192 AS under_8_kB
