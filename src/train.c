@@ -405,7 +405,44 @@ current_macro_f1(TrainState *ts)
 		confusion[td->y[r] * nclasses + remap[best]]++;
 		nids_check_interrupts(r);
 	}
-	return macro_f1(confusion, nclasses);
+	return macro_f1_judged(confusion, nclasses, NIDS_MIN_JUDGED_SUPPORT);
+}
+
+/* the classes of the hold-out with at least NIDS_MIN_JUDGED_SUPPORT rows */
+static int
+judged_classes(TrainState *ts)
+{
+	int			n = 0;
+
+	for (int c = 0; c < ts->td.nclasses; c++)
+	{
+		int64		support = 0;
+
+		for (int o = 0; o < ts->td.nclasses; o++)
+			support += ts->confusion[c * ts->td.nclasses + o];
+		n += support >= NIDS_MIN_JUDGED_SUPPORT;
+	}
+	return n;
+}
+
+/* the others, by name, comma-separated ("" when none) */
+static char *
+too_few_classes(TrainState *ts)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int c = 0; c < ts->td.nclasses; c++)
+	{
+		int64		support = 0;
+
+		for (int o = 0; o < ts->td.nclasses; o++)
+			support += ts->confusion[c * ts->td.nclasses + o];
+		if (support < NIDS_MIN_JUDGED_SUPPORT)
+			appendStringInfo(&buf, "%s%s (%lld)", buf.len ? ", " : "", ts->td.classes[c],
+							 (long long) support);
+	}
+	return buf.data;
 }
 
 /* options.deploy: whether the new version replaces the deployed one, and why */
@@ -435,11 +472,14 @@ train_decide_deploy(TrainState *ts)
 		ts->deploy_reason = "options.deploy \"if_better\" needs hold-out rows (test_size > 0) to compare with the deployed version";
 		return;
 	}
-	mine = macro_f1(ts->confusion, ts->td.nclasses);
+	mine = macro_f1_judged(ts->confusion, ts->td.nclasses, NIDS_MIN_JUDGED_SUPPORT);
 	theirs = current_macro_f1(ts);
 	ts->deploy = mine >= theirs || isnan(theirs);
-	ts->deploy_reason = psprintf("hold-out macro F1 %.4f %s %.4f of the deployed version %d on the same rows",
-								 mine, ts->deploy ? ">=" : "<", theirs, cur->version);
+	ts->deploy_reason = psprintf("hold-out macro F1 %.4f %s %.4f of the deployed version %d on the same rows (over the %d classes with at least %d hold-out rows%s%s)",
+								 mine, ts->deploy ? ">=" : "<", theirs, cur->version,
+								 judged_classes(ts), NIDS_MIN_JUDGED_SUPPORT,
+								 too_few_classes(ts)[0] ? "; too few to judge: " : "",
+								 too_few_classes(ts));
 }
 
 /* register the version; returns its metrics, with the version */

@@ -221,6 +221,10 @@ extern Jsonb *train_report(TrainState *ts);
 extern void report_classifier(JsonbParseState **st, const int64 *confusion,
 							  char **classes, int nclasses, int64 ntest);
 extern double macro_f1(const int64 *confusion, int nclasses);
+extern double macro_f1_judged(const int64 *confusion, int nclasses, int64 min_support);
+
+/* a class with fewer hold-out rows is too few to judge (if_better ignores it) */
+#define NIDS_MIN_JUDGED_SUPPORT	10
 extern double roc_auc(double *pairs, int64 n);
 
 #endif							/* NIDS_TRAIN_H */

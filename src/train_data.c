@@ -438,6 +438,10 @@ train_data_split(TrainData *td, double test_size, uint64 seed)
 	{
 		int64		ntest = Min((int64) floor(test_size * count[c] + 0.5), count[c] - 1);
 
+		/* every class with two rows or more has a hold-out row to judge it by */
+		if (test_size > 0 && count[c] >= 2)
+			ntest = Max(ntest, 1);
+
 		/* partial Fisher-Yates: the first ntest of the shuffle are test rows */
 		for (int64 i = 0; i < ntest; i++)
 		{

@@ -48,6 +48,17 @@ class_scores(const int64 *confusion, int nclasses, int c, double *precision,
 double
 macro_f1(const int64 *confusion, int nclasses)
 {
+	return macro_f1_judged(confusion, nclasses, 1);
+}
+
+/*
+ * Macro F1 over the classes with at least min_support hold-out rows: a
+ * class of two or three test rows swings it by a third either way, which
+ * no deployment decision should hang on.
+ */
+double
+macro_f1_judged(const int64 *confusion, int nclasses, int64 min_support)
+{
 	double		sum = 0;
 	int			n = 0;
 
@@ -59,7 +70,7 @@ macro_f1(const int64 *confusion, int nclasses)
 		int64		support;
 
 		class_scores(confusion, nclasses, c, &precision, &recall, &f1, &support);
-		if (support > 0)
+		if (support >= min_support && support > 0)
 		{
 			sum += f1;
 			n++;
@@ -94,10 +105,12 @@ report_classifier(JsonbParseState **st, const int64 *confusion, char **classes,
 		report_number(st, "recall", recall);
 		report_number(st, "f1", f1);
 		report_int(st, "support", support);
+		report_bool(st, "judged", support >= NIDS_MIN_JUDGED_SUPPORT);
 		report_end(st);
 	}
 	report_end(st);
 	report_number(st, "macro_f1", macro_f1(confusion, nclasses));
+	report_number(st, "macro_f1_judged", macro_f1_judged(confusion, nclasses, NIDS_MIN_JUDGED_SUPPORT));
 	report_number(st, "accuracy", ntest > 0 ? (double) correct / ntest : NAN);
 	report_begin(st, "confusion_matrix");
 	report_names(st, "labels", classes, nclasses);
