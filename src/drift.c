@@ -35,6 +35,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "scoring.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/varlena.h"
@@ -52,6 +53,7 @@ typedef struct DriftWindow
 {
 	const DriftReference *ref;
 	FeatureCounts *counts;
+	ScoreState *st;				/* benign-called rows only: the scorer */
 } DriftWindow;
 
 /* the reader's callback: count a window row's values */
@@ -60,6 +62,12 @@ count_window_row(void *arg, const float *x, Datum label, bool label_isnull)
 {
 	DriftWindow *w = (DriftWindow *) arg;
 
+	if (w->st != NULL)
+	{
+		memcpy(w->st->x, x, sizeof(float) * w->ref->num_features);
+		if (score_classify(w->st) != w->st->model->benign_class)
+			return;
+	}
 	for (int f = 0; f < w->ref->num_features; f++)
 		if (!isnan(x[f]))
 			drift_count_value(&w->ref->features[f], &w->counts[f], x[f]);
@@ -101,16 +109,26 @@ drift_reference_of(NidsModel *model, int kind, const char **name)
 
 /*
  * The window's counts at the reference's points, per feature (the caller
- * holds the model).
+ * holds the model).  benign_called: only the rows the model calls benign
+ * count, to compare like with like against the benign training flows
+ * (attacks in a window are not drift), as nids_health's
+ * drifting_features does.
  */
 FeatureCounts *
-drift_count_window(const char *window_query, NidsModel *model, const DriftReference *ref)
+drift_count_window(const char *window_query, NidsModel *model, const DriftReference *ref,
+				   bool benign_called)
 {
 	DriftWindow w;
 	FlowQuery	query;
 
+	memset(&w, 0, sizeof(w));
 	w.ref = ref;
 	w.counts = drift_counts_create(ref);
+	if (benign_called && model->benign_class >= 0)
+	{
+		w.st = palloc0(sizeof(ScoreState));
+		score_state_for(w.st, model, CurrentMemoryContext);
+	}
 	memset(&query, 0, sizeof(query));
 	query.sql = window_query;
 	query.window = true;
@@ -166,7 +184,9 @@ drift_compute(const char *window_query, NidsModel *model, int kind)
 
 	/* the window query may score flows, and so refresh the cache: hold it */
 	model_pin(model, CurrentMemoryContext);
-	return drift_result(model, ref, drift_count_window(window_query, model, ref), reference);
+	return drift_result(model, ref,
+						drift_count_window(window_query, model, ref, strcmp(reference, "benign") == 0),
+						reference);
 }
 
 /* ks_drift's result rows */

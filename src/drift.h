@@ -115,7 +115,8 @@ extern DriftReference *drift_reference_of(struct NidsModel *model, int kind,
 										  const char **name);
 extern FeatureCounts *drift_count_window(const char *window_query,
 										 struct NidsModel *model,
-										 const DriftReference *ref);
+										 const DriftReference *ref,
+										 bool benign_called);
 extern DriftResult *drift_result(struct NidsModel *model, const DriftReference *ref,
 								 const FeatureCounts *counts, const char *reference);
 extern void drift_put_rows(FunctionCallInfo fcinfo, const DriftResult *result);

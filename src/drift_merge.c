@@ -47,7 +47,7 @@ nids_drift_counts(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	model_pin(model, CurrentMemoryContext);
 	ref = drift_reference_of(model, kind, &reference);
-	counts = drift_count_window(query, model, ref);
+	counts = drift_count_window(query, model, ref, strcmp(reference, "benign") == 0);
 	for (int f = 0; f < model->num_features; f++)
 	{
 		int			np = ref->features[f].npoints;
