@@ -28,6 +28,7 @@ OBJS = \
 	src/train_options.o \
 	src/train_report.o \
 	src/train_attach.o \
+	src/train_adapt.o \
 	src/train_novelty.o \
 	src/drift_reference.o \
 	src/drift_stats.o \

@@ -218,3 +218,221 @@ AS 'MODULE_PATHNAME', 'nids_scans'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION nids_scans(text, jsonb) IS
 	'The scan detector of nids_scan_trigger over a read-only query''s rows in timestamp order: one row per detected scan';
+
+-- Adapting to a network: a new version fitted to the local network from
+-- flows of a period believed benign.
+CREATE FUNCTION nids._window_vectors(window_query text, model text)
+RETURNS SETOF float8[]
+AS 'MODULE_PATHNAME', 'nids_window_vectors'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION nids._window_vectors(text, text) IS
+	'Internal: a read-only window query''s rows as the model''s feature vectors (nids_adapt)';
+CREATE FUNCTION nids._ks_every_row(window_query text, model text)
+RETURNS TABLE(feature text, ks_statistic float8, p_value float8, n_reference bigint,
+	n_window bigint, drift_level text)
+AS 'MODULE_PATHNAME', 'nids_ks_every_row'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION nids._ks_every_row(text, text) IS
+	'Internal: every row of a window against the benign training flows, however the model calls them (nids_adapt)';
+
+CREATE FUNCTION nids_adapt(model text, benign_query text, options jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE STRICT
+AS $adapt$
+DECLARE
+	caller_path text := pg_catalog.current_setting('search_path');
+	mname text := pg_catalog.split_part(model, '@', 1);
+	cur record;
+	spec text;
+	ks_cut float8 := COALESCE((options ->> 'drop_ks')::float8, 0.3);
+	seed text := COALESCE(options ->> 'seed', '42');
+	n bigint;
+	source text;
+	src regclass;
+	label_col text;
+	benign text;
+	dropped jsonb := '[]';
+	keep text[];
+	cols text;
+	vals text;
+	topts jsonb;
+	trained jsonb;
+	final int;
+	mid int;
+	final_spec text;
+	method text;
+	before_flagged float8;
+	after_flagged float8;
+	recall_before float8;
+	recall_after float8;
+	n_attack bigint;
+	report jsonb;
+BEGIN
+	IF pg_catalog.jsonb_typeof(options) OPERATOR(pg_catalog.<>) 'object' THEN
+		RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = '22023';
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(options) k
+				WHERE k NOT IN ('drop_ks', 'seed', 'training', 'deploy')) THEN
+		RAISE EXCEPTION 'unknown option in %', options
+			USING ERRCODE = '22023', HINT = 'Accepted: drop_ks, seed, training, deploy.';
+	END IF;
+	IF NOT ks_cut > 0 OR ks_cut > 1 THEN
+		RAISE EXCEPTION 'options.drop_ks must be between 0 and 1, not %', ks_cut USING ERRCODE = '22023';
+	END IF;
+
+	-- the local flows, read as ks_drift reads a window: one read-only SELECT,
+	-- with the caller's search_path and privileges
+	IF pg_catalog.to_regclass('pg_temp.nids_adapt_local') IS NOT NULL THEN
+		DROP TABLE pg_temp.nids_adapt_local;
+	END IF;
+	CREATE TEMP TABLE nids_adapt_local ON COMMIT DROP AS
+		SELECT v, pg_catalog.row_number() OVER () AS i
+		FROM nids._window_vectors(benign_query, model) v;
+	-- everything after runs with nids' own search_path (restored at the end;
+	-- an error restores it with the transaction)
+	PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+	SELECT m.* INTO cur FROM nids.model_versions m
+	WHERE m.name OPERATOR(pg_catalog.=) mname AND CASE WHEN pg_catalog.strpos(model, '@') > 0
+		THEN m.version OPERATOR(pg_catalog.=) pg_catalog.split_part(model, '@', 2)::int ELSE m.deployed END;
+	spec := cur.name || '@' || cur.version;
+	SELECT pg_catalog.count(*) INTO n FROM pg_temp.nids_adapt_local;
+	IF n < 40 THEN
+		RAISE EXCEPTION 'the benign query has % rows; adapting needs at least 40', n
+			USING ERRCODE = '22023',
+			DETAIL = 'Half of them train, a quarter calibrate the novelty gate, a quarter measure the result; none is used twice.';
+	END IF;
+	-- a seeded split: 1/2 train, 1/4 calibrate, 1/4 measure
+	ALTER TABLE pg_temp.nids_adapt_local ADD COLUMN part text;
+	UPDATE pg_temp.nids_adapt_local l SET part = CASE WHEN r.k OPERATOR(pg_catalog.<=) n / 2 THEN 'train'
+		WHEN r.k OPERATOR(pg_catalog.<=) (3 * n) / 4 THEN 'calibrate' ELSE 'measure' END
+	FROM (SELECT i, pg_catalog.row_number() OVER (ORDER BY pg_catalog.md5(seed || ':' || i::text)) AS k
+		  FROM pg_temp.nids_adapt_local) r WHERE r.i OPERATOR(pg_catalog.=) l.i;
+
+	source := COALESCE(options ->> 'training', cur.metrics -> 'adaptation' ->> 'training_source',
+					   cur.metrics ->> 'relation');
+	src := pg_catalog.to_regclass(source);
+	label_col := COALESCE(cur.metrics -> 'adaptation' ->> 'label_column', cur.metrics ->> 'label_column');
+	benign := COALESCE(cur.benign_label, 'BENIGN');
+	IF src IS NOT NULL AND label_col IS NOT NULL AND (cur.benign_reference IS NOT NULL OR cur.reference IS NOT NULL) THEN
+		method := 'retrained';
+		-- the features whose local distribution is far from the benign training flows'
+		SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('feature', d.feature,
+				'ks_statistic', pg_catalog.round(d.ks_statistic::numeric, 3)) ORDER BY d.ks_statistic DESC), '[]')
+		INTO dropped
+		FROM nids._ks_every_row('SELECT v FROM pg_temp.nids_adapt_local', spec) d
+		WHERE d.ks_statistic OPERATOR(pg_catalog.>) ks_cut;
+		keep := ARRAY(SELECT f FROM pg_catalog.unnest(cur.feature_names) f
+					  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(dropped) x
+										WHERE x ->> 'feature' OPERATOR(pg_catalog.=) f));
+		IF pg_catalog.cardinality(keep) OPERATOR(pg_catalog.=) 0 THEN
+			RAISE EXCEPTION 'every feature of model "%" is far from the local flows (KS above %)', cur.name, ks_cut
+				USING ERRCODE = '22023', HINT = 'Raise options.drop_ks, or train on flows of this network.';
+		END IF;
+		-- the training source without a seeded fifth, kept to measure attack
+		-- recall, and the local training half as benign flows
+		IF pg_catalog.to_regclass('pg_temp.nids_adapt_train') IS NOT NULL THEN
+			DROP TABLE pg_temp.nids_adapt_train;
+		END IF;
+		EXECUTE pg_catalog.format('CREATE TEMP TABLE nids_adapt_train ON COMMIT DROP AS SELECT * FROM %s s
+			WHERE pg_catalog.abs(pg_catalog.hashtext(s::text)) OPERATOR(pg_catalog.%%) 5 OPERATOR(pg_catalog.<>) 0', src);
+		SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum),
+			pg_catalog.string_agg(pg_catalog.format('(v[%s])::%s',
+				pg_catalog.array_position(cur.feature_names, a.attname::text),
+				pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
+		INTO cols, vals
+		FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid OPERATOR(pg_catalog.=) src AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+			AND a.attname::text OPERATOR(pg_catalog.=) ANY (cur.feature_names);
+		EXECUTE pg_catalog.format('INSERT INTO pg_temp.nids_adapt_train (%I, %s) SELECT %L, %s
+			FROM pg_temp.nids_adapt_local WHERE part OPERATOR(pg_catalog.=) ''train''', label_col, cols, benign, vals);
+		-- the kept features only: every other numeric column is excluded
+		topts := pg_catalog.jsonb_build_object('exclude', (SELECT COALESCE(pg_catalog.jsonb_agg(a.attname::text), '[]')
+				FROM pg_catalog.pg_attribute a
+				WHERE a.attrelid OPERATOR(pg_catalog.=) src AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+					AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{int2,int4,int8,float4,float8,numeric}'::regtype[])
+					AND a.attname::text OPERATOR(pg_catalog.<>) ALL (keep)
+					AND a.attname::text OPERATOR(pg_catalog.<>) label_col),
+			'deploy', false,
+			'benign_label', benign,
+			'xgboost', COALESCE(cur.metrics -> 'adaptation' -> 'xgboost', (SELECT COALESCE(pg_catalog.jsonb_object_agg(p.key, CASE
+					WHEN p.value OPERATOR(pg_catalog.~) '^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$'
+					THEN pg_catalog.to_jsonb(p.value::numeric) ELSE pg_catalog.to_jsonb(p.value) END), '{}')
+				FROM pg_catalog.jsonb_each_text((cur.metrics -> 'params') - 'objective' - 'num_class' - 'rounds') p)
+				|| pg_catalog.jsonb_build_object('num_boost_round', (cur.metrics -> 'params' ->> 'rounds')::int)));
+		IF COALESCE(cur.metrics -> 'adaptation' -> 'seed', cur.metrics -> 'seed') IS NOT NULL THEN
+			topts := topts || pg_catalog.jsonb_build_object('seed',
+				COALESCE(cur.metrics -> 'adaptation' -> 'seed', cur.metrics -> 'seed'));
+		END IF;
+		trained := @extschema@.nids_train('pg_temp.nids_adapt_train'::regclass, label_col::name, cur.name, topts);
+		mid := (trained ->> 'version')::int;
+	ELSE
+		method := 'recalibrated';
+		mid := cur.version;
+	END IF;
+
+	-- the novelty gate and the benign reference, on the local calibration quarter
+	IF pg_catalog.to_regclass('pg_temp.nids_adapt_calibrate') IS NOT NULL THEN
+		DROP TABLE pg_temp.nids_adapt_calibrate;
+	END IF;
+	EXECUTE pg_catalog.format('CREATE TEMP TABLE nids_adapt_calibrate ON COMMIT DROP AS SELECT %s
+		FROM pg_temp.nids_adapt_local WHERE part OPERATOR(pg_catalog.=) ''calibrate''',
+		(SELECT pg_catalog.string_agg(pg_catalog.format('v[%s] AS %I', o, f), ', ')
+		 FROM pg_catalog.unnest(cur.feature_names) WITH ORDINALITY AS u(f, o)));
+	final := @extschema@.nids_attach_benign(cur.name || '@' || mid, 'pg_temp.nids_adapt_calibrate'::regclass,
+		pg_catalog.jsonb_build_object('deploy', false, 'benign_label', benign, 'test_size', 0.5));
+	IF method = 'retrained' THEN
+		PERFORM @extschema@.nids_drop_model(cur.name, mid);
+	END IF;
+	final_spec := cur.name || '@' || final;
+
+	-- on the local measuring quarter: the share flagged before and after
+	SELECT pg_catalog.avg((CASE WHEN cur.novelty IS NULL AND cur.iforest IS NULL
+			THEN @extschema@.nids_classify(v, spec) OPERATOR(pg_catalog.<>) benign
+			ELSE (@extschema@.nids_ensemble(v, spec)).verdict OPERATOR(pg_catalog.<>) 'benign' END)::int),
+		pg_catalog.avg(((@extschema@.nids_ensemble(
+			ARRAY(SELECT v[pg_catalog.array_position(cur.feature_names, f)]
+				  FROM pg_catalog.unnest((SELECT feature_names FROM nids.model_versions
+										  WHERE name OPERATOR(pg_catalog.=) cur.name AND version OPERATOR(pg_catalog.=) final)) f),
+			final_spec)).verdict OPERATOR(pg_catalog.<>) 'benign')::int)
+	INTO before_flagged, after_flagged
+	FROM pg_temp.nids_adapt_local WHERE part OPERATOR(pg_catalog.=) 'measure';
+	-- on the model's own data: attack recall on the fifth the adapted version never saw
+	IF method = 'retrained' THEN
+		EXECUTE pg_catalog.format('SELECT pg_catalog.count(*),
+			pg_catalog.avg(((@extschema@.nids_ensemble(@extschema@.nids_features(s, %L), %L)).verdict OPERATOR(pg_catalog.<>) ''benign'')::int),
+			pg_catalog.avg(((@extschema@.nids_ensemble(@extschema@.nids_features(s, %L), %L)).verdict OPERATOR(pg_catalog.<>) ''benign'')::int)
+			FROM %s s WHERE pg_catalog.abs(pg_catalog.hashtext(s::text)) OPERATOR(pg_catalog.%%) 5 OPERATOR(pg_catalog.=) 0
+			AND %I::text OPERATOR(pg_catalog.<>) %L', spec, spec, final_spec, final_spec, src, label_col, benign)
+		INTO n_attack, recall_before, recall_after;
+	END IF;
+
+	report := pg_catalog.jsonb_build_object(
+		'version', final, 'adapted_from', spec, 'method', method,
+		'why', CASE WHEN method = 'retrained'
+			THEN 'retrained from the training source with half of the local flows as benign flows, without the features whose local distribution is far from the benign training flows'
+			ELSE 'the training source is not known or gone (an imported version, or options.training): only the novelty gate and the benign reference were fitted to the local flows' END,
+		'training_source', CASE WHEN src IS NOT NULL THEN src::text END,
+		'local_flows', pg_catalog.jsonb_build_object('train', CASE WHEN method = 'retrained' THEN n / 2 ELSE 0 END,
+			'calibrate', (3 * n) / 4 - n / 2, 'measure', n - (3 * n) / 4),
+		'features_dropped', CASE WHEN method = 'retrained' THEN dropped ELSE '[]'::jsonb END,
+		'drop_ks', ks_cut,
+		'local_flagged_before', before_flagged, 'local_flagged_after', after_flagged,
+		'attack_recall_before', recall_before, 'attack_recall_after', recall_after,
+		'attack_flows_measured', n_attack,
+		'deployed', COALESCE((options ->> 'deploy')::boolean, false));
+	UPDATE nids.model_versions SET metrics = metrics || pg_catalog.jsonb_build_object('adaptation',
+		report || pg_catalog.jsonb_build_object('label_column', label_col, 'xgboost', topts -> 'xgboost',
+			'seed', topts -> 'seed'))
+	WHERE name OPERATOR(pg_catalog.=) cur.name AND version OPERATOR(pg_catalog.=) final;
+	IF COALESCE((options ->> 'deploy')::boolean, false) THEN
+		PERFORM @extschema@.nids_deploy(cur.name, final);
+	END IF;
+	PERFORM pg_catalog.set_config('search_path', caller_path, true);
+	RETURN report;
+END
+$adapt$;
+COMMENT ON FUNCTION nids_adapt(text, text, jsonb) IS
+	'A new, undeployed version of a model fitted to the local network from flows of a period believed benign; reports the local share flagged and the attack recall before and after';
+REVOKE ALL ON FUNCTION nids_adapt(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION nids_adapt(text, text, jsonb) TO nids_admin;

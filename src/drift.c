@@ -48,6 +48,7 @@ PG_FUNCTION_INFO_V1(ks_drift);
 PG_FUNCTION_INFO_V1(nids_health);
 PG_FUNCTION_INFO_V1(nids_check_window_query);
 PG_FUNCTION_INFO_V1(nids_log_drift);
+PG_FUNCTION_INFO_V1(nids_ks_every_row);
 
 typedef struct DriftWindow
 {
@@ -295,4 +296,25 @@ nids_log_drift(PG_FUNCTION_ARGS)
 		drift_health(query, model, health);
 	PG_RETURN_INT64(catalog_log_drift(model->name, model->version, result,
 									  has_health ? health : NULL));
+}
+
+/*
+ * nids._ks_every_row(window_query, model): every row of the window against
+ * the benign training flows, however the model calls them: how far a
+ * network's quiet flows are from the benign training flows (nids_adapt).
+ */
+Datum
+nids_ks_every_row(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	const char *reference;
+	DriftReference *ref;
+
+	InitMaterializedSRF(fcinfo, 0);
+	model_pin(model, CurrentMemoryContext);
+	ref = drift_reference_of(model, DRIFT_REFERENCE_BENIGN, &reference);
+	drift_put_rows(fcinfo, drift_result(model, ref, drift_count_window(query, model, ref, false),
+										reference));
+	return (Datum) 0;
 }
