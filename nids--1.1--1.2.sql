@@ -221,12 +221,12 @@ COMMENT ON FUNCTION nids_scans(text, jsonb) IS
 
 -- Adapting to a network: a new version fitted to the local network from
 -- flows of a period believed benign.
-CREATE FUNCTION nids._window_vectors(window_query text, model text)
+CREATE FUNCTION nids._window_vectors(window_query text, model text, search_path text)
 RETURNS SETOF float8[]
 AS 'MODULE_PATHNAME', 'nids_window_vectors'
 LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION nids._window_vectors(text, text) IS
-	'Internal: a read-only window query''s rows as the model''s feature vectors (nids_adapt)';
+COMMENT ON FUNCTION nids._window_vectors(text, text, text) IS
+	'Internal: a read-only window query''s rows, run with the given search_path, as the model''s feature vectors (nids_adapt)';
 CREATE FUNCTION nids._ks_every_row(window_query text, model text)
 RETURNS TABLE(feature text, ks_statistic float8, p_value float8, n_reference bigint,
 	n_window bigint, drift_level text)
@@ -235,12 +235,12 @@ LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION nids._ks_every_row(text, text) IS
 	'Internal: every row of a window against the benign training flows, however the model calls them (nids_adapt)';
 
-CREATE FUNCTION nids_adapt(model text, benign_query text, options jsonb DEFAULT '{}')
+CREATE FUNCTION nids._adapt(model text, benign_query text, options jsonb, caller_path text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
 AS $adapt$
 DECLARE
-	caller_path text := pg_catalog.current_setting('search_path');
 	mname text := pg_catalog.split_part(model, '@', 1);
 	cur record;
 	spec text;
@@ -287,10 +287,7 @@ BEGIN
 	END IF;
 	CREATE TEMP TABLE nids_adapt_local ON COMMIT DROP AS
 		SELECT v, pg_catalog.row_number() OVER () AS i
-		FROM nids._window_vectors(benign_query, model) v;
-	-- everything after runs with nids' own search_path (restored at the end;
-	-- an error restores it with the transaction)
-	PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+		FROM nids._window_vectors(benign_query, model, caller_path) v;
 
 	SELECT m.* INTO cur FROM nids.model_versions m
 	WHERE m.name OPERATOR(pg_catalog.=) mname AND CASE WHEN pg_catalog.strpos(model, '@') > 0
@@ -428,10 +425,16 @@ BEGIN
 	IF COALESCE((options ->> 'deploy')::boolean, false) THEN
 		PERFORM @extschema@.nids_deploy(cur.name, final);
 	END IF;
-	PERFORM pg_catalog.set_config('search_path', caller_path, true);
 	RETURN report;
 END
 $adapt$;
+COMMENT ON FUNCTION nids._adapt(text, text, jsonb, text) IS
+	'Internal: nids_adapt, with nids'' own search_path; the benign query runs with the caller''s (caller_path)';
+REVOKE ALL ON FUNCTION nids._adapt(text, text, jsonb, text) FROM PUBLIC;
+CREATE FUNCTION nids_adapt(model text, benign_query text, options jsonb DEFAULT '{}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'nids_adapt'
+LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION nids_adapt(text, text, jsonb) IS
 	'A new, undeployed version of a model fitted to the local network from flows of a period believed benign; reports the local share flagged and the attack recall before and after';
 REVOKE ALL ON FUNCTION nids_adapt(text, text, jsonb) FROM PUBLIC;

@@ -63,5 +63,13 @@ SELECT nids_adapt('ad', 'SELECT destination_port, flow_duration FROM local_quiet
 SELECT nids_adapt('no_such_model', 'SELECT * FROM local_quiet');
 \echo :LAST_ERROR_SQLSTATE
 SHOW search_path;
+-- the benign query resolves names with the caller's search_path, and only it
+CREATE SCHEMA adapt_s;
+CREATE TABLE adapt_s.quiet AS SELECT * FROM local_quiet;
+SET search_path = adapt_s, public;
+SELECT nids_adapt('ad', 'SELECT * FROM quiet') ->> 'method' AS method;
+SHOW search_path;
+RESET search_path;
+DROP SCHEMA adapt_s CASCADE;
 SELECT nids_drop_model('ad');
 SELECT nids_drop_model('ad_imported');

@@ -130,12 +130,7 @@ drift_count_window(const char *window_query, NidsModel *model, const DriftRefere
 		w.st = palloc0(sizeof(ScoreState));
 		score_state_for(w.st, model, CurrentMemoryContext);
 	}
-	memset(&query, 0, sizeof(query));
-	query.sql = window_query;
-	query.window = true;
-	query.features = model->feature_names;
-	query.num_features = model->num_features;
-	query.model = model->name;
+	model_window_query(&query, window_query, model);
 	flow_read(&query, count_window_row, &w);
 	return w.counts;
 }

@@ -199,12 +199,7 @@ drift_health(const char *window_query, NidsModel *model, HealthRow *rows)
 	w.limit = PG_UINT64_MAX;
 	w.priority = palloc(sizeof(uint64) * 2 * HEALTH_SAMPLE);
 	w.x = palloc_extended(sizeof(float) * 2 * HEALTH_SAMPLE * Max(w.d, 1), MCXT_ALLOC_HUGE);
-	memset(&query, 0, sizeof(query));
-	query.sql = window_query;
-	query.window = true;
-	query.features = model->feature_names;
-	query.num_features = model->num_features;
-	query.model = model->name;
+	model_window_query(&query, window_query, model);
 	query.no_coverage_check = true;
 	query.coverage = &coverage;
 	flow_read(&query, health_row, &w);

@@ -331,6 +331,8 @@ typedef struct FnModelCache
 
 extern void model_spec_parse(const char *spec, char *name, int32 *version);
 extern NidsModel *model_lookup(const char *name);
+struct FlowQuery;
+extern void model_window_query(struct FlowQuery *q, const char *sql, NidsModel *model);
 extern void model_no_such_version(const char *name, int32 version) pg_attribute_noreturn();
 extern NidsModel *model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name);
 extern void model_pin(NidsModel *model, MemoryContext owner);

@@ -24,6 +24,7 @@
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "drift.h"
+#include "flow.h"
 #include "model.h"
 #include "xgb.h"
 #include "utils/builtins.h"
@@ -517,4 +518,19 @@ nids_invalidate_models(PG_FUNCTION_ARGS)
 				 errmsg("nids_invalidate_models() must be called as a trigger")));
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * q set up to read a user's window query as model's feature vectors: one
+ * read-only SELECT, columns by canonical name (flow_reader.c)
+ */
+void
+model_window_query(FlowQuery *q, const char *sql, NidsModel *model)
+{
+	memset(q, 0, sizeof(*q));
+	q->sql = sql;
+	q->window = true;
+	q->features = model->feature_names;
+	q->num_features = model->num_features;
+	q->model = model->name;
 }
