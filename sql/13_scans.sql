@@ -139,7 +139,8 @@ SELECT count(*) FROM nids_scans('SELECT *, scan_write() FROM traffic');
 -- NULL addresses are skipped, and counted
 DELETE FROM nids.alert_counters;
 INSERT INTO live_scan (source_ip, destination_ip, "timestamp", protocol, syn_flag_count, total_backward_packets)
-VALUES (NULL, '10.9.0.1', now(), 6, 1, 0), ('10.1.0.1', NULL, now(), 6, 1, 0);
+VALUES (NULL, '10.9.0.1', now(), 6, 1, 0), ('10.1.0.1', NULL, now(), 6, 1, 0),
+	('10.1.0.1', '10.9.0.1', 'infinity', 6, 1, 0);
 SELECT counter, flows FROM nids.alert_counters;
 -- the trigger's options are checked at its first statement
 CREATE TABLE bad_opts (LIKE traffic);

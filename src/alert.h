@@ -21,6 +21,9 @@
 #include "scoring.h"
 #include "utils/inet.h"
 #include "utils/jsonb.h"
+#include "catalog/pg_type.h"
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
 
 /* one flagged flow */
 typedef struct AlertFlow
@@ -73,6 +76,18 @@ typedef struct AlertScan
 	int			nports;
 	Jsonb	   *reasons;		/* what decided, or NULL to keep */
 } AlertScan;
+
+/*
+ * A flow's time from a timestamptz or timestamp column; false for
+ * -infinity and infinity, which no incident or scan can be placed at
+ */
+static inline bool
+nids_flow_time(Datum value, Oid type, TimestampTz *ts)
+{
+	*ts = type == TIMESTAMPTZOID ? DatumGetTimestampTz(value)
+		: DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, value));
+	return !TIMESTAMP_NOT_FINITE(*ts);
+}
 
 extern int64 alert_apply(AlertBatch *batch, ScoreState *st);
 extern void alert_scan(const AlertScan *sc);

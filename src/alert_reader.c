@@ -212,6 +212,7 @@ reader_row(AlertReader *r, const Datum *values, const bool *nulls)
 	double		probability = NAN,
 				novelty = NAN;
 	bool		scored = false;
+	TimestampTz ts;
 
 	b->rows++;
 	if (r->has_verdicts && !nulls[r->col[COL_VERDICT]] && !nulls[r->col[COL_LABEL]])
@@ -246,7 +247,8 @@ reader_row(AlertReader *r, const Datum *values, const bool *nulls)
 		if (verdict == NIDS_VERDICT_BENIGN)
 			return;
 	}
-	if (nulls[r->col[COL_SRC]] || nulls[r->col[COL_TS]])
+	if (nulls[r->col[COL_SRC]] || nulls[r->col[COL_TS]] ||
+		!nids_flow_time(values[r->col[COL_TS]], r->type[COL_TS], &ts))
 	{
 		b->no_source++;
 		return;
@@ -267,8 +269,7 @@ reader_row(AlertReader *r, const Datum *values, const bool *nulls)
 	f->sport = int_column(r, COL_SPORT, values, nulls);
 	f->dport = int_column(r, COL_DPORT, values, nulls);
 	f->proto = int_column(r, COL_PROTO, values, nulls);
-	f->ts = r->type[COL_TS] == TIMESTAMPTZOID ? DatumGetTimestampTz(values[r->col[COL_TS]])
-		: DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, values[r->col[COL_TS]]));
+	f->ts = ts;
 	f->verdict = verdict;
 	f->label = label;
 	f->probability = probability;

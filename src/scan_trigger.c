@@ -316,11 +316,13 @@ scan_row(ScanReader *r, const Datum *values, const bool *nulls)
 	int32		proto;
 	bool		failed = false;
 	double		dport;
+	TimestampTz ts;
 
 	r->rows++;
 	if (!row_attempt(r, values, nulls, &proto, &failed))
 		return;
-	if (nulls[r->col[SC_SRC]] || nulls[r->col[SC_DST]] || nulls[r->col[SC_TS]])
+	if (nulls[r->col[SC_SRC]] || nulls[r->col[SC_DST]] || nulls[r->col[SC_TS]] ||
+		!nids_flow_time(values[r->col[SC_TS]], r->type[SC_TS], &ts))
 	{
 		r->skipped++;
 		return;
@@ -339,8 +341,7 @@ scan_row(ScanReader *r, const Datum *values, const bool *nulls)
 	memcpy(row->key + 2, ip_addr(row->src), ip_addrsize(row->src));
 	row->dst = (inet *) PG_DETOAST_DATUM_COPY(values[r->col[SC_DST]]);
 	row->proto = proto;
-	row->a.ts = r->type[SC_TS] == TIMESTAMPTZOID ? DatumGetTimestampTz(values[r->col[SC_TS]])
-		: DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, values[r->col[SC_TS]]));
+	row->a.ts = ts;
 	row->a.dst_hash = inet_hash(row->dst);
 	dport = num(r, SC_DPORT, values, nulls);
 	row->a.dport = (isnan(dport) || dport < 0 || dport > 65535) ? -1 : (int32) dport;
