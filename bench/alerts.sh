@@ -8,8 +8,8 @@
 #   bench/alerts.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 ROWS=${ROWS:-100000}
-P -At -c "SELECT 'model: ' || (r->'params'->>'rounds') || ' rounds, ' || jsonb_array_length(r->'class_labels') || ' classes'
-	FROM (SELECT nids_train('flows', options => '{\"exclude\": [\"id\"], \"deploy\": true}') AS r) s"
+P -At -c "CREATE TEMP TABLE tr AS SELECT nids_train('flows', options => '{\"exclude\": [\"id\"], \"deploy\": true}') AS t" -c "SELECT 'model: ' || (r->'params'->>'rounds') || ' rounds, ' || jsonb_array_length(r->'class_labels') || ' classes'
+	FROM (SELECT m.metrics AS r FROM tr, nids.models m WHERE m.name = tr.t->>'model' AND m.version = (tr.t->>'version')::int) s"
 cols=$(P -At -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'flows'::regclass AND attnum > 0 AND NOT attisdropped")
 P -c "CREATE TABLE live (LIKE flows, predicted_label text, probability float8, novelty float8, verdict text)" \
   -c "CREATE TRIGGER score BEFORE INSERT ON live FOR EACH ROW EXECUTE FUNCTION nids_score_trigger()" \

@@ -10,8 +10,8 @@ P -c "CREATE TABLE split AS SELECT f.*, percent_rank() OVER (PARTITION BY label 
 P -c "CREATE TABLE train_t AS SELECT * FROM split WHERE NOT is_test" \
   -c "CREATE TABLE test_t AS SELECT * FROM split WHERE is_test" \
   -c "ALTER TABLE train_t DROP COLUMN is_test" -c "ALTER TABLE test_t DROP COLUMN is_test"
-P -At -c "SELECT 'nids_train: ' || round((r->'timings'->>'total_s')::numeric, 1) || ' s, ' || jsonb_array_length(r->'feature_names') || ' features kept'
-	FROM (SELECT nids_train('train_t', options => '{\"test_size\": 0, \"exclude\": [\"id\"]}') AS r) s"
+P -At -c "CREATE TEMP TABLE tr AS SELECT nids_train('train_t', options => '{\"test_size\": 0, \"exclude\": [\"id\"]}') AS t" -c "SELECT 'nids_train: ' || round((r->'timings'->>'total_s')::numeric, 1) || ' s, ' || jsonb_array_length(r->'feature_names') || ' features kept'
+	FROM (SELECT m.metrics AS r FROM tr, nids.models m WHERE m.name = tr.t->>'model' AND m.version = (tr.t->>'version')::int) s"
 P -c "\\copy (SELECT label, nids_classify(nids_features(t)) AS predicted FROM test_t t) TO '$BENCH_TMP/nids.csv' CSV HEADER"
 cols=$(P -At -c "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position) FROM information_schema.columns
 	WHERE table_name = 'train_t' AND data_type = 'double precision'")

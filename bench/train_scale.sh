@@ -15,10 +15,11 @@ chmod 644 "$BENCH_TMP/big.csv"
 P -c "VACUUM ANALYZE big"
 out=$(P -At <<SQL
 SET nids.threads = $THREADS;
+CREATE TEMP TABLE tr AS SELECT nids_train('big', options => '{"test_size": 0, "xgboost": {"num_boost_round": $ROUNDS}}') AS t;
 SELECT 'nids_seconds ' || round((r->'timings'->>'total_s')::numeric, 2) || E'\nnids_read_seconds ' || round((r->'timings'->>'read_s')::numeric, 2)
 	|| E'\nnids_train_seconds ' || round((r->'timings'->>'train_s')::numeric, 2) || E'\nnids_features ' || jsonb_array_length(r->'feature_names')
 	|| E'\ncandidate_columns ' || (jsonb_array_length(r->'feature_names') + jsonb_array_length(r->'dropped'))
-FROM (SELECT nids_train('big', options => '{"test_size": 0, "xgboost": {"num_boost_round": $ROUNDS}}') AS r) s;
+FROM (SELECT m.metrics AS r FROM tr, nids.models m WHERE m.name = tr.t->>'model' AND m.version = (tr.t->>'version')::int) s;
 SELECT line FROM regexp_split_to_table(pg_read_file('/proc/' || pg_backend_pid() || '/status'), E'\n') line WHERE line LIKE 'VmHWM%';
 SQL
 )

@@ -4,8 +4,8 @@
 #   bench/trigger.sh [DATA]    a CSV file or a directory of them; default: the sample in data/
 . "$(dirname "$0")/common.sh"
 ROWS=${ROWS:-100000}
-P -At -c "SELECT 'model: ' || (r->'params'->>'rounds') || ' rounds, ' || jsonb_array_length(r->'class_labels') || ' classes, ' || jsonb_array_length(r->'feature_names') || ' features'
-	FROM (SELECT nids_train('flows', options => '{\"exclude\": [\"id\"]}') AS r) s"
+P -At -c "CREATE TEMP TABLE tr AS SELECT nids_train('flows', options => '{\"exclude\": [\"id\"]}') AS t" -c "SELECT 'model: ' || (r->'params'->>'rounds') || ' rounds, ' || jsonb_array_length(r->'class_labels') || ' classes, ' || jsonb_array_length(r->'feature_names') || ' features'
+	FROM (SELECT m.metrics AS r FROM tr, nids.models m WHERE m.name = tr.t->>'model' AND m.version = (tr.t->>'version')::int) s"
 P -c "SELECT setseed(0.2)" -c "CREATE TABLE src AS SELECT f.* FROM flows f, generate_series(1, ceil($ROWS / (SELECT count(*) FROM flows)::float8)::int) ORDER BY random() LIMIT $ROWS" >/dev/null
 P -c "\\copy src TO '$BENCH_TMP/flows.copy'"
 P -c "CREATE TABLE plain (LIKE src, predicted_label text, probability float8, anomaly_score float8, novel boolean, verdict text)" \

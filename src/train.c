@@ -482,8 +482,8 @@ train_decide_deploy(TrainState *ts)
 								 too_few_classes(ts));
 }
 
-/* register the version; returns its metrics, with the version */
-static Jsonb *
+/* register the version with its full report; returns the version */
+static int32
 train_register(TrainState *ts, Jsonb *metrics)
 {
 	ModelRecord rec;
@@ -506,7 +506,7 @@ train_register(TrainState *ts, Jsonb *metrics)
 	rec.benign_reference = ts->benign_reference;
 	rec.benign_label = ts->opt.benign_label;
 	catalog_register(&rec);
-	return rec.metrics;
+	return rec.version;
 }
 
 Datum
@@ -514,7 +514,7 @@ nids_train(PG_FUNCTION_ARGS)
 {
 	TrainState	ts;
 	MemoryContext old;
-	Jsonb	   *metrics;
+	Jsonb	   *short_result;
 	Jsonb	   *result;
 
 	train_init(&ts, fcinfo);
@@ -527,10 +527,10 @@ nids_train(PG_FUNCTION_ARGS)
 	train_evaluate(&ts);
 	train_novelty(&ts);
 	train_decide_deploy(&ts);
-	metrics = train_register(&ts, train_report(&ts));
+	short_result = train_short_result(&ts, train_register(&ts, train_report(&ts)));
 	MemoryContextSwitchTo(old);
-	result = (Jsonb *) palloc(VARSIZE(metrics));
-	memcpy(result, metrics, VARSIZE(metrics));
+	result = (Jsonb *) palloc(VARSIZE(short_result));
+	memcpy(result, short_result, VARSIZE(short_result));
 	MemoryContextDelete(ts.cxt);
 	PG_RETURN_JSONB_P(result);
 }

@@ -218,6 +218,7 @@ typedef struct TrainState
 
 /* ---- the report (train_report.c) ---- */
 extern Jsonb *train_report(TrainState *ts);
+extern Jsonb *train_short_result(TrainState *ts, int32 version);
 extern void report_classifier(JsonbParseState **st, const int64 *confusion,
 							  char **classes, int nclasses, int64 ntest);
 extern double macro_f1(const int64 *confusion, int nclasses);

@@ -270,3 +270,69 @@ train_report(TrainState *ts)
 	report_training(ts, &st);
 	return report_finish(&st);
 }
+
+/*
+ * nids_train's result: what a person reads after training, bounded (under
+ * 4 KB for 20 classes of CICFlowMeter names).  The full report (train_report)
+ * is the version's nids.models.metrics; reasons, precision and recall, the
+ * confusion matrix, importance, gates and timings are there.
+ */
+Jsonb *
+train_short_result(TrainState *ts, int32 version)
+{
+	JsonbParseState *st = NULL;
+	TrainData  *td = &ts->td;
+	int64		correct = 0;
+	int			ntoo_few = 0;
+	char	  **too_few = palloc(sizeof(char *) * Max(td->nclasses, 1));
+	char	  **names = palloc(sizeof(char *) * Max(Max(ts->pre.ndropped, td->nleft_out), 1));
+
+	report_begin(&st, NULL);
+	report_string(&st, "model", ts->model);
+	report_int(&st, "version", version);
+	report_bool(&st, "deployed", ts->deploy);
+	report_string(&st, "deploy_reason", ts->deploy_reason);
+	report_begin(&st, "rows");
+	report_int(&st, "total", ts->ntrain + ts->ntest);
+	report_int(&st, "train", ts->ntrain);
+	report_int(&st, "test", ts->ntest);
+	report_int(&st, "null_label_skipped", td->skipped);
+	report_end(&st);
+	report_names(&st, "feature_names", ts->kept, ts->k);
+	for (int i = 0; i < ts->pre.ndropped; i++)
+		names[i] = td->colnames[ts->pre.dropped[i]];
+	report_names(&st, "dropped", names, ts->pre.ndropped);
+	report_names(&st, "left_out", td->left_out, td->nleft_out);
+
+	report_begin(&st, "per_class");
+	for (int c = 0; c < td->nclasses; c++)
+	{
+		double		precision,
+					recall,
+					f1;
+		int64		support;
+
+		class_scores(ts->confusion, td->nclasses, c, &precision, &recall, &f1, &support);
+		correct += ts->confusion[c * td->nclasses + c];
+		report_begin(&st, td->classes[c]);
+		report_number(&st, "f1", f1);
+		report_int(&st, "support", support);
+		report_end(&st);
+		if (support < NIDS_MIN_JUDGED_SUPPORT)
+			too_few[ntoo_few++] = td->classes[c];
+	}
+	report_end(&st);
+	report_names(&st, "too_few_to_judge", too_few, ntoo_few);
+	report_number(&st, "macro_f1", macro_f1(ts->confusion, td->nclasses));
+	report_number(&st, "macro_f1_judged",
+				  macro_f1_judged(ts->confusion, td->nclasses, NIDS_MIN_JUDGED_SUPPORT));
+	report_number(&st, "accuracy", ts->ntest > 0 ? (double) correct / ts->ntest : NAN);
+	report_begin(&st, "novelty");
+	report_string(&st, "method", novelty_method_names[ts->gate->method]);
+	report_number(&st, "benign_flagged", ts->calibration.rows > 0
+				  ? (double) ts->calibration.flagged / ts->calibration.rows : NAN);
+	report_end(&st);
+	report_number(&st, "seconds", ts->timings[T_TOTAL]);
+	report_string(&st, "full_report", "nids.models.metrics");
+	return report_finish(&st);
+}
