@@ -217,6 +217,18 @@ report_training(TrainState *ts, JsonbParseState **st)
 	report_end(st);
 }
 
+/* rows: how many were read, trained on, held out, skipped for a NULL label */
+static void
+report_rows(TrainState *ts, JsonbParseState **st)
+{
+	report_begin(st, "rows");
+	report_int(st, "total", ts->ntrain + ts->ntest);
+	report_int(st, "train", ts->ntrain);
+	report_int(st, "test", ts->ntest);
+	report_int(st, "null_label_skipped", ts->td.skipped);
+	report_end(st);
+}
+
 /* nids_train's report, stored as the version's metrics */
 Jsonb *
 train_report(TrainState *ts)
@@ -254,12 +266,7 @@ train_report(TrainState *ts)
 	report_array_end(&st);
 	report_bool(&st, "deployed", ts->deploy);
 	report_string(&st, "deploy_reason", ts->deploy_reason);
-	report_begin(&st, "rows");
-	report_int(&st, "total", ts->ntrain + ts->ntest);
-	report_int(&st, "train", ts->ntrain);
-	report_int(&st, "test", ts->ntest);
-	report_int(&st, "null_label_skipped", td->skipped);
-	report_end(&st);
+	report_rows(ts, &st);
 	report_classifier(&st, ts->confusion, td->classes, td->nclasses, ts->ntest);
 	gain = palloc(sizeof(double) * ts->k);
 	cover = palloc(sizeof(double) * ts->k);
@@ -292,12 +299,7 @@ train_short_result(TrainState *ts, int32 version)
 	report_int(&st, "version", version);
 	report_bool(&st, "deployed", ts->deploy);
 	report_string(&st, "deploy_reason", ts->deploy_reason);
-	report_begin(&st, "rows");
-	report_int(&st, "total", ts->ntrain + ts->ntest);
-	report_int(&st, "train", ts->ntrain);
-	report_int(&st, "test", ts->ntest);
-	report_int(&st, "null_label_skipped", td->skipped);
-	report_end(&st);
+	report_rows(ts, &st);
 	report_names(&st, "feature_names", ts->kept, ts->k);
 	for (int i = 0; i < ts->pre.ndropped; i++)
 		names[i] = td->colnames[ts->pre.dropped[i]];
