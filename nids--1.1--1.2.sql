@@ -246,6 +246,7 @@ DECLARE
 	spec text;
 	ks_cut float8 := COALESCE((options ->> 'drop_ks')::float8, 0.3);
 	seed text := COALESCE(options ->> 'seed', '42');
+	source_benign text := COALESCE(options ->> 'source_benign', 'drop');
 	n bigint;
 	source text;
 	src regclass;
@@ -272,9 +273,14 @@ BEGIN
 		RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = '22023';
 	END IF;
 	IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(options) k
-				WHERE k NOT IN ('drop_ks', 'seed', 'training', 'deploy')) THEN
+				WHERE k NOT IN ('drop_ks', 'seed', 'training', 'deploy', 'source_benign')) THEN
 		RAISE EXCEPTION 'unknown option in %', options
-			USING ERRCODE = '22023', HINT = 'Accepted: drop_ks, seed, training, deploy.';
+			USING ERRCODE = '22023', HINT = 'Accepted: drop_ks, seed, training, deploy, source_benign.';
+	END IF;
+	IF source_benign OPERATOR(pg_catalog.<>) ALL ('{drop,keep}'::text[])
+		OR pg_catalog.jsonb_typeof(options -> 'source_benign') OPERATOR(pg_catalog.<>) 'string' THEN
+		RAISE EXCEPTION 'options.source_benign must be "drop" or "keep", not %', options -> 'source_benign'
+			USING ERRCODE = '22023';
 	END IF;
 	IF NOT ks_cut > 0 OR ks_cut > 1 THEN
 		RAISE EXCEPTION 'options.drop_ks must be between 0 and 1, not %', ks_cut USING ERRCODE = '22023';
@@ -333,6 +339,9 @@ BEGIN
 		END IF;
 		EXECUTE pg_catalog.format('CREATE TEMP TABLE nids_adapt_train ON COMMIT DROP AS SELECT * FROM %s s
 			WHERE pg_catalog.abs(pg_catalog.hashtext(s::text)) OPERATOR(pg_catalog.%%) 5 OPERATOR(pg_catalog.<>) 0', src);
+		IF source_benign OPERATOR(pg_catalog.=) 'drop' THEN
+			EXECUTE pg_catalog.format('DELETE FROM pg_temp.nids_adapt_train WHERE %I::text OPERATOR(pg_catalog.=) %L', label_col, benign);
+		END IF;
 		SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum),
 			pg_catalog.string_agg(pg_catalog.format('(v[%s])::%s',
 				pg_catalog.array_position(cur.feature_names, a.attname::text),
@@ -407,13 +416,16 @@ BEGIN
 	report := pg_catalog.jsonb_build_object(
 		'version', final, 'adapted_from', spec, 'method', method,
 		'why', CASE WHEN method = 'retrained'
-			THEN 'retrained from the training source with half of the local flows as benign flows, without the features whose local distribution is far from the benign training flows'
+			THEN CASE WHEN source_benign OPERATOR(pg_catalog.=) 'drop'
+				THEN 'retrained from the training source''s attack flows with half of the local flows as its benign flows, without the features whose local distribution is far from the benign training flows'
+				ELSE 'retrained from the training source with half of the local flows added to its benign flows, without the features whose local distribution is far from the benign training flows' END
 			ELSE 'the training source is not known or gone (an imported version, or options.training): only the novelty gate and the benign reference were fitted to the local flows' END,
 		'training_source', CASE WHEN src IS NOT NULL THEN src::text END,
 		'local_flows', pg_catalog.jsonb_build_object('train', CASE WHEN method = 'retrained' THEN n / 2 ELSE 0 END,
 			'calibrate', (3 * n) / 4 - n / 2, 'measure', n - (3 * n) / 4),
 		'features_dropped', CASE WHEN method = 'retrained' THEN dropped ELSE '[]'::jsonb END,
 		'drop_ks', ks_cut,
+		'source_benign', CASE WHEN method = 'retrained' THEN source_benign END,
 		'local_flagged_before', before_flagged, 'local_flagged_after', after_flagged,
 		'attack_recall_before', recall_before, 'attack_recall_after', recall_after,
 		'attack_flows_measured', n_attack,

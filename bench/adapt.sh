@@ -8,6 +8,7 @@
 . "$(dirname "$0")/common.sh"
 LOAD="$(/usr/lib/postgresql/15/bin/pg_config --bindir)/nids-load"
 OTHER=${OTHER:-data/cicids2017-original-1k.csv.gz}
+ADAPT_OPTIONS=${ADAPT_OPTIONS:-\{\}}   # nids_adapt's options
 P -At -c "SELECT 'trained: ' || (r->>'version') FROM (SELECT nids_train('flows', model => 'm', options =>
 	'{\"exclude\": [\"id\", \"protocol\", \"fwd_rst_flags\", \"bwd_rst_flags\", \"icmp_code\", \"icmp_type\", \"total_tcp_flow_time\"]}') AS r) s"
 i=0
@@ -17,7 +18,7 @@ for f in $OTHER; do
 	P -c "CREATE TABLE split$i AS SELECT o.*, abs(hashtext(o::text)) % 2 = 0 AS half FROM other$i o"
 	echo
 	echo "== $f: adapted from half its benign flows, measured on the other half"
-	P -c "SET nids.min_feature_coverage = 0" -c "CREATE TABLE r$i AS SELECT nids_adapt('m', 'SELECT * FROM split$i WHERE label = ''BENIGN'' AND half') AS r"
+	P -c "SET nids.min_feature_coverage = 0" -c "CREATE TABLE r$i AS SELECT nids_adapt('m', 'SELECT * FROM split$i WHERE label = ''BENIGN'' AND half', '$ADAPT_OPTIONS') AS r"
 	P -c "SELECT r->>'method' AS method, jsonb_array_length(r->'features_dropped') AS features_dropped,
 		round((r->>'attack_recall_before')::numeric, 4) AS own_attack_recall_before,
 		round((r->>'attack_recall_after')::numeric, 4) AS own_attack_recall_after FROM r$i"

@@ -36,6 +36,12 @@ SELECT r->>'method' AS method, r->>'adapted_from' LIKE 'ad@%' AND r->>'adapted_f
 	r->>'training_source' AS training_source
 FROM (SELECT nids_adapt('ad@' || (SELECT max(version) FROM nids.model_versions WHERE name = 'ad'),
 	'SELECT * FROM local_quiet', '{"seed": 7}') AS r) s;
+-- options.source_benign: by default the training source's benign flows are
+-- replaced by the local ones ("drop"); "keep" adds the local ones to them
+SELECT o.opt, r->>'source_benign' AS source_benign, r->>'why' LIKE 'retrained from the training source''s attack flows%' AS attack_flows_only,
+	(r->>'attack_recall_after')::float8 >= (r->>'attack_recall_before')::float8 - 0.02 AS keeps_attack_recall
+FROM (VALUES ('{}'), ('{"source_benign": "keep"}'), ('{"source_benign": "drop"}')) o(opt),
+	LATERAL (SELECT nids_adapt('ad@1', 'SELECT * FROM local_quiet', o.opt::jsonb) AS r) s;
 -- without a training source (an imported version) only the gate and the
 -- benign reference are fitted to the local flows, and the report says so
 SELECT nids_import_xgboost('ad_imported', booster, feature_names, class_labels) AS version
@@ -54,6 +60,10 @@ SELECT nids_adapt('ad', 'SELECT * FROM local_quiet LIMIT 39');
 SELECT nids_adapt('ad', 'SELECT * FROM local_quiet', '{"window": 3}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT nids_adapt('ad', 'SELECT * FROM local_quiet', '{"drop_ks": 2}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_adapt('ad', 'SELECT * FROM local_quiet', '{"source_benign": "some"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_adapt('ad', 'SELECT * FROM local_quiet', '{"source_benign": ["drop"]}');
 \echo :LAST_ERROR_SQLSTATE
 CREATE FUNCTION ad_write() RETURNS int LANGUAGE sql AS 'INSERT INTO local_ad (label) VALUES (''x'') RETURNING 1';
 SELECT nids_adapt('ad', 'SELECT *, ad_write() FROM local_quiet');
