@@ -22,6 +22,24 @@ SELECT nids_train('flows_ad', model => 'ad', options => '{"exclude": ["flow_numb
 
 -- another network: its benign traffic is 2.5 times larger and faster
 CREATE TEMP TABLE local_quiet AS SELECT * FROM local_ad WHERE label = 'BENIGN';
+-- nids_health on a network far from the training one says the model does
+-- not fit, and names the next step
+\set ECHO none
+\set tbl far_ad
+\set n 600
+\set seed 0.39
+\set shift 20
+\i test/fixtures/flows.sql
+\set ECHO all
+SELECT check_name, status FROM nids_health('SELECT * FROM far_ad WHERE label = ''BENIGN''', 'ad') ORDER BY check_name;
+-- on traffic like the training flows: no NOTICE
+SELECT check_name, status FROM nids_health('SELECT * FROM flows_ad', 'ad') WHERE check_name = 'overall';
+-- a window without most of the model's features: train on what it has
+SELECT check_name, status FROM nids_health('SELECT destination_port, label FROM local_ad', 'ad')
+WHERE check_name IN ('feature_coverage', 'overall') ORDER BY check_name;
+-- both
+SELECT check_name, status FROM nids_health('SELECT destination_port, flow_duration, total_fwd_packets, label FROM far_ad WHERE label = ''BENIGN''', 'ad')
+WHERE status = 'alarm' ORDER BY check_name;
 SELECT r->>'method' AS method, (r->>'version')::int > 1 AS new_version, r->>'adapted_from' AS adapted_from,
 	round((r->>'local_flagged_before')::numeric, 3) AS local_flagged_before,
 	round((r->>'local_flagged_after')::numeric, 3) AS local_flagged_after,

@@ -46,6 +46,8 @@
 
 PG_FUNCTION_INFO_V1(ks_drift);
 PG_FUNCTION_INFO_V1(nids_health);
+
+static void health_next_step(NidsModel *model, const HealthRow *rows);
 PG_FUNCTION_INFO_V1(nids_check_window_query);
 PG_FUNCTION_INFO_V1(nids_log_drift);
 PG_FUNCTION_INFO_V1(nids_ks_every_row);
@@ -250,7 +252,35 @@ nids_health(PG_FUNCTION_ARGS)
 		out[3] = CStringGetTextDatum(health_status_names[rows[i].status]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
 	}
+	health_next_step(model, rows);
 	return (Datum) 0;
+}
+
+/*
+ * On an alarm, a NOTICE that names the next step: a coverage alarm wants a
+ * model of the features this exporter writes; a novel-rate or drift alarm
+ * wants the model fitted to this network (nids_adapt) or retrained on it.
+ * rows are in drift_health's order: coverage, novel rate, attack rate,
+ * drifting features, overall.
+ */
+static void
+health_next_step(NidsModel *model, const HealthRow *rows)
+{
+	bool		coverage = rows[0].status == HEALTH_ALARM;
+	bool		fit = rows[1].status == HEALTH_ALARM || rows[3].status == HEALTH_ALARM;
+
+	if (!coverage && !fit)
+		return;
+	ereport(NOTICE,
+			(errmsg("model \"%s\" version %d does not fit this traffic (health alarm on %s)",
+					model->name, model->version,
+					coverage && fit ? "feature coverage and the benign flows"
+					: coverage ? "feature coverage" : "the benign flows"),
+			 coverage && !fit
+			 ? errhint("Train a model on the features this exporter writes (nids_train's options.exclude the others).")
+			 : coverage
+			 ? errhint("Train a model on the features this exporter writes (nids_train's options.exclude the others), check it again, and adapt it with nids_adapt(model, benign_query) if its benign flows still do not fit (README: Deploying on your network).")
+			 : errhint("Adapt it from a quiet period with nids_adapt(model, benign_query), shadow-score the new 'name@N' and deploy it, or retrain on this network's labelled flows (README: Deploying on your network).")));
 }
 
 /*
