@@ -248,14 +248,15 @@ SELECT (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(r) k) AS keys,
 	r->'model' AS model, r->'version' AS version, r->'deployed' AS deployed,
 	jsonb_array_length(r->'feature_names') > 0 AS has_features,
 	r->'per_class'->'BENIGN' ?& ARRAY['f1', 'support'] AS class_scores,
-	r->'novelty'->>'method' AS gate
+	r->'novelty'->>'method' AS gate, r->'dropped' AS dropped
 FROM short;
 -- the short result agrees with the full report
 SELECT m.metrics->'macro_f1' = r->'macro_f1' AS same_macro_f1,
 	m.metrics->'macro_f1_judged' = r->'macro_f1_judged' AS same_judged,
 	m.feature_names = ARRAY(SELECT jsonb_array_elements_text(r->'feature_names')) AS same_features,
-	ARRAY(SELECT d->>'column' FROM jsonb_array_elements(m.metrics->'dropped') d) =
-		ARRAY(SELECT jsonb_array_elements_text(r->'dropped')) AS same_dropped,
+	(SELECT jsonb_object_agg(split_part(d->>'reason', ' ', 1), n) FROM
+		(SELECT d, count(*) OVER (PARTITION BY split_part(d->>'reason', ' ', 1)) AS n
+		 FROM jsonb_array_elements(m.metrics->'dropped') d) x) = r->'dropped' AS same_dropped,
 	(SELECT bool_and((m.metrics->'per_class'->c.key->'support') = c.value->'support')
 	 FROM jsonb_each(r->'per_class') c) AS same_support,
 	ARRAY(SELECT c.key FROM jsonb_each(m.metrics->'per_class') c

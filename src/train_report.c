@@ -279,6 +279,35 @@ train_report(TrainState *ts)
 }
 
 /*
+ * dropped, short: how many columns each reason dropped ("constant": 3,
+ * "correlated": 30), the reason being its first word; the columns and the
+ * whole reasons are in the full report.
+ */
+static void
+report_dropped_counts(JsonbParseState **st, const Preprocessing *pre)
+{
+	report_begin(st, "dropped");
+	for (int i = 0; i < pre->ndropped; i++)
+	{
+		const char *reason = pre->reasons[i];
+		size_t		len = strcspn(reason, " ");
+		bool		seen = false;
+		int64		n = 0;
+
+		for (int j = 0; j < i && !seen; j++)
+			seen = strncmp(pre->reasons[j], reason, len) == 0 &&
+				strcspn(pre->reasons[j], " ") == len;
+		if (seen)
+			continue;
+		for (int j = i; j < pre->ndropped; j++)
+			n += strncmp(pre->reasons[j], reason, len) == 0 &&
+				strcspn(pre->reasons[j], " ") == len;
+		report_int(st, pnstrdup(reason, len), n);
+	}
+	report_end(st);
+}
+
+/*
  * nids_train's result: what a person reads after training, bounded (under
  * 4 KB for 20 classes of CICFlowMeter names).  The full report (train_report)
  * is the version's nids.models.metrics; reasons, precision and recall, the
@@ -292,7 +321,6 @@ train_short_result(TrainState *ts, int32 version)
 	int64		correct = 0;
 	int			ntoo_few = 0;
 	char	  **too_few = palloc(sizeof(char *) * Max(td->nclasses, 1));
-	char	  **names = palloc(sizeof(char *) * Max(Max(ts->pre.ndropped, td->nleft_out), 1));
 
 	report_begin(&st, NULL);
 	report_string(&st, "model", ts->model);
@@ -301,9 +329,7 @@ train_short_result(TrainState *ts, int32 version)
 	report_string(&st, "deploy_reason", ts->deploy_reason);
 	report_rows(ts, &st);
 	report_names(&st, "feature_names", ts->kept, ts->k);
-	for (int i = 0; i < ts->pre.ndropped; i++)
-		names[i] = td->colnames[ts->pre.dropped[i]];
-	report_names(&st, "dropped", names, ts->pre.ndropped);
+	report_dropped_counts(&st, &ts->pre);
 	report_names(&st, "left_out", td->left_out, td->nleft_out);
 
 	report_begin(&st, "per_class");
