@@ -196,6 +196,12 @@ CREATE TRIGGER alerts_row AFTER INSERT ON live_al FOR EACH ROW EXECUTE FUNCTION 
 INSERT INTO live_al SELECT * FROM rows_al LIMIT 1;
 \echo :LAST_ERROR_SQLSTATE
 DROP TRIGGER alerts_row ON live_al;
+-- at most one argument, the model name (22023)
+CREATE TRIGGER alerts_two AFTER INSERT ON live_al REFERENCING NEW TABLE AS n
+	FOR EACH STATEMENT EXECUTE FUNCTION nids_alert_trigger('al', 'al');
+INSERT INTO live_al SELECT * FROM rows_al LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER alerts_two ON live_al;
 CREATE TABLE h_log_al (n int);
 CREATE FUNCTION al_write() RETURNS int LANGUAGE sql AS 'INSERT INTO h_log_al VALUES (1) RETURNING 1';
 SELECT nids_alerts_from('SELECT *, al_write() FROM live_al', 'al');

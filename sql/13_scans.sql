@@ -152,6 +152,12 @@ CREATE TRIGGER scans_row AFTER INSERT ON live_scan FOR EACH ROW EXECUTE FUNCTION
 INSERT INTO live_scan SELECT * FROM traffic LIMIT 1;
 \echo :LAST_ERROR_SQLSTATE
 DROP TRIGGER scans_row ON live_scan;
+-- at most one argument, the options (22023)
+CREATE TRIGGER scans_two AFTER INSERT ON live_scan REFERENCING NEW TABLE AS n
+	FOR EACH STATEMENT EXECUTE FUNCTION nids_scan_trigger('{}', '{}');
+INSERT INTO live_scan SELECT * FROM traffic LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+DROP TRIGGER scans_two ON live_scan;
 DELETE FROM nids.alerts;
 DELETE FROM nids.alert_counters;
 DELETE FROM nids.scan_state;

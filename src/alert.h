@@ -22,6 +22,7 @@
 #include "utils/inet.h"
 #include "utils/jsonb.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 
@@ -92,6 +93,8 @@ nids_flow_time(Datum value, Oid type, TimestampTz *ts)
 extern int64 alert_apply(AlertBatch *batch, ScoreState *st);
 extern void alert_scan(const AlertScan *sc);
 extern void alert_lock(void);
+extern TriggerData *alert_statement_trigger(FunctionCallInfo fcinfo, const char *name,
+											 const char *argument);
 extern Oid	nids_table_owner(const char *name);
 extern char *alert_community_id(inet *src, inet *dst, int sport, int dport, int proto);
 

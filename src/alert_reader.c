@@ -294,24 +294,29 @@ typedef struct AlertTriggerState
 	text	   *model_name;
 } AlertTriggerState;
 
-static TriggerData *
-alert_trigger_check(FunctionCallInfo fcinfo)
+/*
+ * The checks nids' statement triggers (nids_alert_trigger, nids_scan_trigger)
+ * make before anything else: AFTER INSERT, FOR EACH STATEMENT, with a
+ * transition table, and at most one argument (what argument says it is).
+ */
+TriggerData *
+alert_statement_trigger(FunctionCallInfo fcinfo, const char *name, const char *argument)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("nids_alert_trigger() must be called as a trigger")));
+				 errmsg("%s() must be called as a trigger", name)));
 	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("nids_alert_trigger() must be an AFTER INSERT ... REFERENCING NEW TABLE AS ... FOR EACH STATEMENT trigger")));
+				 errmsg("%s() must be an AFTER INSERT ... REFERENCING NEW TABLE AS ... FOR EACH STATEMENT trigger", name)));
 	if (trigdata->tg_trigger->tgnargs > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("nids_alert_trigger() takes at most one argument, the model name")));
+				 errmsg("%s() takes at most one argument, %s", name, argument)));
 	return trigdata;
 }
 
@@ -354,7 +359,7 @@ trigger_fetch_x(AlertBatch *b, void *arg)
 Datum
 nids_alert_trigger(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = alert_trigger_check(fcinfo);
+	TriggerData *trigdata = alert_statement_trigger(fcinfo, "nids_alert_trigger", "the model name");
 	AlertTriggerState *ts = (AlertTriggerState *) fcinfo->flinfo->fn_extra;
 	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
 	MemoryContext cxt,

@@ -661,7 +661,8 @@ scan_apply_stream(ScanReader *r, Oid stream)
 Datum
 nids_scan_trigger(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerData *trigdata = alert_statement_trigger(fcinfo, "nids_scan_trigger",
+													"its options as jsonb text");
 	TupleDesc	desc;
 	MemoryContext cxt,
 				old;
@@ -669,19 +670,6 @@ nids_scan_trigger(PG_FUNCTION_ARGS)
 	TupleTableSlot *slot;
 	int			need;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("nids_scan_trigger() must be called as a trigger")));
-	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("nids_scan_trigger() must be an AFTER INSERT ... REFERENCING NEW TABLE AS ... FOR EACH STATEMENT trigger")));
-	if (trigdata->tg_trigger->tgnargs > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("nids_scan_trigger() takes at most one argument, its options as jsonb text")));
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "nids scan trigger", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	memset(&r, 0, sizeof(r));
