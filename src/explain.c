@@ -32,8 +32,11 @@ PG_FUNCTION_INFO_V1(nids_contributions);
 PG_FUNCTION_INFO_V1(nids_explain);
 PG_FUNCTION_INFO_V1(nids_explain_novelty);
 
-/* the call's model and vector (arguments 0 and 1, which must not be NULL) */
-static ScoreState *
+/*
+ * the call's model and vector (arguments 0 and 1, which must not be NULL);
+ * *raw: the vector as given, NULL elements NaN
+ */
+ScoreState *
 explain_args(FunctionCallInfo fcinfo, double **raw)
 {
 	ArrayType  *features;

@@ -26,6 +26,7 @@ typedef struct VerdictReason
 	char	   *reason;
 } VerdictReason;
 
+extern ScoreState *explain_args(FunctionCallInfo fcinfo, double **raw);
 extern double *explain_contributions(ScoreState *st, int c);
 extern double *explain_gate_terms(ScoreState *st);
 extern int	explain_verdict(ScoreState *st, const double *raw, int top,

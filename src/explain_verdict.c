@@ -283,40 +283,21 @@ Datum
 nids_explain_verdict(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ScoreState *st = (ScoreState *) fcinfo->flinfo->fn_extra;
-	ArrayType  *features;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
+	ScoreState *st;
 	double	   *raw;
 	int			top;
+	int			n;
 	VerdictReason *r;
 	NidsVerdict verdict;
 	bool		fallback = false;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("features and model must not be NULL")));
 	top = PG_ARGISNULL(2) ? 5 : PG_GETARG_INT32(2);
 	if (top < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("top must be at least 1, not %d", top)));
 	InitMaterializedSRF(fcinfo, 0);
-	features = PG_GETARG_ARRAYTYPE_P(0);
-	if (st == NULL)
-	{
-		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ScoreState));
-		fcinfo->flinfo->fn_extra = st;
-	}
-	score_prepare(st, fcinfo->flinfo->fn_mcxt, PG_GETARG_TEXT_PP(1));
-	vector_from_array(features, st->model->num_features, st->model->name, st->x);
-	deconstruct_array(features, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &elems, &nulls, &n);
-	raw = palloc(sizeof(double) * n);
-	for (int i = 0; i < n; i++)
-		raw[i] = nulls[i] ? NAN : DatumGetFloat8(elems[i]);
+	st = explain_args(fcinfo, &raw);
 	if (st->model->benign_class < 0 ||
 		model_drift_reference_if_any(st->model, DRIFT_REFERENCE_BENIGN, &fallback, true) == NULL ||
 		fallback)
