@@ -421,6 +421,9 @@ from_rows(Portal portal, void *arg)
 
 	for (;;)
 	{
+		Datum	   *values;
+		bool	   *nulls;
+
 		SPI_cursor_fetch(portal, true, 1000);
 		if (SPI_processed == 0)
 			break;
@@ -433,18 +436,18 @@ from_rows(Portal portal, void *arg)
 			MemoryContextSwitchTo(old);
 			fc->started = true;
 		}
+		values = palloc(sizeof(Datum) * SPI_tuptable->tupdesc->natts);
+		nulls = palloc(sizeof(bool) * SPI_tuptable->tupdesc->natts);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			Datum	   *values = palloc(sizeof(Datum) * SPI_tuptable->tupdesc->natts);
-			bool	   *nulls = palloc(sizeof(bool) * SPI_tuptable->tupdesc->natts);
 			MemoryContext old = MemoryContextSwitchTo(fc->r->cxt);
 
 			heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
 			reader_row(fc->r, values, nulls);
 			MemoryContextSwitchTo(old);
-			pfree(values);
-			pfree(nulls);
 		}
+		pfree(values);
+		pfree(nulls);
 		SPI_freetuptable(SPI_tuptable);
 	}
 }
