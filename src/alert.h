@@ -93,6 +93,8 @@ nids_flow_time(Datum value, Oid type, TimestampTz *ts)
 extern int64 alert_apply(AlertBatch *batch, ScoreState *st);
 extern void alert_scan(const AlertScan *sc);
 extern void alert_lock(void);
+extern void alert_find_columns(TupleDesc desc, const char *const *names, int n,
+							   int *col, Oid *type);
 extern TriggerData *alert_statement_trigger(FunctionCallInfo fcinfo, const char *name,
 											 const char *argument);
 extern Oid	nids_table_owner(const char *name);

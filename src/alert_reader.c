@@ -80,14 +80,18 @@ is_address_type(Oid t)
 	return t == INETOID || t == CIDROID;
 }
 
-/* the columns of desc; 42703 naming the required ones it lacks */
-static void
-reader_columns(AlertReader *r, TupleDesc desc)
+/*
+ * The columns of desc named names[0..n) (by canonical name; nids' output
+ * columns by their own name), as 0-based attributes (-1: none) and their
+ * base types: the 1.2 triggers read flows by name, as nids-load writes them.
+ */
+void
+alert_find_columns(TupleDesc desc, const char *const *names, int n, int *col, Oid *type)
 {
 	char		norm[NAMEDATALEN * 2];
 
-	for (int c = 0; c < NUM_COLS; c++)
-		r->col[c] = -1;
+	for (int c = 0; c < n; c++)
+		col[c] = -1;
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -98,13 +102,20 @@ reader_columns(AlertReader *r, TupleDesc desc)
 			continue;
 		canon = nids_is_output_column(name) ? name
 			: canonical_attname(name, norm, sizeof(norm));
-		for (int c = 0; c < NUM_COLS; c++)
-			if (r->col[c] < 0 && strcmp(canon, col_names[c]) == 0)
+		for (int c = 0; c < n; c++)
+			if (col[c] < 0 && strcmp(canon, names[c]) == 0)
 			{
-				r->col[c] = i;
-				r->type[c] = getBaseType(att->atttypid);
+				col[c] = i;
+				type[c] = getBaseType(att->atttypid);
 			}
 	}
+}
+
+/* the columns of desc; 42703 naming the required ones it lacks */
+static void
+reader_columns(AlertReader *r, TupleDesc desc)
+{
+	alert_find_columns(desc, col_names, NUM_COLS, r->col, r->type);
 	if (r->col[COL_SRC] < 0 || r->col[COL_TS] < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),

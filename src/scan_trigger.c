@@ -183,31 +183,19 @@ scan_options(Jsonb *options, ScanParams *p)
 static void
 scan_columns(ScanReader *r, TupleDesc desc)
 {
-	char		norm[NAMEDATALEN * 2];
 	StringInfoData missing;
 
-	for (int c = 0; c < SC_NUM_COLS; c++)
-		r->col[c] = -1;
-	for (int i = 0; i < desc->natts; i++)
+	alert_find_columns(desc, sc_names, SC_NUM_COLS - 1, r->col, r->type);
+	r->col[SC_FAILED] = -1;
+	for (int i = 0; r->params.failed_column && i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const char *name = NameStr(att->attname);
-		const char *canon;
 
-		if (att->attisdropped)
-			continue;
-		if (r->params.failed_column && strcmp(name, r->params.failed_column) == 0)
+		if (!att->attisdropped && strcmp(NameStr(att->attname), r->params.failed_column) == 0)
 		{
 			r->col[SC_FAILED] = i;
 			r->type[SC_FAILED] = getBaseType(att->atttypid);
 		}
-		canon = canonical_attname(name, norm, sizeof(norm));
-		for (int c = 0; c < SC_NUM_COLS - 1; c++)
-			if (r->col[c] < 0 && strcmp(canon, sc_names[c]) == 0)
-			{
-				r->col[c] = i;
-				r->type[c] = getBaseType(att->atttypid);
-			}
 	}
 	initStringInfo(&missing);
 	for (int c = SC_SRC; c <= SC_TS; c++)
