@@ -26,6 +26,7 @@ typedef struct Block
 static Block *blocks = NULL;
 volatile sig_atomic_t InterruptPending = false;
 bool		nids_compact_evaluator = true;
+bool		nids_explain_tables = true;
 
 void		fuzz_reset(void);
 
@@ -245,6 +246,18 @@ void *
 MemoryContextAllocHuge(MemoryContext context, Size size)
 {
 	return palloc(size);
+}
+
+void *
+MemoryContextAlloc(MemoryContext context, Size size)
+{
+	return palloc(size);
+}
+
+void *
+MemoryContextAllocZero(MemoryContext context, Size size)
+{
+	return palloc0(size);
 }
 
 void

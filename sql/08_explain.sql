@@ -65,6 +65,27 @@ SELECT count(*) AS flows,
 FROM flows_ex f JOIN native_c n USING (flow_number);
 RESET nids.predictor;
 
+-- the per-leaf tables (1.2) give the very bits TreeSHAP's recursive walk
+-- gives (nids.explain_tables = off): the trained model and every imported
+-- fixture model, every class
+CREATE TEMP VIEW every_contribution AS
+SELECT 'ex_trained' AS model, f.flow_number AS id, c.label,
+       nids_contributions(nids_features(f, 'ex_trained'), 'ex_trained', c.label)::text AS c
+FROM flows_ex f, unnest((SELECT class_labels FROM nids.models WHERE name = 'ex_trained')) c(label)
+WHERE f.flow_number <= 300
+UNION ALL
+SELECT m.name, v.id, c.label, nids_contributions(v.features, m.name, c.label)::text
+FROM fx_vectors v,
+     (SELECT DISTINCT name, class_labels FROM nids.models WHERE name LIKE 'ex\_%\_%') m,
+     unnest(m.class_labels) c(label);
+SET nids.explain_tables = off;
+CREATE TEMP TABLE walked AS SELECT * FROM every_contribution;
+RESET nids.explain_tables;
+SELECT count(DISTINCT w.model) AS models, count(*) AS contributions,
+       count(*) FILTER (WHERE w.c = t.c) AS same_bits
+FROM walked w JOIN every_contribution t USING (model, id, label);
+DROP VIEW every_contribution;
+
 -- nids_explain: the top contributions to the predicted class, with values
 SELECT count(*) AS rows, bool_and(value IS NOT DISTINCT FROM (SELECT (nids_features(f, 'ex_trained'))[array_position(
            (SELECT feature_names FROM nids.models WHERE name = 'ex_trained'), e.feature)])) AS values_match

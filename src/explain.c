@@ -139,21 +139,29 @@ put_top(FunctionCallInfo fcinfo, NidsModel *model, const double *raw,
 		const double *terms, int n, int top, bool by_value)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int		   *order = palloc(sizeof(int) * Max(n, 1));
+	int			keep = Min(top, n);
+	int		   *order = palloc(sizeof(int) * Max(keep, 1));
+	int			kept = 0;
 
+	/*
+	 * The first keep of a stable sort: insertion into the kept rows, where
+	 * a row goes after every row it does not beat.
+	 */
 	for (int i = 0; i < n; i++)
 	{
-		int			k = i;
+		int			k = kept;
 
 		while (k > 0 && (by_value ? terms[order[k - 1]] < terms[i]
 						 : fabs(terms[order[k - 1]]) < fabs(terms[i])))
-		{
-			order[k] = order[k - 1];
 			k--;
-		}
+		if (k == keep)
+			continue;
+		kept = Min(kept + 1, keep);
+		for (int m = kept - 1; m > k; m--)
+			order[m] = order[m - 1];
 		order[k] = i;
 	}
-	for (int i = 0; i < Min(top, n); i++)
+	for (int i = 0; i < keep; i++)
 	{
 		int			j = order[i];
 		Datum		values[3];
@@ -189,7 +197,7 @@ nids_explain(PG_FUNCTION_ARGS)
 	ScoreState *st;
 	int			top = top_arg(fcinfo);
 
-	InitMaterializedSRF(fcinfo, 0);
+	score_init_srf(fcinfo);
 	st = explain_args(fcinfo, &raw);
 	put_top(fcinfo, st->model, raw, explain_contributions(st, score_classify(st)),
 			st->model->num_features, top, false);
@@ -292,7 +300,7 @@ nids_explain_novelty(PG_FUNCTION_ARGS)
 	double	   *terms;
 	int			top = top_arg(fcinfo);
 
-	InitMaterializedSRF(fcinfo, 0);
+	score_init_srf(fcinfo);
 	st = explain_args(fcinfo, &raw);
 	model = st->model;
 	terms = explain_gate_terms(st);

@@ -296,7 +296,7 @@ nids_explain_verdict(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("top must be at least 1, not %d", top)));
-	InitMaterializedSRF(fcinfo, 0);
+	score_init_srf(fcinfo);
 	st = explain_args(fcinfo, &raw);
 	if (st->model->benign_class < 0 ||
 		model_drift_reference_if_any(st->model, DRIFT_REFERENCE_BENIGN, &fallback, true) == NULL ||

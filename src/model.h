@@ -136,6 +136,8 @@ typedef struct NidsForest
 	float	   *cover;			/* [num_nodes] XGBoost's sum_hessian, or NULL
 								 * (stored by nids 1.0; isolation forests) */
 	float	   *node_mean;		/* [num_nodes] for TreeSHAP, made lazily */
+	struct ShapTables *shap;	/* TreeSHAP's per-leaf tables, made lazily
+								 * (model_shap.c) */
 	float	   *gain;			/* [num_nodes] loss_changes: only just after
 								 * conversion, for forest_importance */
 	NidsNodeC  *cnodes;			/* [num_nodes] compact copy, or NULL */

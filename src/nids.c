@@ -21,6 +21,7 @@ PG_MODULE_MAGIC;
 int			nids_threads = 1;
 int			nids_predictor = NIDS_PREDICTOR_NATIVE;
 bool		nids_compact_evaluator = true;
+bool		nids_explain_tables = true;
 int			nids_max_model_bytes = 64 * 1024 * 1024;
 double		nids_min_feature_coverage = 0.9;
 int			nids_alert_gap = 600;
@@ -58,6 +59,13 @@ _PG_init(void)
 							 "Walk trees in the compact 8-byte node form when the model allows it.",
 							 "Off forces the wide form, which every model can use; for verification. Superuser only.",
 							 &nids_compact_evaluator,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("nids.explain_tables",
+							 "Explain flows from per-leaf tables of TreeSHAP's results instead of walking TreeSHAP's recursion.",
+							 "Both give the same bits; off is for verification.  Superuser only.",
+							 &nids_explain_tables,
 							 true,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);

@@ -45,6 +45,7 @@ typedef enum NidsPredictor
 extern int	nids_threads;
 extern int	nids_predictor;
 extern bool nids_compact_evaluator;
+extern bool nids_explain_tables;
 extern int	nids_max_model_bytes;
 extern double nids_min_feature_coverage;
 extern int	nids_alert_gap;

@@ -180,6 +180,21 @@ nids_classify_proba(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Materialize mode for the per-flow set-returning functions, with the row
+ * type the executor expects when it gives one (calls in FROM): that spares
+ * reading the function's OUT parameters from the catalogue on every flow.
+ */
+void
+score_init_srf(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		expected = rsinfo != NULL && IsA(rsinfo, ReturnSetInfo) &&
+		rsinfo->expectedDesc != NULL;
+
+	InitMaterializedSRF(fcinfo, expected ? MAT_SRF_USE_EXPECTED_DESC : 0);
+}
+
+/*
  * nids_class_probabilities: (label, probability) rows, most probable
  * first (ties in class_labels order).
  */
@@ -191,7 +206,7 @@ nids_class_probabilities(PG_FUNCTION_ARGS)
 	int			n;
 	int		   *order;
 
-	InitMaterializedSRF(fcinfo, 0);
+	score_init_srf(fcinfo);
 	st = score_args(fcinfo);
 	n = st->model->num_classes;
 	score_classify(st);

@@ -40,5 +40,6 @@ extern int	score_classify(ScoreState *st);
 extern double score_anomaly(ScoreState *st);
 extern double score_novelty(ScoreState *st, double *anomaly, bool *novel);
 extern HeapTupleHeader score_verdict(FunctionCallInfo fcinfo, ScoreState *st);
+extern void score_init_srf(FunctionCallInfo fcinfo);
 
 #endif							/* NIDS_SCORING_H */
