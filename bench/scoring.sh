@@ -79,6 +79,18 @@ for q in "classify|SELECT count(nids_classify(features, 'dflt')) FROM (SELECT fe
 done
 awk 'NR == 1 {a = $NF} NR == 2 {b = $NF} END {printf "nids_explain / nids_classify per row: %.1fx\n", b / a}' "$BENCH_TMP/explain"
 
+# the default model against XGBoost's batch predictor on the same rows
+# (issue "scoring at a third of XGBoost's batch cost": both kinds of model)
+P -At -c "SELECT convert_from(nids_export_xgboost('dflt'), 'UTF8')" >"$BENCH_TMP/dflt.json"
+dpeer=$("$BENCH_TMP/xgb_batch" "$BENCH_TMP/dflt.json" "$BENCH_TMP/rows.csv" 3)
+dbatch=$(awk '/batch_us_per_row/ {print $2}' <<<"$dpeer")
+read -r _ dmed _ <<<"$(time_sql "SELECT count(nids_classify(features, 'dflt')) FROM t")"
+echo
+printf 'default model (%s): XGBoost C API batch %.2f us/row, nids_classify %.2f us/row: %.2fx\n' \
+	"$(P -At -c "SELECT jsonb_array_length(metrics->'class_labels') || ' classes, ' || (metrics->'params'->>'rounds') || ' rounds, depth ' || (metrics->'params'->>'max_depth') FROM nids.models WHERE name = 'dflt'")" \
+	"$dbatch" "$(awk -v m="$dmed" -v r="$ROWS" 'BEGIN {print m / r * 1e6}')" \
+	"$(awk -v m="$dmed" -v r="$ROWS" -v b="$dbatch" 'BEGIN {print m / r * 1e6 / b}')"
+
 # first call in a new backend (model load and conversion)
 size=$(P -At -c "SELECT pg_size_pretty(length(booster)::bigint) FROM nids.model_versions WHERE name = 'bench' AND deployed")
 first=$(for _ in 1 2 3 4 5; do

@@ -86,7 +86,6 @@ extern const char *canonical_attname(const char *attname, char *buf, size_t bufs
 extern bool nids_is_output_column(const char *attname);
 extern bool nids_numeric_type(Oid base_type);
 extern double nids_datum_to_double(Datum d, Oid base_type);
-extern float nids_map_value(double v);
 extern void vector_from_array(ArrayType *array, int expected, const char *model,
 							  float *out);
 

@@ -39,7 +39,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-float
+static inline float
 nids_map_value(double v)
 {
 	if (isnan(v))
