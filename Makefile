@@ -55,6 +55,11 @@ SHLIB_LINK += -lxgboost -lm
 PG_CPPFLAGS += -I$(srcdir)/src
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
 
+# the tree walks: -O3 vectorises the input's doubling and the per-class
+# sums (class by class, in tree order: the same bits), about 9% of a
+# prediction (bench/scoring.sh)
+src/model_eval.o: override CFLAGS += -O3
+
 SCRIPTS_built = tools/nids-load tools/nids-alerts
 EXTRA_CLEAN = tools/nids-load tools/nids-alerts
 

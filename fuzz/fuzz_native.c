@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness: native forest bytes (a model row's "native" and
  * "iforest" columns, which a superuser could edit) -> validation -> walks
- * with both evaluators, which must give the same bits, and the exact
+ * with both evaluators, which must give the same bits, the class alone
+ * (forest_predict_label) against the class of the whole sum, and the exact
  * TreeSHAP of every group where the form stores covers (any depth
  * validation lets through must explain within its path buffers and
  * without recursion trouble), from the per-leaf tables and from the walk:
@@ -45,6 +46,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		nids_compact_evaluator = true;
 		if (memcmp(margin, margin2, sizeof(float) * f->num_groups) != 0)
 			abort();			/* the two walks must reach the same leaves */
+		if (f->objective != NIDS_OBJ_ISOLATION)
+		{
+			int			n = forest_num_outputs(f);
+			int			full = forest_predict_class(f, n, x, margin, proba, scratch);
+
+			/* stopping once the bounds settle the class: the same class */
+			if (forest_predict_label(f, n, x, margin, proba, scratch) != full)
+				abort();
+		}
 		if (f->objective == NIDS_OBJ_ISOLATION && f->num_trees > 0 && f->sample_size > 0)
 			(void) iforest_score(f, x, scratch);
 		if (f->objective != NIDS_OBJ_ISOLATION && f->cover != NULL)

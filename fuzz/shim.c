@@ -27,6 +27,7 @@ static Block *blocks = NULL;
 volatile sig_atomic_t InterruptPending = false;
 bool		nids_compact_evaluator = true;
 bool		nids_explain_tables = true;
+bool		nids_label_bounds = true;
 
 void		fuzz_reset(void);
 

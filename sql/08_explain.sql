@@ -65,6 +65,26 @@ SELECT count(*) AS flows,
 FROM flows_ex f JOIN native_c n USING (flow_number);
 RESET nids.predictor;
 
+-- nids_classify stops adding trees once bounds on the rest settle the
+-- class (nids.label_bounds, 1.2): the same class as adding every tree, on
+-- a model with many rounds (where the bounds settle most flows early) and
+-- on the imported fixtures
+\o /dev/null
+SELECT nids_train('flows_ex', model => 'ex_rounds', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 120, "max_depth": 8}}');
+\o
+CREATE TEMP VIEW every_label AS
+SELECT 'ex_rounds' AS model, f.flow_number AS id, nids_classify(nids_features(f, 'ex_rounds'), 'ex_rounds') AS label
+FROM flows_ex f
+UNION ALL
+SELECT m.name, v.id, nids_classify(v.features, m.name)
+FROM fx_vectors v, (SELECT DISTINCT name FROM nids.models WHERE name LIKE 'ex\_%\_%') m;
+SET nids.label_bounds = off;
+CREATE TEMP TABLE every_tree AS SELECT * FROM every_label;
+RESET nids.label_bounds;
+SELECT count(DISTINCT a.model) AS models, count(*) AS flows, count(*) FILTER (WHERE a.label = b.label) AS same_class
+FROM every_tree a JOIN every_label b USING (model, id);
+DROP VIEW every_label;
+
 -- the per-leaf tables (1.2) give the very bits TreeSHAP's recursive walk
 -- gives (nids.explain_tables = off): the trained model and every imported
 -- fixture model, every class

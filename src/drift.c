@@ -68,7 +68,7 @@ count_window_row(void *arg, const float *x, Datum label, bool label_isnull)
 	if (w->st != NULL)
 	{
 		memcpy(w->st->x, x, sizeof(float) * w->ref->num_features);
-		if (score_classify(w->st) != w->st->model->benign_class)
+		if (score_label(w->st) != w->st->model->benign_class)
 			return;
 	}
 	for (int f = 0; f < w->ref->num_features; f++)

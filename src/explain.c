@@ -118,7 +118,7 @@ nids_contributions(PG_FUNCTION_ARGS)
 {
 	double	   *raw;
 	ScoreState *st = explain_args(fcinfo, &raw);
-	int			c = PG_ARGISNULL(2) ? score_classify(st)
+	int			c = PG_ARGISNULL(2) ? score_label(st)
 		: class_index(st->model, text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	int			n = st->model->num_features + 1;
 	double	   *phi = explain_contributions(st, c);
@@ -199,7 +199,7 @@ nids_explain(PG_FUNCTION_ARGS)
 
 	score_init_srf(fcinfo);
 	st = explain_args(fcinfo, &raw);
-	put_top(fcinfo, st->model, raw, explain_contributions(st, score_classify(st)),
+	put_top(fcinfo, st->model, raw, explain_contributions(st, score_label(st)),
 			st->model->num_features, top, false);
 	return (Datum) 0;
 }

@@ -141,6 +141,8 @@ typedef struct NidsForest
 	float	   *gain;			/* [num_nodes] loss_changes: only just after
 								 * conversion, for forest_importance */
 	NidsNodeC  *cnodes;			/* [num_nodes] compact copy, or NULL */
+	struct LabelBounds *bounds; /* for forest_predict_label, or NULL
+								 * (model_eval.c) */
 } NidsForest;
 
 /*
@@ -162,6 +164,8 @@ extern int	forest_predict_class(const NidsForest *f, int num_classes, const floa
 								 float *margin, double *proba, float *scratch);
 extern int	forest_pick_class(const NidsForest *f, int num_classes,
 							  const float *margin, const double *proba);
+extern int	forest_predict_label(const NidsForest *f, int num_classes, const float *x,
+								 float *margin, double *proba, float *scratch);
 extern int	forest_num_outputs(const NidsForest *forest);
 extern bool forest_contributions(NidsForest *f, MemoryContext cxt, const float *x,
 								 int g, double *phi);

@@ -28,6 +28,25 @@
 
 #define LOCKSTEP		16
 
+/*
+ * What forest_predict_label needs: each tree's smallest and largest leaf,
+ * and the trees in chunks of whole boosting rounds, by depth within each.
+ */
+typedef struct LabelBounds
+{
+	int			chunk;			/* trees per chunk */
+	float	   *leaf_min;		/* [num_trees] */
+	float	   *leaf_max;		/* [num_trees] */
+	double	   *group_min;		/* [num_groups] sum of leaf_min over a group */
+	double	   *group_max;		/* [num_groups] */
+	double	   *group_err;		/* [num_groups] bound on float32 rounding */
+	int32	   *chunk_order;	/* [num_trees] */
+	int32	   *chunk_offset;	/* [num_trees] first compact node of each */
+} LabelBounds;
+
+/* the least gap between margins that keeps softmax's order strict */
+#define LABEL_GAP	1e-5
+
 const char *
 objective_name(NidsObjective objective)
 {
@@ -61,7 +80,8 @@ forest_num_outputs(const NidsForest *forest)
 int
 forest_scratch_size(const NidsForest *forest)
 {
-	return forest->num_trees + 2 * forest->num_features + 1;
+	/* forest_predict_label's sums and lists come first (doubles aligned) */
+	return 7 * forest->num_groups + 3 * forest->num_trees + 2 * forest->num_features + 1;
 }
 
 /* the compact copy, when every index fits in 16 bits */
@@ -73,7 +93,11 @@ forest_compact(NidsForest *f)
 	for (int t = 0; t < f->num_trees; t++)
 		if (f->tree_offset[t + 1] - f->tree_offset[t] > 65536)
 			return;
-	f->cnodes = palloc_extended(sizeof(NidsNodeC) * Max(f->num_nodes, 1), MCXT_ALLOC_HUGE);
+	/* one more node: an idle leaf for the unused places of a lock step */
+	f->cnodes = palloc_extended(sizeof(NidsNodeC) * (f->num_nodes + 1), MCXT_ALLOC_HUGE);
+	f->cnodes[f->num_nodes].value = 0.0f;
+	f->cnodes[f->num_nodes].skip = 0;
+	f->cnodes[f->num_nodes].input = (uint16) (2 * f->num_features);
 	for (int t = 0; t < f->num_trees; t++)
 	{
 		int			start = f->tree_offset[t];
@@ -99,6 +123,95 @@ forest_compact(NidsForest *f)
 			}
 		}
 	}
+}
+
+/*
+ * The bounds forest_predict_label uses, for multi-class forests walked in
+ * the compact form with one tree per class per round.
+ */
+static void
+forest_label_bounds(NidsForest *f)
+{
+	LabelBounds *b;
+	int			ng = f->num_groups;
+	int			maxdepth = 0;
+	double	   *absum;
+	int		   *count;
+
+	if (f->cnodes == NULL || !f->round_robin || ng < 2 ||
+		(f->objective != NIDS_OBJ_SOFTPROB && f->objective != NIDS_OBJ_SOFTMAX))
+		return;
+	b = palloc(sizeof(LabelBounds));
+	b->chunk = Max(1, 160 / ng) * ng;
+	b->leaf_min = palloc(sizeof(float) * f->num_trees);
+	b->leaf_max = palloc(sizeof(float) * f->num_trees);
+	b->group_min = palloc0(sizeof(double) * ng);
+	b->group_max = palloc0(sizeof(double) * ng);
+	b->group_err = palloc(sizeof(double) * ng);
+	absum = palloc(sizeof(double) * ng);
+	count = palloc0(sizeof(int) * ng);
+	for (int g = 0; g < ng; g++)
+		absum[g] = fabs(f->base_margin[g]);
+	for (int t = 0; t < f->num_trees; t++)
+	{
+		int			start = f->tree_offset[t];
+		float		lo = INFINITY,
+					hi = -INFINITY;
+		int			g = f->tree_group[t];
+
+		/* every leaf, reachable or not: the bounds only widen */
+		for (int i = 0; i < f->tree_offset[t + 1] - start; i++)
+			if (f->nodes[start + i].left == i)
+			{
+				lo = fminf(lo, f->leaf_value[start + i]);
+				hi = fmaxf(hi, f->leaf_value[start + i]);
+			}
+		b->leaf_min[t] = lo;
+		b->leaf_max[t] = hi;
+		b->group_min[g] += lo;
+		b->group_max[g] += hi;
+		absum[g] += Max(fabs(lo), fabs(hi));
+		count[g]++;
+		maxdepth = Max(maxdepth, f->tree_depth[t]);
+	}
+
+	/*
+	 * A float32 sum of n terms is within n * 2^-24 * (the sum of their
+	 * magnitudes) of the exact sum; twice that, for the doubles' rounding
+	 * as well.
+	 */
+	for (int g = 0; g < ng; g++)
+	{
+		b->group_err[g] = (count[g] + 1) * ldexp(1.0, -23) * absum[g];
+
+		/* a float32 sum that may overflow has no bounds worth the name */
+		if (!(absum[g] < 1e30))
+		{
+			pfree(absum);
+			pfree(count);
+			return;
+		}
+	}
+	pfree(absum);
+	pfree(count);
+
+	/* each chunk's trees by depth (counting sort: stable) */
+	b->chunk_order = palloc(sizeof(int32) * f->num_trees);
+	b->chunk_offset = palloc(sizeof(int32) * f->num_trees);
+	for (int c0 = 0; c0 < f->num_trees; c0 += b->chunk)
+	{
+		int			c1 = Min(c0 + b->chunk, f->num_trees);
+		int			n = c0;
+
+		for (int d = 0; d <= maxdepth; d++)
+			for (int t = c0; t < c1; t++)
+				if (f->tree_depth[t] == d)
+				{
+					b->chunk_order[n] = t;
+					b->chunk_offset[n++] = f->tree_offset[t];
+				}
+	}
+	f->bounds = b;
 }
 
 /*
@@ -129,6 +242,7 @@ forest_finish(NidsForest *f)
 		if (f->tree_group[t] != t % f->num_groups)
 			f->round_robin = false;
 	forest_compact(f);
+	forest_label_bounds(f);
 }
 
 
@@ -152,37 +266,33 @@ cnode_step(const NidsNodeC *node, const float *in)
 	return node + node->skip + !(in[node->input] < node->value);
 }
 
-/* the compact walk: leaf values come from the nodes themselves */
+/*
+ * The compact walk of the n trees order[] (ascending depth; first nodes at
+ * offset[]): leaf values come from the nodes themselves.
+ */
 static void
-predict_compact(const NidsForest *f, const float *x, float *leaf)
+predict_compact(const NidsForest *f, const int32 *order, const int32 *offset, int n,
+				const float *x, float *leaf)
 {
-	const int32 *order = f->eval_order;
 	const NidsNodeC *nodes = f->cnodes;
-	int			t = 0;
+	const NidsNodeC *idle = nodes + f->num_nodes;	/* a leaf, for spare places */
 
-	for (; t + LOCKSTEP <= f->num_trees; t += LOCKSTEP)
+	for (int t = 0; t < n; t += LOCKSTEP)
 	{
 		const NidsNodeC *p[LOCKSTEP];
-		int			depth = f->tree_depth[order[t + LOCKSTEP - 1]];
+		int			m = Min(LOCKSTEP, n - t);
+		int			depth = f->tree_depth[order[t + m - 1]];
 
 		for (int k = 0; k < LOCKSTEP; k++)
-			p[k] = nodes + f->eval_offset[t + k];
+			p[k] = k < m ? nodes + offset[t + k] : idle;
 		for (int d = 0; d < depth; d++)
 		{
 #pragma GCC unroll 16
 			for (int k = 0; k < LOCKSTEP; k++)
 				p[k] = cnode_step(p[k], x);
 		}
-		for (int k = 0; k < LOCKSTEP; k++)
+		for (int k = 0; k < m; k++)
 			leaf[order[t + k]] = p[k]->value;
-	}
-	for (; t < f->num_trees; t++)
-	{
-		const NidsNodeC *p = nodes + f->eval_offset[t];
-
-		for (int d = 0; d < f->tree_depth[order[t]]; d++)
-			p = cnode_step(p, x);
-		leaf[order[t]] = p->value;
 	}
 }
 
@@ -228,6 +338,22 @@ predict_wide(const NidsForest *f, const float *x, float *leaf)
  * Leaves are added in XGBoost's tree order, whatever order they were
  * reached in, so the float32 sums are XGBoost's.
  */
+/* the doubled input of the compact walk (see NidsNodeC) */
+static void
+compact_input(const NidsForest *f, const float *x, float *in)
+{
+	int			nf = f->num_features;
+
+	for (int j = 0; j < nf; j++)
+	{
+		bool		missing = isnan(x[j]);
+
+		in[j] = missing ? INFINITY : x[j];
+		in[nf + j] = missing ? -INFINITY : x[j];
+	}
+	in[2 * nf] = -INFINITY;
+}
+
 void
 forest_predict_margin(const NidsForest *f, const float *x, float *margin,
 					  float *scratch)
@@ -237,17 +363,9 @@ forest_predict_margin(const NidsForest *f, const float *x, float *margin,
 	if (f->cnodes && nids_compact_evaluator)
 	{
 		float	   *in = scratch + f->num_trees;
-		int			nf = f->num_features;
 
-		for (int j = 0; j < nf; j++)
-		{
-			bool		missing = isnan(x[j]);
-
-			in[j] = missing ? INFINITY : x[j];
-			in[nf + j] = missing ? -INFINITY : x[j];
-		}
-		in[2 * nf] = -INFINITY;
-		predict_compact(f, in, leaf);
+		compact_input(f, x, in);
+		predict_compact(f, f->eval_order, f->eval_offset, f->num_trees, in, leaf);
 	}
 	else
 		predict_wide(f, x, leaf);
@@ -316,6 +434,89 @@ forest_predict_class(const NidsForest *f, int num_classes, const float *x,
 	forest_predict_margin(f, x, margin, scratch);
 	forest_transform(f, margin, proba);
 	return forest_pick_class(f, num_classes, margin, proba);
+}
+
+/*
+ * The class alone, for callers that need no probability (nids_classify):
+ * the trees are added a chunk of whole rounds at a time, and a class whose
+ * largest possible final margin is below the smallest possible final
+ * margin of the leader is dropped (its trees are no longer walked).  Once
+ * one class is left, and its smallest possible margin exceeds every other
+ * class's largest by LABEL_GAP, it is the class the whole sum picks: the
+ * possible final margins allow for every tree not added (its smallest and
+ * largest leaf) and for the rounding of XGBoost's float32 sum, and the gap
+ * keeps softmax's probabilities in the same strict order.  Otherwise, and
+ * for forests without bounds, every tree is added (forest_predict_class).
+ * margin and proba are set only then.
+ */
+int
+forest_predict_label(const NidsForest *f, int num_classes, const float *x,
+					 float *margin, double *proba, float *scratch)
+{
+	const LabelBounds *b = f->bounds;
+	int			ng = f->num_groups;
+	double	   *known = (double *) scratch;
+	double	   *lo = known + ng;
+	double	   *hi = lo + ng;
+	int32	   *dead = (int32 *) (hi + ng);
+	float	   *leaf = (float *) (dead + ng);
+	int32	   *ids = (int32 *) (leaf + f->num_trees);
+	int32	   *offs = ids + f->num_trees;
+	float	   *in = (float *) (offs + f->num_trees);
+
+	if (b == NULL || !nids_label_bounds || !nids_compact_evaluator || num_classes != ng)
+		return forest_predict_class(f, num_classes, x, margin, proba, scratch);
+	compact_input(f, x, in);
+	for (int g = 0; g < ng; g++)
+	{
+		known[g] = f->base_margin[g];
+		lo[g] = b->group_min[g];
+		hi[g] = b->group_max[g];
+		dead[g] = 0;
+	}
+	for (int c0 = 0; c0 < f->num_trees; c0 += b->chunk)
+	{
+		int			c1 = Min(c0 + b->chunk, f->num_trees);
+		int			n = 0;
+		int			best = -1;
+		double		best_lo = -INFINITY;
+		int			alive = 0;
+
+		for (int k = c0; k < c1; k++)
+			if (!dead[f->tree_group[b->chunk_order[k]]])
+			{
+				ids[n] = b->chunk_order[k];
+				offs[n++] = b->chunk_offset[k];
+			}
+		predict_compact(f, ids, offs, n, in, leaf);
+		for (int k = 0; k < n; k++)
+		{
+			int			t = ids[k];
+			int			g = f->tree_group[t];
+
+			known[g] += leaf[t];
+			lo[g] -= b->leaf_min[t];
+			hi[g] -= b->leaf_max[t];
+		}
+		for (int g = 0; g < ng; g++)
+			if (!dead[g] && known[g] + lo[g] - b->group_err[g] > best_lo)
+			{
+				best_lo = known[g] + lo[g] - b->group_err[g];
+				best = g;
+			}
+		for (int g = 0; g < ng; g++)
+		{
+			if (dead[g] || g == best)
+				continue;
+			if (known[g] + hi[g] + b->group_err[g] < best_lo - LABEL_GAP)
+				dead[g] = 1;
+			else
+				alive++;
+		}
+		if (alive == 0)
+			return best;
+	}
+	return forest_predict_class(f, num_classes, x, margin, proba, scratch);
 }
 
 /*

@@ -429,6 +429,7 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 		for (int p = i, j = plen; p >= 0; p = parent[p], j--)
 			path_nodes[j] = p;
 		st->leaf_at[i] = nmeta;
+		CHECK_FOR_INTERRUPTS();
 		for (uint32 pattern = 0; pattern < ((uint32) 1 << plen); pattern++)
 		{
 			d = shap_leaf_row(f, start, path_nodes, plen, pattern, path, row, feature);

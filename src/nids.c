@@ -22,6 +22,7 @@ int			nids_threads = 1;
 int			nids_predictor = NIDS_PREDICTOR_NATIVE;
 bool		nids_compact_evaluator = true;
 bool		nids_explain_tables = true;
+bool		nids_label_bounds = true;
 int			nids_max_model_bytes = 64 * 1024 * 1024;
 double		nids_min_feature_coverage = 0.9;
 int			nids_alert_gap = 600;
@@ -59,6 +60,13 @@ _PG_init(void)
 							 "Walk trees in the compact 8-byte node form when the model allows it.",
 							 "Off forces the wide form, which every model can use; for verification. Superuser only.",
 							 &nids_compact_evaluator,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("nids.label_bounds",
+							 "Stop adding trees once bounds on the trees left settle the predicted class (nids_classify and other label-only uses).",
+							 "The class is the one the whole sum picks; off adds every tree.  For verification.  Superuser only.",
+							 &nids_label_bounds,
 							 true,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);

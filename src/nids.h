@@ -46,6 +46,7 @@ extern int	nids_threads;
 extern int	nids_predictor;
 extern bool nids_compact_evaluator;
 extern bool nids_explain_tables;
+extern bool nids_label_bounds;
 extern int	nids_max_model_bytes;
 extern double nids_min_feature_coverage;
 extern int	nids_alert_gap;

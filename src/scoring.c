@@ -96,6 +96,21 @@ score_classify(ScoreState *st)
 	return forest_pick_class(f, model->num_classes, NULL, st->proba);
 }
 
+/*
+ * The predicted class of st->x alone: st->proba is not set (the forest may
+ * stop adding trees once the class is settled, forest_predict_label).
+ */
+int
+score_label(ScoreState *st)
+{
+	NidsModel  *model = st->model;
+
+	if (nids_predictor == NIDS_PREDICTOR_NATIVE)
+		return forest_predict_label(model->forest, model->num_classes, st->x, st->margin,
+									st->proba, st->scratch);
+	return score_classify(st);
+}
+
 double
 score_anomaly(ScoreState *st)
 {
@@ -160,7 +175,7 @@ Datum
 nids_classify(PG_FUNCTION_ARGS)
 {
 	ScoreState *st = score_args(fcinfo);
-	int			label = score_classify(st);
+	int			label = score_label(st);
 
 	PG_RETURN_TEXT_P(cstring_to_text(st->model->class_labels[label]));
 }

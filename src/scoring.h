@@ -37,6 +37,7 @@ typedef struct ScoreState
 extern void score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name);
 extern void score_state_for(ScoreState *st, NidsModel *model, MemoryContext mcxt);
 extern int	score_classify(ScoreState *st);
+extern int	score_label(ScoreState *st);
 extern double score_anomaly(ScoreState *st);
 extern double score_novelty(ScoreState *st, double *anomaly, bool *novel);
 extern HeapTupleHeader score_verdict(FunctionCallInfo fcinfo, ScoreState *st);

@@ -92,7 +92,7 @@ Datum
 nids_classify_at(PG_FUNCTION_ARGS)
 {
 	AtState    *st = at_prepare(fcinfo);
-	int			label = score_classify(&st->score);
+	int			label = score_label(&st->score);
 
 	PG_RETURN_TEXT_P(cstring_to_text(st->score.model->class_labels[label]));
 }
