@@ -40,8 +40,13 @@ typedef struct LabelBounds
 	double	   *group_min;		/* [num_groups] sum of leaf_min over a group */
 	double	   *group_max;		/* [num_groups] */
 	double	   *group_err;		/* [num_groups] bound on float32 rounding */
-	int32	   *chunk_order;	/* [num_trees] */
+	int32	   *chunk_order;	/* [num_trees] a chunk's trees class by
+								 * class, by depth within a class */
 	int32	   *chunk_offset;	/* [num_trees] first compact node of each */
+	int32	   *class_start;	/* [chunks * num_groups + 1] where a class's
+								 * trees start in chunk_order */
+	double	   *chunk_min;		/* [chunks][num_groups] sums of leaf_min */
+	double	   *chunk_max;		/* [chunks][num_groups] */
 } LabelBounds;
 
 /* the least gap between margins that keeps softmax's order strict */
@@ -137,12 +142,13 @@ forest_label_bounds(NidsForest *f)
 	int			maxdepth = 0;
 	double	   *absum;
 	int		   *count;
+	int			nchunks;
 
 	if (f->cnodes == NULL || !f->round_robin || ng < 2 ||
 		(f->objective != NIDS_OBJ_SOFTPROB && f->objective != NIDS_OBJ_SOFTMAX))
 		return;
 	b = palloc(sizeof(LabelBounds));
-	b->chunk = Max(1, 160 / ng) * ng;
+	b->chunk = LOCKSTEP * ng;	/* a lock step of each class's trees */
 	b->leaf_min = palloc(sizeof(float) * f->num_trees);
 	b->leaf_max = palloc(sizeof(float) * f->num_trees);
 	b->group_min = palloc0(sizeof(double) * ng);
@@ -195,21 +201,35 @@ forest_label_bounds(NidsForest *f)
 	pfree(absum);
 	pfree(count);
 
-	/* each chunk's trees by depth (counting sort: stable) */
+	/* each chunk's trees class by class, by depth, and its sums */
 	b->chunk_order = palloc(sizeof(int32) * f->num_trees);
 	b->chunk_offset = palloc(sizeof(int32) * f->num_trees);
-	for (int c0 = 0; c0 < f->num_trees; c0 += b->chunk)
+	nchunks = (f->num_trees + b->chunk - 1) / b->chunk;
+	b->chunk_min = palloc0(sizeof(double) * ng * nchunks);
+	b->chunk_max = palloc0(sizeof(double) * ng * nchunks);
+	b->class_start = palloc(sizeof(int32) * (ng * nchunks + 1));
+	for (int c = 0, n = 0; c < nchunks; c++)
 	{
+		int			c0 = c * b->chunk;
 		int			c1 = Min(c0 + b->chunk, f->num_trees);
-		int			n = c0;
 
-		for (int d = 0; d <= maxdepth; d++)
-			for (int t = c0; t < c1; t++)
-				if (f->tree_depth[t] == d)
-				{
-					b->chunk_order[n] = t;
-					b->chunk_offset[n++] = f->tree_offset[t];
-				}
+		for (int t = c0; t < c1; t++)
+		{
+			b->chunk_min[c * ng + f->tree_group[t]] += b->leaf_min[t];
+			b->chunk_max[c * ng + f->tree_group[t]] += b->leaf_max[t];
+		}
+		for (int g = 0; g < ng; g++)
+		{
+			b->class_start[c * ng + g] = n;
+			for (int d = 0; d <= maxdepth; d++)
+				for (int t = c0; t < c1; t++)
+					if (f->tree_group[t] == g && f->tree_depth[t] == d)
+					{
+						b->chunk_order[n] = t;
+						b->chunk_offset[n++] = f->tree_offset[t];
+					}
+		}
+		b->class_start[ng * nchunks] = n;
 	}
 	f->bounds = b;
 }
@@ -455,21 +475,19 @@ forest_predict_label(const NidsForest *f, int num_classes, const float *x,
 {
 	const LabelBounds *b = f->bounds;
 	int			ng = f->num_groups;
-	double	   *known = (double *) scratch;
-	double	   *lo = known + ng;
+	double	   *lo = (double *) scratch;
 	double	   *hi = lo + ng;
-	int32	   *dead = (int32 *) (hi + ng);
+	float	   *sum = (float *) (hi + ng);
+	int32	   *dead = (int32 *) (sum + ng);
 	float	   *leaf = (float *) (dead + ng);
-	int32	   *ids = (int32 *) (leaf + f->num_trees);
-	int32	   *offs = ids + f->num_trees;
-	float	   *in = (float *) (offs + f->num_trees);
+	float	   *in = leaf + f->num_trees;
 
 	if (b == NULL || !nids_label_bounds || !nids_compact_evaluator || num_classes != ng)
 		return forest_predict_class(f, num_classes, x, margin, proba, scratch);
 	compact_input(f, x, in);
 	for (int g = 0; g < ng; g++)
 	{
-		known[g] = f->base_margin[g];
+		sum[g] = f->base_margin[g];
 		lo[g] = b->group_min[g];
 		hi[g] = b->group_max[g];
 		dead[g] = 0;
@@ -477,43 +495,103 @@ forest_predict_label(const NidsForest *f, int num_classes, const float *x,
 	for (int c0 = 0; c0 < f->num_trees; c0 += b->chunk)
 	{
 		int			c1 = Min(c0 + b->chunk, f->num_trees);
-		int			n = 0;
+		int			c = c0 / b->chunk;
+		const double *cmin = b->chunk_min + c * ng;
+		const double *cmax = b->chunk_max + c * ng;
+		const int32 *start = b->class_start + c * ng;
 		int			best = -1;
 		double		best_lo = -INFINITY;
 		int			alive = 0;
 
-		for (int k = c0; k < c1; k++)
-			if (!dead[f->tree_group[b->chunk_order[k]]])
-			{
-				ids[n] = b->chunk_order[k];
-				offs[n++] = b->chunk_offset[k];
-			}
-		predict_compact(f, ids, offs, n, in, leaf);
-		for (int k = 0; k < n; k++)
-		{
-			int			t = ids[k];
-			int			g = f->tree_group[t];
-
-			known[g] += leaf[t];
-			lo[g] -= b->leaf_min[t];
-			hi[g] -= b->leaf_max[t];
-		}
+		/* each live class's trees of the chunk in one lock step */
 		for (int g = 0; g < ng; g++)
-			if (!dead[g] && known[g] + lo[g] - b->group_err[g] > best_lo)
+		{
+			int			k = start[g];
+			int			m = start[g + 1] - k;
+
+			if (!dead[g])
+				predict_compact(f, b->chunk_order + k, b->chunk_offset + k, m, in, leaf);
+			else
+				for (int j = k; j < k + m; j++)
+					leaf[b->chunk_order[j]] = 0.0f; /* its sum is never read */
+		}
+
+		/*
+		 * The sums go on in XGBoost's tree order (float32), a round at a
+		 * time: chunks are whole rounds of one tree per class.
+		 */
+		for (int t = c0; t < c1; t += ng)
+			for (int g = 0; g < ng; g++)
+				sum[g] += leaf[t + g];
+		for (int g = 0; g < ng; g++)
+			if (!dead[g])
 			{
-				best_lo = known[g] + lo[g] - b->group_err[g];
+				lo[g] -= cmin[g];
+				hi[g] -= cmax[g];
+			}
+
+		/*
+		 * A class's final margin lies within [sum + lo - err, sum + hi +
+		 * err]: lo and hi sum the smallest and largest leaf of every tree
+		 * still to add, err bounds the rounding of the adds.
+		 */
+		for (int g = 0; g < ng; g++)
+			if (!dead[g] && sum[g] + lo[g] - b->group_err[g] > best_lo)
+			{
+				best_lo = sum[g] + lo[g] - b->group_err[g];
 				best = g;
 			}
 		for (int g = 0; g < ng; g++)
 		{
 			if (dead[g] || g == best)
 				continue;
-			if (known[g] + hi[g] + b->group_err[g] < best_lo - LABEL_GAP)
+			if (sum[g] + hi[g] + b->group_err[g] < best_lo - LABEL_GAP)
 				dead[g] = 1;
 			else
 				alive++;
 		}
 		if (alive == 0)
+			return best;
+	}
+
+	/*
+	 * Every tree of the live classes is added: their sums are the margins
+	 * the whole sum gives, and every dropped class is below them.  softmax
+	 * picks the largest margin; softprob the largest probability, whose
+	 * order is that of expf(margin - max) unless two are within 2^-20 of
+	 * each other, where the division by the sum of all of them (dropped
+	 * classes included) could round them equal: then add every tree.
+	 */
+	{
+		int			best = -1;
+		float		wmax = -INFINITY;
+		float		e_best = -1.0f,
+					e_next = -1.0f;
+
+		for (int g = 0; g < ng; g++)
+			if (!dead[g] && (best < 0 || sum[g] > sum[best]))
+				best = g;
+		if (f->objective == NIDS_OBJ_SOFTMAX)
+			return best;
+		wmax = sum[best];
+		best = -1;
+		for (int g = 0; g < ng; g++)
+		{
+			float		e;
+
+			if (dead[g])
+				continue;
+			e = expf(sum[g] - wmax);
+			if (e > e_best)
+			{
+				e_next = e_best;
+				e_best = e;
+				best = g;
+			}
+			else if (e > e_next)
+				e_next = e;
+		}
+		if (e_next < e_best * (1.0f - ldexpf(1.0f, -20)))
 			return best;
 	}
 	return forest_predict_class(f, num_classes, x, margin, proba, scratch);
