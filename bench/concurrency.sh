@@ -12,5 +12,5 @@ SUDO=
 scripts/install
 dir=$(mktemp -d "${TMPDIR:-/tmp}/nids-bench.XXXXXX")
 trap 'scripts/tmpcluster stop "$dir"' EXIT
-. "$(scripts/tmpcluster start "$dir")"
+. "$(MALLOC_PERTURB_=0 scripts/tmpcluster start "$dir")"
 CONCURRENCY_SECONDS=${SECONDS_RUN:-120} bash test/shell/concurrency.sh

@@ -15,7 +15,7 @@ scripts/install
 work=$(mktemp -d "${TMPDIR:-/tmp}/nids-import.XXXXXX")
 chmod 755 "$work"
 trap 'scripts/tmpcluster stop "$work/pg"; rm -rf "$work"' EXIT
-. "$(scripts/tmpcluster start "$work/pg")"
+. "$(MALLOC_PERTURB_=0 scripts/tmpcluster start "$work/pg")"
 P() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 P -c 'CREATE EXTENSION nids'
 # the fixture's softprob model, as XGBoost wrote it

@@ -41,9 +41,6 @@ explain_args(FunctionCallInfo fcinfo, double **raw)
 {
 	ArrayType  *features;
 	ScoreState *st = (ScoreState *) fcinfo->flinfo->fn_extra;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -56,12 +53,8 @@ explain_args(FunctionCallInfo fcinfo, double **raw)
 		fcinfo->flinfo->fn_extra = st;
 	}
 	score_prepare(st, fcinfo->flinfo->fn_mcxt, PG_GETARG_TEXT_PP(1));
-	vector_from_array(features, st->model->num_features, st->model->name, st->x);
-	deconstruct_array(features, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &elems, &nulls, &n);
-	*raw = palloc(sizeof(double) * n);
-	for (int i = 0; i < n; i++)
-		(*raw)[i] = nulls[i] ? NAN : DatumGetFloat8(elems[i]);
+	*raw = palloc(sizeof(double) * st->model->num_features);
+	vector_from_array_raw(features, st->model->num_features, st->model->name, st->x, *raw);
 	return st;
 }
 
@@ -143,6 +136,18 @@ put_top(FunctionCallInfo fcinfo, NidsModel *model, const double *raw,
 	int		   *order = palloc(sizeof(int) * Max(keep, 1));
 	int			kept = 0;
 
+	/* the names as text once per model version, in its context */
+	if (model->feature_text == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(model->context);
+		Datum	   *names = palloc(sizeof(Datum) * model->num_features);
+
+		for (int j = 0; j < model->num_features; j++)
+			names[j] = CStringGetTextDatum(model->feature_names[j]);
+		MemoryContextSwitchTo(old);
+		model->feature_text = names;
+	}
+
 	/*
 	 * The first keep of a stable sort: insertion into the kept rows, where
 	 * a row goes after every row it does not beat.
@@ -167,7 +172,7 @@ put_top(FunctionCallInfo fcinfo, NidsModel *model, const double *raw,
 		Datum		values[3];
 		bool		nulls[3] = {false, isnan(raw[j]), false};
 
-		values[0] = CStringGetTextDatum(model->feature_names[j]);
+		values[0] = model->feature_text[j];
 		values[1] = Float8GetDatum(raw[j]);
 		values[2] = Float8GetDatum(terms[j]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -88,6 +88,8 @@ extern bool nids_numeric_type(Oid base_type);
 extern double nids_datum_to_double(Datum d, Oid base_type);
 extern void vector_from_array(ArrayType *array, int expected, const char *model,
 							  float *out);
+extern void vector_from_array_raw(ArrayType *array, int expected, const char *model,
+								  float *out, double *raw);
 
 /* ---- the one reader (flow_reader.c) ---- */
 

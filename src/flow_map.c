@@ -52,10 +52,13 @@ nids_map_value(double v)
 }
 
 /*
- * Fill out[expected] from a float8[] argument, after checking its shape.
+ * Fill out[expected] from a float8[] argument, after checking its shape;
+ * raw[expected], when not NULL, receives the values as given (NULL as
+ * NaN), for explanations.
  */
 void
-vector_from_array(ArrayType *array, int expected, const char *model, float *out)
+vector_from_array_raw(ArrayType *array, int expected, const char *model, float *out,
+					  double *raw)
 {
 	const double *values;
 	bits8	   *nulls;
@@ -67,6 +70,8 @@ vector_from_array(ArrayType *array, int expected, const char *model, float *out)
 	{
 		for (int i = 0; i < expected; i++)
 			out[i] = nids_map_value(values[i]);
+		if (raw)
+			memcpy(raw, values, sizeof(double) * expected);
 	}
 	else
 	{
@@ -74,12 +79,20 @@ vector_from_array(ArrayType *array, int expected, const char *model, float *out)
 
 		for (int i = 0; i < expected; i++)
 		{
-			if (nulls[i / 8] & (1 << (i % 8)))
-				out[i] = nids_map_value(values[k++]);
-			else
-				out[i] = NAN;
+			bool		present = (nulls[i / 8] & (1 << (i % 8))) != 0;
+			double		v = present ? values[k++] : NAN;
+
+			out[i] = present ? nids_map_value(v) : NAN;
+			if (raw)
+				raw[i] = v;
 		}
 	}
+}
+
+void
+vector_from_array(ArrayType *array, int expected, const char *model, float *out)
+{
+	vector_from_array_raw(array, expected, model, out, NULL);
 }
 
 /* the canonical name of a column name, in buf */

@@ -298,6 +298,7 @@ typedef struct NidsModel
 	int32		num_classes;
 	char	  **feature_names;
 	char	  **class_labels;
+	Datum	   *feature_text;	/* the names as text, made lazily */
 	NidsForest *forest;
 	NidsForest *iforest;		/* NULL when the model has none */
 	double		anomaly_threshold;

@@ -70,12 +70,7 @@ typedef struct ShapTree
 	 */
 	int			num_leaves;
 	int			num_splits;
-	int32	   *split_node;		/* [num_splits] in node order */
-	int32	   *split_depth;	/* [num_splits] */
-	int32	   *split_feature;	/* [num_splits] the split's test, apart */
-	float	   *split_threshold;	/* [num_splits] */
-	bool	   *split_default_left; /* [num_splits] */
-	int32	   *split_left;		/* [num_splits] its left child */
+	struct ShapSplit *split;	/* [num_splits] in node order */
 	int32	   *leaf_node;		/* [num_leaves] */
 	int32	   *num_under;		/* [nodes] leaves under each node */
 
@@ -92,6 +87,18 @@ typedef struct ShapTree
 
 #define SHAP_LANES	16
 
+/* a split, with what the pass that places the leaves needs of it */
+typedef struct ShapSplit
+{
+	int32		node;
+	int32		feature;
+	float		threshold;
+	int32		left;			/* its left child; the right one follows */
+	int32		under[2];		/* leaves under the left and right child */
+	uint32		bit;			/* 1 << its depth */
+	bool		default_left;
+} ShapSplit;
+
 /* a leaf a flow reaches: its meta, and its table's row for the flow */
 typedef struct ShapRow
 {
@@ -106,8 +113,8 @@ typedef struct ShapTables
 	ShapTree  **tree;			/* [num_trees] NULL: walked */
 	ShapRow    *rows;			/* [num_nodes] scratch: a tree's leaves in
 								 * walk order */
-	int32	   *place;			/* [num_nodes] scratch: a node's first place */
-	uint32	   *pattern;		/* [num_nodes] scratch: its pattern so far */
+	uint64	   *place;			/* [num_nodes] scratch: a node's first place
+								 * (high half) and its pattern so far */
 } ShapTables;
 
 /*
@@ -357,8 +364,7 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 		tabs->tried = MemoryContextAllocZero(cxt, sizeof(bool) * Max(f->num_trees, 1));
 		tabs->tree = MemoryContextAllocZero(cxt, sizeof(ShapTree *) * Max(f->num_trees, 1));
 		tabs->rows = MemoryContextAllocHuge(cxt, sizeof(ShapRow) * Max(f->num_nodes, 1));
-		tabs->place = MemoryContextAllocHuge(cxt, sizeof(int32) * Max(f->num_nodes, 1));
-		tabs->pattern = MemoryContextAllocHuge(cxt, sizeof(uint32) * Max(f->num_nodes, 1));
+		tabs->place = MemoryContextAllocHuge(cxt, sizeof(uint64) * Max(f->num_nodes, 1));
 		f->shap = tabs;
 	}
 	tabs = f->shap;
@@ -455,12 +461,7 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 			st->num_under[i] = node->left == i ? 1 :
 				st->num_under[node->left] + st->num_under[node->left + 1];
 		}
-		st->split_node = MemoryContextAlloc(cxt, sizeof(int32) * n);
-		st->split_depth = MemoryContextAlloc(cxt, sizeof(int32) * n);
-		st->split_feature = MemoryContextAlloc(cxt, sizeof(int32) * n);
-		st->split_threshold = MemoryContextAlloc(cxt, sizeof(float) * n);
-		st->split_default_left = MemoryContextAlloc(cxt, sizeof(bool) * n);
-		st->split_left = MemoryContextAlloc(cxt, sizeof(int32) * n);
+		st->split = MemoryContextAlloc(cxt, sizeof(ShapSplit) * n);
 		st->leaf_node = MemoryContextAlloc(cxt, sizeof(int32) * n);
 		st->num_leaves = 0;
 		st->num_splits = 0;
@@ -476,12 +477,16 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 			{
 				const NidsNode *node = &f->nodes[start + i];
 
-				st->split_depth[st->num_splits] = depth_of[i];
-				st->split_feature[st->num_splits] = node->feature_dl & NIDS_FEATURE_MASK;
-				st->split_threshold[st->num_splits] = node->threshold;
-				st->split_default_left[st->num_splits] = (node->feature_dl & NIDS_DEFAULT_LEFT) != 0;
-				st->split_left[st->num_splits] = node->left;
-				st->split_node[st->num_splits++] = i;
+				ShapSplit  *sp = &st->split[st->num_splits++];
+
+				sp->node = i;
+				sp->feature = node->feature_dl & NIDS_FEATURE_MASK;
+				sp->threshold = node->threshold;
+				sp->left = node->left;
+				sp->under[0] = st->num_under[node->left];
+				sp->under[1] = st->num_under[node->left + 1];
+				sp->bit = (uint32) 1 << depth_of[i];
+				sp->default_left = (node->feature_dl & NIDS_DEFAULT_LEFT) != 0;
 			}
 		}
 		pfree(depth_of);
@@ -576,45 +581,42 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
  * first, hands each child its first place and pattern.
  */
 static void
-tree_shap_rows(const ShapTree *st, const float *x, ShapRow *rows, int32 *place,
-			   uint32 *pattern)
+tree_shap_rows(const ShapTree *st, const float *x, ShapRow *rows, uint64 *pp)
 {
-	place[0] = 0;
-	pattern[0] = 0;
+	/* pp: each node's first place (high half) and pattern (low half) */
+	pp[0] = 0;
 	for (int s = 0; s < st->num_splits; s++)
 	{
-		int			i = st->split_node[s];
-		float		xv = x[st->split_feature[s]];
+		const ShapSplit *sp = &st->split[s];
+		float		xv = x[sp->feature];
 
 		/* XGBoost's rule, without a branch: x < threshold, NaN by default */
-		int			right = !((xv < st->split_threshold[s]) |
-							  ((xv != xv) & st->split_default_left[s]));
-		int			left_child = st->split_left[s];
-		int			hot = left_child + right;
-		int			cold = left_child + 1 - right;
+		int			right = !((xv < sp->threshold) | ((xv != xv) & sp->default_left));
+		uint64		here = pp[sp->node];
 
-		place[hot] = place[i];
-		place[cold] = place[i] + st->num_under[hot];
-		pattern[hot] = pattern[i] | ((uint32) 1 << st->split_depth[s]);
-		pattern[cold] = pattern[i];
+		pp[sp->left + right] = here | sp->bit;
+		/* the cold child's leaves come after the hot one's (an index: no branch) */
+		pp[sp->left + 1 - right] = here + ((uint64) sp->under[right] << 32);
 	}
 	if (st->dense)
 		for (int l = 0; l < st->num_leaves; l++)
 		{
 			int			i = st->leaf_node[l];
+			ShapRow    *row = &rows[pp[i] >> 32];
 
-			rows[place[i]].value = st->dense + ((Size) st->dense_at[i] + pattern[i]) * SHAP_LANES;
-			__builtin_prefetch(rows[place[i]].value);
+			row->value = st->dense + ((Size) st->dense_at[i] + (uint32) pp[i]) * SHAP_LANES;
+			__builtin_prefetch(row->value);
 		}
 	else
 		for (int l = 0; l < st->num_leaves; l++)
 		{
 			int			i = st->leaf_node[l];
 			const int32 *m = st->meta + st->leaf_at[i];
+			ShapRow    *row = &rows[pp[i] >> 32];
 
-			rows[place[i]].meta = m;
-			rows[place[i]].value = st->value + m[m[0] + 1] + (Size) pattern[i] * m[0];
-			__builtin_prefetch(rows[place[i]].value);
+			row->meta = m;
+			row->value = st->value + m[m[0] + 1] + (Size) (uint32) pp[i] * m[0];
+			__builtin_prefetch(row->value);
 		}
 }
 
@@ -674,6 +676,11 @@ forest_contributions(NidsForest *f, MemoryContext cxt, const float *x, int g,
 	PathElement *paths = NULL;
 	ShapWalk	w;
 
+	/* the class's trees: every num_groups-th from g when round robin */
+	int			first = f->round_robin ? g : 0;
+	int			step = f->round_robin ? f->num_groups : 1;
+	int			walked = 0;
+
 	if (f->cover == NULL)
 		return false;
 	forest_node_means(f, cxt);
@@ -690,7 +697,7 @@ forest_contributions(NidsForest *f, MemoryContext cxt, const float *x, int g,
 		ShapRow    *rows = NULL;
 		int			nrows = 0;
 
-		for (int t = 0; t < f->num_trees; t++)
+		for (int t = first; t < f->num_trees; t += step)
 		{
 			ShapTree   *st;
 
@@ -700,14 +707,14 @@ forest_contributions(NidsForest *f, MemoryContext cxt, const float *x, int g,
 			rows = f->shap->rows;
 			if (st)
 			{
-				tree_shap_rows(st, x, rows + nrows, f->shap->place, f->shap->pattern);
+				tree_shap_rows(st, x, rows + nrows, f->shap->place);
 				nrows += st->num_leaves;
 			}
 		}
 	}
 
 	/* then each tree's sum, in tree order */
-	for (int t = 0, r = 0; t < f->num_trees; t++)
+	for (int t = first, r = 0; t < f->num_trees; t += step)
 	{
 		ShapTree   *st;
 		const ShapRow *rows;
@@ -768,7 +775,7 @@ forest_contributions(NidsForest *f, MemoryContext cxt, const float *x, int g,
 		}
 		if (st)
 			r += st->num_leaves;
-		if ((t & 255) == 255)
+		else if ((++walked & 63) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
 	out[nf] += f->base_margin[g];
