@@ -349,6 +349,7 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 	int			n = f->tree_offset[t + 1] - start;
 	int			depth = f->tree_depth[t];
 	Size		need = 0;
+	Size		sparse_bytes;
 	int			nleaves = 0;
 	int32	   *parent;
 	int32	   *path_nodes;
@@ -415,7 +416,8 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 	st = MemoryContextAlloc(cxt, sizeof(ShapTree));
 	st->leaf_at = MemoryContextAlloc(cxt, sizeof(int32) * n);
 	st->meta = MemoryContextAlloc(cxt, sizeof(int32) * nleaves * (SHAP_TABLE_MAX_DEPTH + 2));
-	st->value = MemoryContextAllocHuge(cxt, Max(need, sizeof(float)));
+	sparse_bytes = need;
+	st->value = MemoryContextAllocHuge(cxt, Max(sparse_bytes, sizeof(float)));
 	path_nodes = palloc(sizeof(int32) * (depth + 1));
 	path = palloc(sizeof(PathElement) * (depth + 2));
 	row = palloc(sizeof(float) * (depth + 1));
@@ -561,7 +563,12 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 				}
 				nrows += (Size) 1 << p;
 			}
+
+			/* the sparse rows are no longer read: give them back */
 			need += bytes;
+			need -= Max(sparse_bytes, sizeof(float));
+			pfree(st->value);
+			st->value = NULL;
 		}
 	}
 	pfree(parent);
