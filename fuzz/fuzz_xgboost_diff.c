@@ -150,6 +150,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			float	   *margin = palloc(sizeof(float) * f->num_groups);
 
 			nids_proba(f, x + r * nf, proba, margin);
+			{
+				/* the class alone (bounds, chunks) is the whole sum's class */
+				float	   *scratch = palloc(sizeof(float) * forest_scratch_size(f));
+				double	   *p2 = palloc(sizeof(double) * Max(outputs, 2));
+				float	   *m2 = palloc(sizeof(float) * f->num_groups);
+				int			full = forest_predict_class(f, outputs, x + r * nf, m2, p2, scratch);
+
+				if (forest_predict_label(f, outputs, x + r * nf, m2, p2, scratch) != full)
+					abort();
+			}
 			for (int g = 0; g < (f->objective == NIDS_OBJ_LOGISTIC ? 1 : f->num_groups); g++)
 			{
 				double		theirs = result[(size_t) r * f->num_groups + g];

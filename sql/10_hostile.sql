@@ -38,6 +38,14 @@ SELECT nids_import_xgboost('diff', convert_to(regexp_replace(json, '"categories_
 SELECT nids_import_xgboost('diff', convert_to(replace(json, '"num_target":"1"', '"num_target":"2"'), 'UTF8'),
 	features, classes) FROM doc;
 \echo :LAST_ERROR_SQLSTATE
+-- feature names and types nids does not read, but XGBoost refuses unless
+-- they are strings (found by fuzz/fuzz_xgboost_diff)
+SELECT nids_import_xgboost('diff', convert_to(regexp_replace(json, '"feature_types":\[[^]]*\]', '"feature_types":[-Infinity]'), 'UTF8'),
+	features, classes) FROM doc;
+\echo :LAST_ERROR_SQLSTATE
+SELECT nids_import_xgboost('diff', convert_to(regexp_replace(json, '"feature_names":\[[^]]*\]', '"feature_names":["a",{}]'), 'UTF8'),
+	features, classes) FROM doc;
+\echo :LAST_ERROR_SQLSTATE
 SELECT nids_import_xgboost('diff', convert_to(replace(json, '"size_leaf_vector":"0"}', '"size_leaf_vector":"1"}'), 'UTF8'),
 	features, classes) FROM doc;
 \echo :LAST_ERROR_SQLSTATE

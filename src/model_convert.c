@@ -285,6 +285,26 @@ check_xgboost_learner(const DocValue *learner, const DocValue *lmp,
 		*error = pstrdup("the learner has no \"attributes\" object");
 		return false;
 	}
+	/* nids does not read them, but XGBoost refuses anything but strings */
+	for (int k = 0; k < 2; k++)
+	{
+		const char *key = k == 0 ? "feature_names" : "feature_types";
+		const DocValue *v = doc_get(learner, key);
+
+		if (v == NULL)
+			continue;
+		if (v->type != DOC_ARRAY)
+		{
+			*error = psprintf("learner.%s is not an array of strings", key);
+			return false;
+		}
+		for (int i = 0; i < v->len; i++)
+			if (v->u.items[i].type != DOC_STRING)
+			{
+				*error = psprintf("learner.%s is not an array of strings", key);
+				return false;
+			}
+	}
 	return true;
 }
 
