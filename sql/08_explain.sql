@@ -70,7 +70,9 @@ RESET nids.predictor;
 -- a model with many rounds (where the bounds settle most flows early) and
 -- on the imported fixtures
 \o /dev/null
+SET client_min_messages = warning;
 SELECT nids_train('flows_ex', model => 'ex_rounds', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 120, "max_depth": 8}}');
+RESET client_min_messages;
 \o
 CREATE TEMP VIEW every_label AS
 SELECT 'ex_rounds' AS model, f.flow_number AS id, nids_classify(nids_features(f, 'ex_rounds'), 'ex_rounds') AS label
