@@ -520,9 +520,16 @@ forest_predict_label(const NidsForest *f, int num_classes, const float *x,
 		 * The sums go on in XGBoost's tree order (float32), a round at a
 		 * time: chunks are whole rounds of one tree per class.
 		 */
-		for (int t = c0; t < c1; t += ng)
-			for (int g = 0; g < ng; g++)
-				sum[g] += leaf[t + g];
+		{
+			int			t = c0;
+
+			for (; t + ng <= c1; t += ng)
+				for (int g = 0; g < ng; g++)
+					sum[g] += leaf[t + g];
+			/* a last round with fewer trees than classes */
+			for (int g = 0; t < c1; t++, g++)
+				sum[g] += leaf[t];
+		}
 		for (int g = 0; g < ng; g++)
 			if (!dead[g])
 			{
