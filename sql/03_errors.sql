@@ -53,9 +53,17 @@ SELECT nids_import_xgboost('er_bad',
 	features, classes)
 FROM fx_models WHERE name = 'softprob_json';
 \echo :LAST_ERROR_SQLSTATE
--- shared nodes: the root's right child is its left child too
+-- the root's right child is its left child too: XGBoost's predictor would go
+-- to the node after it, so children must be side by side
 SELECT nids_import_xgboost('er_bad',
 	convert_to(regexp_replace(convert_from(booster, 'UTF8'), '"right_children":\[2,', '"right_children":[1,'), 'UTF8'),
+	features, classes)
+FROM fx_models WHERE name = 'softprob_json';
+\echo :LAST_ERROR_SQLSTATE
+-- a cycle with children side by side: node 1's children are node 1 and 2
+SELECT nids_import_xgboost('er_bad',
+	convert_to(regexp_replace(regexp_replace(convert_from(booster, 'UTF8'),
+		'"left_children":\[1,3,', '"left_children":[1,1,'), '"right_children":\[2,4,', '"right_children":[2,2,'), 'UTF8'),
 	features, classes)
 FROM fx_models WHERE name = 'softprob_json';
 \echo :LAST_ERROR_SQLSTATE

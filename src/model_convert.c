@@ -632,6 +632,17 @@ convert_split(NidsForest *f, int t, int n, int i, int p, int placed,
 		*error = psprintf("tree %d node %d has a child index out of range", t, i);
 		return false;
 	}
+	/*
+	 * XGBoost's writer puts a split's children side by side, and its
+	 * predictor counts on it (right = left + 1, whatever right_children
+	 * says): a document that does not would score one way in XGBoost and
+	 * another as written.
+	 */
+	if (right[i] != left[i] + 1)
+	{
+		*error = psprintf("tree %d node %d: the right child is not the node after the left child, as XGBoost's predictor assumes", t, i);
+		return false;
+	}
 	if (newpos[(int) left[i]] != -1 || newpos[(int) right[i]] != -1 ||
 		left[i] == right[i])
 	{
