@@ -46,15 +46,14 @@ doc_param_number(const DocValue *obj, const char *key, double *out)
 	if (v->type != DOC_STRING)
 		return false;
 	s = pnstrdup(v->u.string, v->len);
-	/* XGBoost 2.1 writes base_score as "[5E-1]" */
+	/* XGBoost 2.1 writes base_score as "[5E-1]": one number in brackets */
 	if (s[0] == '[')
 	{
-		s++;
-		if (strchr(s, ',') != NULL)
-			return false;
+		*out = strtod(s + 1, &endp);
+		return endp != s + 1 && endp[0] == ']' && endp[1] == '\0';
 	}
 	*out = strtod(s, &endp);
-	return endp != s && (*endp == '\0' || *endp == ']');
+	return endp != s && *endp == '\0';
 }
 
 /*
