@@ -314,11 +314,18 @@ json_array(DocReader *r, DocValue *out)
 	if (++r->depth > DOC_MAX_DEPTH)
 		return doc_fail(r, "document nested too deeply");
 	r->p++;
-	json_skip_space(r);
+
+	/*
+	 * XGBoost reads "[]" as an empty array but refuses white space between
+	 * the brackets of one (it does allow it around the items of others)
+	 */
 	if (r->p < r->end && *r->p == ']')
 		r->p++;
 	else
 	{
+		json_skip_space(r);
+		if (r->p < r->end && *r->p == ']')
+			return doc_fail(r, "white space in an empty array (XGBoost refuses it)");
 		for (;;)
 		{
 			items = items_push(items, &n, &cap);
