@@ -85,8 +85,12 @@ forest_num_outputs(const NidsForest *forest)
 int
 forest_scratch_size(const NidsForest *forest)
 {
-	/* forest_predict_label's sums and lists come first (doubles aligned) */
-	return 7 * forest->num_groups + 3 * forest->num_trees + 2 * forest->num_features + 1;
+	/*
+	 * forest_predict_label's bounds (two doubles a class), sums and dropped
+	 * flags first, where doubles are aligned; then a leaf value per tree
+	 * and the doubled input
+	 */
+	return 6 * forest->num_groups + forest->num_trees + 2 * forest->num_features + 1;
 }
 
 /* the compact copy, when every index fits in 16 bits */
