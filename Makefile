@@ -3,7 +3,7 @@ EXTENSION = nids
 MODULE_big = nids
 # "make demo DATA=dir" names a directory of CSVs; PGXS's DATA stays ours
 DEMO_DATA := $(if $(filter command line,$(origin DATA)),$(DATA))
-override DATA = nids--1.0.sql nids--1.0--1.1.sql nids--1.1--1.2.sql
+override DATA = nids--1.0.sql nids--1.0--1.1.sql nids--1.1--1.2.sql nids--1.2--1.3.sql
 OBJS = \
 	src/nids.o \
 	src/random.o \
@@ -44,6 +44,7 @@ OBJS = \
 	src/admin.o \
 	src/alert_community_id.o \
 	src/alert_reader.o \
+	src/alert_lock.o \
 	src/alert_incident.o \
 	src/scan_detector.o \
 	src/scan_trigger.o

@@ -47,6 +47,14 @@ typedef struct AlertFlow
 	float	   *x;				/* those features, once fetched */
 } AlertFlow;
 
+/* the sources of a statement's flows, as lock keys (alert_lock.c) */
+typedef struct AlertSources
+{
+	uint32	   *hash;
+	int64		n;
+	int64		cap;
+} AlertSources;
+
 /* a batch of flows for one model */
 struct AlertBatch;
 typedef struct AlertBatch
@@ -57,6 +65,7 @@ typedef struct AlertBatch
 	AlertFlow  *flows;
 	int64		no_source;		/* flagged, but no source address or time */
 	int64		rows;			/* every row read */
+	AlertSources sources;		/* the source of every row read */
 	/* fills x of the flows marked want_x (in flows order), or NULL: have it */
 	void		(*fetch_x) (struct AlertBatch *batch, void *arg);
 	void	   *fetch_arg;
@@ -92,7 +101,9 @@ nids_flow_time(Datum value, Oid type, TimestampTz *ts)
 
 extern int64 alert_apply(AlertBatch *batch, ScoreState *st);
 extern void alert_scan(const AlertScan *sc);
-extern void alert_lock(void);
+extern void alert_require_feeder(const char *what);
+extern void alert_sources_add(AlertSources *s, inet *src);
+extern void alert_lock_sources(AlertSources *s);
 extern void alert_find_columns(TupleDesc desc, const char *const *names, int n,
 							   int *col, Oid *type);
 extern TriggerData *alert_statement_trigger(FunctionCallInfo fcinfo, const char *name,

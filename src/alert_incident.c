@@ -14,9 +14,10 @@
  *
  * Destinations and ports are counted exactly, in nids.alert_destinations
  * and nids.alert_ports (a batch inserts only its distinct ones).  The
- * whole step runs under one transaction-level advisory lock: inserting
- * sessions take turns at their statements' ends, so two sessions never
- * open two incidents for one group nor lose counts.  Writes run as the
+ * step holds its statement's sources locked to the end of the transaction
+ * (alert_lock.c): sessions feeding the same sources take turns, so two
+ * sessions never open two incidents for one group nor lose counts, and
+ * sessions feeding other sources never wait.  Writes run as the
  * owner of nids.alerts (the inserting role needs no privilege on it),
  * with search_path pinned.  NOTIFY nids_alerts goes out, at commit, for
  * each new incident and each rise of an incident's severity.
@@ -34,6 +35,7 @@
 #include "commands/async.h"
 #include "executor/spi.h"
 #include "explain.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "report.h"
 #include "utils/array.h"
@@ -42,7 +44,6 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#define ALERT_LOCK_KEY		INT64CONST(0x6E6964735F616C72)	/* "nids_alr" */
 #define ALERT_REASONS		5
 #define ALERT_PAYLOAD_CLASS	200		/* bytes of the class in a NOTIFY */
 #define ADD_DSTS_SQL \
@@ -295,8 +296,8 @@ find_incident(ApplyState *as, const AlertFlow *f, TimestampTz first, TimestampTz
 	values[1] = CStringGetTextDatum(flow_class(as, f));
 	values[2] = CStringGetTextDatum(nids_verdict_names[f->verdict]);
 	values[3] = CStringGetTextDatum(as->model);
-	values[4] = TimestampTzGetDatum(first - as->gap);
-	values[5] = TimestampTzGetDatum(last + as->gap);
+	values[4] = TimestampTzGetDatum(nids_time_add(first, -as->gap));
+	values[5] = TimestampTzGetDatum(nids_time_add(last, as->gap));
 	if (SPI_execute_plan(as->find, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "nids alerts: reading incidents failed");
 	memset(cur, 0, sizeof(*cur));
@@ -437,7 +438,9 @@ notify_payload(int64 id, const char *kind, int severity, const char *class, inet
 	report_int(&ps, "alert_id", id);
 	report_string(&ps, "kind", kind);
 	report_int(&ps, "severity", severity);
-	report_string(&ps, "class", pnstrdup(class, ALERT_PAYLOAD_CLASS));
+	/* at most ALERT_PAYLOAD_CLASS bytes, cut on a character boundary */
+	report_string(&ps, "class", pnstrdup(class, pg_mbcliplen(class, strlen(class),
+															 ALERT_PAYLOAD_CLASS)));
 	report_string(&ps, "src_ip", DatumGetCString(DirectFunctionCall1(inet_out, InetPGetDatum(src))));
 	payload = report_finish(&ps);
 	Async_Notify("nids_alerts", JsonbToCString(NULL, &payload->root, VARSIZE(payload)));
@@ -607,7 +610,7 @@ group_islands(ApplyState *as, AlertFlow **g, int64 n, Island *out, int64 *nout)
 		Island	   *is = &out[(*nout)++];
 		int64		end = start + 1;
 
-		while (end < n && g[end]->ts - g[end - 1]->ts <= as->gap)
+		while (end < n && !nids_time_gap_exceeds(g[end]->ts, g[end - 1]->ts, as->gap))
 			end++;
 		memset(is, 0, sizeof(*is));
 		is->flows = g + start;
@@ -730,7 +733,7 @@ alert_apply(AlertBatch *b, ScoreState *st)
 	SetUserIdAndSecContext(nids_table_owner("alerts"), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
 	nest = nids_pin_search_path();
-	alert_lock();
+	alert_lock_sources(&b->sources);
 	load_settings(&as);
 	apply_plans(&as);
 
@@ -773,7 +776,7 @@ alert_apply(AlertBatch *b, ScoreState *st)
  * Scans (scan_trigger.c): a detected scan of one source, or the attempts
  * of a detected scanner after the decision, opens or grows the source's
  * incident of kind 'scan' and class kind_name, within nids.alert_gap of
- * flow time.  The caller holds alert_lock and runs inside SPI with the
+ * flow time.  The caller holds the source's lock and runs inside SPI with the
  * search_path pinned.
  */
 void
@@ -798,8 +801,8 @@ alert_scan(const AlertScan *sc)
 		severity = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	v[0] = InetPGetDatum(sc->src);
 	v[1] = CStringGetTextDatum(sc->class);
-	v[2] = TimestampTzGetDatum(sc->first - gap);
-	v[3] = TimestampTzGetDatum(sc->last + gap);
+	v[2] = TimestampTzGetDatum(nids_time_add(sc->first, -gap));
+	v[3] = TimestampTzGetDatum(nids_time_add(sc->last, gap));
 	if (SPI_execute_with_args("SELECT alert_id, severity FROM nids.alerts WHERE src_ip = $1 "
 							  "AND kind = 'scan' AND class = $2 AND status <> 'closed' "
 							  "AND last_seen >= $3 AND first_seen <= $4 "
@@ -872,11 +875,4 @@ alert_scan(const AlertScan *sc)
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	add_sets(NULL, id, &is, &nd, &np);
 	notify_scan(id, sc, severity);
-}
-
-/* the one lock the incident steps of concurrent statements take turns at */
-void
-alert_lock(void)
-{
-	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(ALERT_LOCK_KEY));
 }

@@ -166,15 +166,16 @@ reader_init(AlertReader *r, AlertBatch *batch, ScoreState *st, TupleDesc desc)
 	r->last_label = -1;
 }
 
+/* a column's value as an integer in [0, max], or -1: none or impossible */
 static int32
-int_column(AlertReader *r, int c, const Datum *values, const bool *nulls)
+int_column(AlertReader *r, int c, const Datum *values, const bool *nulls, int32 max)
 {
 	double		v;
 
 	if (r->col[c] < 0 || nulls[r->col[c]])
 		return -1;
 	v = nids_datum_to_double(values[r->col[c]], r->type[c]);
-	return (isnan(v) || v < 0 || v > PG_INT32_MAX) ? -1 : (int32) v;
+	return (isnan(v) || v < 0 || v > max) ? -1 : (int32) v;
 }
 
 static bool
@@ -226,6 +227,8 @@ reader_row(AlertReader *r, const Datum *values, const bool *nulls)
 	TimestampTz ts;
 
 	b->rows++;
+	if (!nulls[r->col[COL_SRC]])
+		alert_sources_add(&b->sources, DatumGetInetPP(values[r->col[COL_SRC]]));
 	if (r->has_verdicts && !nulls[r->col[COL_VERDICT]] && !nulls[r->col[COL_LABEL]])
 	{
 		Datum		v = values[r->col[COL_VERDICT]];
@@ -277,9 +280,9 @@ reader_row(AlertReader *r, const Datum *values, const bool *nulls)
 	memcpy(f->addr, ip_addr(f->src), ip_addrsize(f->src));
 	f->dst = r->col[COL_DST] >= 0 && !nulls[r->col[COL_DST]]
 		? ((inet *) PG_DETOAST_DATUM_COPY(values[r->col[COL_DST]])) : NULL;
-	f->sport = int_column(r, COL_SPORT, values, nulls);
-	f->dport = int_column(r, COL_DPORT, values, nulls);
-	f->proto = int_column(r, COL_PROTO, values, nulls);
+	f->sport = int_column(r, COL_SPORT, values, nulls, 65535);
+	f->dport = int_column(r, COL_DPORT, values, nulls, 65535);
+	f->proto = int_column(r, COL_PROTO, values, nulls, 255);
 	f->ts = ts;
 	f->verdict = verdict;
 	f->label = label;
@@ -308,7 +311,8 @@ typedef struct AlertTriggerState
 /*
  * The checks nids' statement triggers (nids_alert_trigger, nids_scan_trigger)
  * make before anything else: AFTER INSERT, FOR EACH STATEMENT, with a
- * transition table, and at most one argument (what argument says it is).
+ * transition table, at most one argument (what argument says it is), and
+ * an inserting role that may raise incidents.
  */
 TriggerData *
 alert_statement_trigger(FunctionCallInfo fcinfo, const char *name, const char *argument)
@@ -328,6 +332,7 @@ alert_statement_trigger(FunctionCallInfo fcinfo, const char *name, const char *a
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s() takes at most one argument, %s", name, argument)));
+	alert_require_feeder(psprintf("%s()", name));
 	return trigdata;
 }
 
@@ -480,6 +485,7 @@ nids_alerts_from(PG_FUNCTION_ARGS)
 	FromCall	fc = {&r, &batch, st, false};
 	int64		changed;
 
+	alert_require_feeder("nids_alerts_from()");
 	score_prepare(st, CurrentMemoryContext, PG_GETARG_TEXT_PP(1));
 	model_pin(st->model, CurrentMemoryContext);
 	r.cxt = cxt;

@@ -33,6 +33,7 @@
 
 #include "postgres.h"
 
+#include "common/int.h"
 #include "miscadmin.h"
 
 /* ---- settings (nids.c) ---- */
@@ -50,6 +51,31 @@ extern bool nids_label_bounds;
 extern int	nids_max_model_bytes;
 extern double nids_min_feature_coverage;
 extern int	nids_alert_gap;
+
+/*
+ * Flow time arithmetic that cannot overflow anywhere in the timestamp range:
+ * t + d clamped to -infinity / infinity, and whether later - earlier
+ * exceeds gap (a difference too large for int64 exceeds any gap)
+ */
+static inline int64
+nids_time_add(int64 t, int64 d)
+{
+	int64		r;
+
+	if (pg_add_s64_overflow(t, d, &r))
+		return d > 0 ? PG_INT64_MAX : PG_INT64_MIN;
+	return r;
+}
+
+static inline bool
+nids_time_gap_exceeds(int64 later, int64 earlier, int64 gap)
+{
+	int64		d;
+
+	if (pg_sub_s64_overflow(later, earlier, &d))
+		return later > earlier;
+	return d > gap;
+}
 
 /* nids' own SQL never follows the caller's search_path (nids.c) */
 extern int	nids_pin_search_path(void);

@@ -29,6 +29,7 @@
  */
 #include "postgres.h"
 
+#include "nids.h"
 #include "scan.h"
 
 const char *const scan_kind_names[2] = {"AddressScan", "PortScan"};
@@ -59,7 +60,7 @@ scan_source_init(ScanSource *s, TimestampTz ts)
 bool
 scan_source_idle(const ScanSource *s, TimestampTz ts, const ScanParams *p)
 {
-	return ts - s->last_seen > p->idle;
+	return nids_time_gap_exceeds(ts, s->last_seen, p->idle);
 }
 
 static inline bool

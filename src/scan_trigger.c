@@ -78,6 +78,7 @@ typedef struct ScanReader
 	Oid			type[SC_NUM_COLS];
 	int64		rows;
 	int64		skipped;		/* no source, destination or time */
+	AlertSources sources;		/* every row's source: what the statement locks */
 	int64		n;
 	int64		cap;
 	struct ScanRow *attempts;
@@ -573,66 +574,85 @@ state_read(bytea *b, ScanSource *s)
 	return true;
 }
 
-/* the trigger's statement: state in, detector, incidents and state out */
+/*
+ * One source's attempts rows[0 .. n-1] of the trigger's statement: its
+ * state in, the detector, its incidents and its state out.  Each source
+ * has an SPI connection of its own, so that what it reads and writes is
+ * freed before the next: the statement's memory does not grow with the
+ * number of its sources.  Returns the source's last flow time.
+ */
+static TimestampTz
+scan_apply_source(ScanReader *r, Oid stream, ScanRow *rows, int64 n)
+{
+	ScanSource *s;
+	Datum		v[3];
+	bool		isnull;
+	bool		have = false;
+	Detection  *dets = NULL;
+	int64		ndets = 0,
+				capdets = 0;
+	TimestampTz last;
+
+	SPI_connect();
+	s = palloc(sizeof(ScanSource));
+	v[0] = ObjectIdGetDatum(stream);
+	v[1] = InetPGetDatum(rows[0].src);
+	if (SPI_execute_with_args("SELECT state FROM nids.scan_state WHERE stream = $1 AND src_ip = $2 FOR UPDATE",
+							  2, (Oid[]) {OIDOID, INETOID}, v, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "nids scans: reading state failed");
+	if (SPI_processed == 1)
+		have = state_read(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1, &isnull)), s);
+	if (!have)
+		scan_source_init(s, rows[0].a.ts);
+	scan_source(rows, n, s, &r->params, true, &dets, &ndets, &capdets);
+	last = s->last_seen;
+	v[2] = PointerGetDatum(state_bytes(s));
+	if (SPI_execute_with_args("INSERT INTO nids.scan_state (stream, src_ip, last_seen, state) "
+							  "VALUES ($1, $2, $4, $3) ON CONFLICT (stream, src_ip) "
+							  "DO UPDATE SET last_seen = excluded.last_seen, state = excluded.state",
+							  4, (Oid[]) {OIDOID, INETOID, BYTEAOID, TIMESTAMPTZOID},
+							  (Datum[]) {v[0], v[1], v[2], TimestampTzGetDatum(last)},
+							  NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "nids scans: writing state failed");
+	SPI_finish();
+	return last;
+}
+
+/* the trigger's statement: every source's attempts, expiry and counts */
 static void
 scan_apply_stream(ScanReader *r, Oid stream)
 {
 	Oid			save_user;
 	int			save_sec;
 	int			nest;
-	Detection  *dets = NULL;
-	int64		ndets = 0,
-				capdets = 0;
 	TimestampTz latest = DT_NOBEGIN;
-	Oid			owner;
 
 	if (r->n == 0 && r->skipped == 0)
 		return;
 	qsort(r->attempts, r->n, sizeof(ScanRow), compare_rows);
 	GetUserIdAndSecContext(&save_user, &save_sec);
-	owner = nids_table_owner("scan_state");
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
+	SetUserIdAndSecContext(nids_table_owner("scan_state"), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	nest = nids_pin_search_path();
-	alert_lock();
+	alert_lock_sources(&r->sources);
 	for (int64 i = 0; i < r->n;)
 	{
 		int64		j = i + 1;
-		ScanSource *s = palloc(sizeof(ScanSource));
-		Datum		v[3];
-		bool		isnull;
-		bool		have = false;
+		TimestampTz last;
 
 		while (j < r->n && same_source(&r->attempts[i], &r->attempts[j]))
 			j++;
-		v[0] = ObjectIdGetDatum(stream);
-		v[1] = InetPGetDatum(r->attempts[i].src);
-		if (SPI_execute_with_args("SELECT state FROM nids.scan_state WHERE stream = $1 AND src_ip = $2 FOR UPDATE",
-								  2, (Oid[]) {OIDOID, INETOID}, v, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "nids scans: reading state failed");
-		if (SPI_processed == 1)
-			have = state_read(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-															SPI_tuptable->tupdesc, 1, &isnull)), s);
-		if (!have)
-			scan_source_init(s, r->attempts[i].a.ts);
-		scan_source(r->attempts + i, j - i, s, &r->params, true, &dets, &ndets, &capdets);
-		latest = Max(latest, s->last_seen);
-		v[2] = PointerGetDatum(state_bytes(s));
-		if (SPI_execute_with_args("INSERT INTO nids.scan_state (stream, src_ip, last_seen, state) "
-								  "VALUES ($1, $2, $4, $3) ON CONFLICT (stream, src_ip) "
-								  "DO UPDATE SET last_seen = excluded.last_seen, state = excluded.state",
-								  4, (Oid[]) {OIDOID, INETOID, BYTEAOID, TIMESTAMPTZOID},
-								  (Datum[]) {v[0], v[1], v[2], TimestampTzGetDatum(s->last_seen)},
-								  NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "nids scans: writing state failed");
+		last = scan_apply_source(r, stream, r->attempts + i, j - i);
+		latest = Max(latest, last);
 		i = j;
 		CHECK_FOR_INTERRUPTS();
 	}
+	SPI_connect();
 	/* sources idle for longer than options.idle are forgotten */
 	if (latest != DT_NOBEGIN &&
 		SPI_execute_with_args("DELETE FROM nids.scan_state WHERE stream = $1 AND last_seen < $2",
 							  2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
-							  (Datum[]) {ObjectIdGetDatum(stream), TimestampTzGetDatum(latest - r->params.idle)},
+							  (Datum[]) {ObjectIdGetDatum(stream), TimestampTzGetDatum(nids_time_add(latest, -r->params.idle))},
 							  NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "nids scans: expiring state failed");
 	if (r->skipped > 0 &&
@@ -641,8 +661,8 @@ scan_apply_stream(ScanReader *r, Oid stream)
 							  "ON CONFLICT (model, counter) DO UPDATE SET flows = c.flows OPERATOR(pg_catalog.+) excluded.flows",
 							  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(r->skipped)}, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "nids scans: counting failed");
-	nids_unpin_search_path(nest);
 	SPI_finish();
+	nids_unpin_search_path(nest);
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 
@@ -676,6 +696,8 @@ nids_scan_trigger(PG_FUNCTION_ARGS)
 	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, slot))
 	{
 		slot_getsomeattrs(slot, need);
+		if (!slot->tts_isnull[r.col[SC_SRC]])
+			alert_sources_add(&r.sources, DatumGetInetPP(slot->tts_values[r.col[SC_SRC]]));
 		if (r.col[SC_ICMP_TYPE] >= need &&
 			(r.col[SC_PROTO] < 0 ||
 			 num(&r, SC_PROTO, slot->tts_values, slot->tts_isnull) == PROTO_ICMP))
