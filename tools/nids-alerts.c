@@ -9,45 +9,68 @@
  * least every --poll seconds, reads the incidents changed since the last
  * one it wrote, in (updated_at, alert_id) order, from nids.alerts_eve.  A
  * notification only wakes it: what it writes comes from the table, so a
- * missed notification, a reconnect or a restart (with -s, which keeps the
- * position) loses nothing.  Each read looks back --overlap seconds before
- * the position, so that an analyst's change committed late is not
- * skipped; lines already written are not written twice.
+ * missed notification, a reconnect or a restart (with -s) loses nothing.
+ *
+ * Each read looks back --overlap seconds before the position (the latest
+ * updated_at written), so that a change committed late, with an earlier
+ * updated_at, is not skipped.  What was written within that look-back is
+ * remembered (alert_id and updated_at, whatever their number), and kept in
+ * the state file with the position, so no line is written twice, across
+ * bursts, reconnects and restarts alike.  The state file is replaced
+ * atomically (written beside it, fsync'd, renamed) after the lines it
+ * covers are flushed and fsync'd: a crash between the two writes a line
+ * again at the next start, never loses one.
  *
  * Connection settings come from CONNINFO or the usual PG* variables; the
- * role needs nids_analyst.  On a lost connection it reconnects with
- * back-off.  Exit status: 0 with --once, 1 on a usage or file error.
+ * role needs nids_analyst.  On a lost connection (a server restart, a
+ * terminated backend) it reconnects with back-off.  Exit status: 0 on
+ * success (SIGINT, SIGTERM, or --once done); 1 on a usage error or a file
+ * it cannot read or write (the output, the state file, a state file that
+ * is not one); 2 on a database error (refused connection with --once, a
+ * query the server refuses, e.g. without nids_analyst).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "libpq-fe.h"
 
-#define RECENT_MAX	4096
+#define STATE_HEADER	"nids-alerts state 2"
+#define NO_POSITION		INT64_MIN
 
-typedef struct Position
+/* a line written: an incident as of one change */
+typedef struct Seen
 {
-	char		updated_at[64];	/* text, as the server writes timestamptz */
-	long long	alert_id;
-} Position;
+	int64_t		us;				/* updated_at, microseconds since 1970 */
+	int64_t		alert_id;
+} Seen;
 
-typedef struct Written
+typedef struct Client
 {
-	long long	alert_id;
-	char		updated_at[64];
-} Written;
+	const char *state_path;
+	FILE	   *out;
+	int64_t		overlap_us;
+	int64_t		pos_us;			/* the latest updated_at written */
+	int64_t		pos_id;
+	Seen	   *seen;			/* written within the look-back, sorted */
+	size_t		nseen;
+	size_t		capseen;
+	char	   *legacy_position;	/* a 1.2 state file's timestamp, until read */
+} Client;
 
 static volatile sig_atomic_t stopping = 0;
-static Written recent[RECENT_MAX];
-static int	nrecent = 0;
-static int	next_recent = 0;
 
 static void
 on_signal(int sig)
@@ -69,116 +92,298 @@ usage(FILE *out)
 			"  -s, --state FILE        keep the position in FILE across restarts\n"
 			"      --poll SECONDS      read at least this often (default 10)\n"
 			"      --overlap SECONDS   look back this far for late commits (default 60)\n"
-			"      --once              write what there is, then exit\n");
+			"      --once              write what there is, then exit\n"
+			"Exit status: 0 done, 1 usage or file error, 2 database error.\n");
+}
+
+static void
+fatal_file(const char *path, const char *what)
+{
+	fprintf(stderr, "nids-alerts: %s %s: %s\n", what, path, strerror(errno));
+	exit(1);
+}
+
+static int
+compare_seen(const void *pa, const void *pb)
+{
+	const Seen *a = pa,
+			   *b = pb;
+
+	if (a->us != b->us)
+		return a->us < b->us ? -1 : 1;
+	return (a->alert_id > b->alert_id) - (a->alert_id < b->alert_id);
 }
 
 static bool
-already_written(long long id, const char *updated_at)
+was_written(const Client *c, int64_t id, int64_t us)
 {
-	for (int i = 0; i < nrecent; i++)
-		if (recent[i].alert_id == id && strcmp(recent[i].updated_at, updated_at) == 0)
-			return true;
-	return false;
+	Seen		key = {us, id};
+
+	return c->nseen > 0 &&
+		bsearch(&key, c->seen, c->nseen, sizeof(Seen), compare_seen) != NULL;
 }
 
 static void
-remember(long long id, const char *updated_at)
+remember(Client *c, int64_t id, int64_t us)
 {
-	recent[next_recent].alert_id = id;
-	snprintf(recent[next_recent].updated_at, sizeof(recent[next_recent].updated_at), "%s",
-			 updated_at);
-	next_recent = (next_recent + 1) % RECENT_MAX;
-	if (nrecent < RECENT_MAX)
-		nrecent++;
-}
-
-static void
-load_state(const char *path, Position *pos)
-{
-	FILE	   *f;
-
-	strcpy(pos->updated_at, "-infinity");
-	pos->alert_id = 0;
-	if (path == NULL || (f = fopen(path, "r")) == NULL)
-		return;
-	if (fscanf(f, "%63[^\t]\t%lld", pos->updated_at, &pos->alert_id) != 2)
+	if (c->nseen == c->capseen)
 	{
-		strcpy(pos->updated_at, "-infinity");
-		pos->alert_id = 0;
+		c->capseen = c->capseen ? c->capseen * 2 : 1024;
+		c->seen = realloc(c->seen, sizeof(Seen) * c->capseen);
+		if (c->seen == NULL)
+		{
+			fprintf(stderr, "nids-alerts: out of memory\n");
+			exit(1);
+		}
 	}
-	fclose(f);
+	c->seen[c->nseen].us = us;
+	c->seen[c->nseen].alert_id = id;
+	c->nseen++;
 }
 
-static bool
-save_state(const char *path, const Position *pos)
+/* sort what was written, and forget what the look-back no longer reaches */
+static void
+settle_seen(Client *c)
 {
-	char		tmp[4096];
-	FILE	   *f;
+	size_t		keep = 0;
 
-	if (path == NULL)
-		return true;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	qsort(c->seen, c->nseen, sizeof(Seen), compare_seen);
+	for (size_t i = 0; i < c->nseen; i++)
+		if (c->pos_us == NO_POSITION || c->seen[i].us > c->pos_us - c->overlap_us)
+			c->seen[keep++] = c->seen[i];
+	c->nseen = keep;
+}
+
+/*
+ * The state file: a header, the position and what was written within the
+ * look-back.  A 1.2 state file (one line: a timestamp, a tab, an id) is
+ * read once, its position compared as before.  Anything else is an error.
+ */
+static void
+load_state(Client *c)
+{
+	FILE	   *f;
+	struct stat st;
+	char		line[256];
+	int			lineno = 0;
+
+	c->pos_us = NO_POSITION;
+	c->pos_id = 0;
+	if (c->state_path == NULL)
+		return;
+	if (stat(c->state_path, &st) == 0 && S_ISDIR(st.st_mode))
+	{
+		errno = EISDIR;
+		fatal_file(c->state_path, "state file");
+	}
+	if ((f = fopen(c->state_path, "r")) == NULL)
+	{
+		if (errno == ENOENT)
+			return;
+		fatal_file(c->state_path, "could not read state file");
+	}
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		long long	a,
+					b;
+		char		ts[64];
+		char		extra;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f))
+			goto corrupt;
+		if (lineno == 1)
+		{
+			if (strcmp(line, STATE_HEADER "\n") == 0)
+				continue;
+			/* 1.2: "<updated_at>\t<alert_id>" */
+			if (sscanf(line, "%63[^\t\n]\t%lld %c", ts, &a, &extra) == 2 && ts[0] != '\0')
+			{
+				c->legacy_position = strdup(ts);
+				c->pos_id = a;
+				if (fgets(line, sizeof(line), f) != NULL)
+					goto corrupt;
+				break;
+			}
+			goto corrupt;
+		}
+		if (sscanf(line, "position %lld %lld %c", &a, &b, &extra) == 2)
+		{
+			c->pos_us = a;
+			c->pos_id = b;
+		}
+		else if (sscanf(line, "seen %lld %lld %c", &a, &b, &extra) == 2)
+			remember(c, b, a);
+		else
+			goto corrupt;
+	}
+	if (ferror(f))
+		fatal_file(c->state_path, "could not read state file");
+	fclose(f);
+	if (lineno == 0)
+		goto corrupt_closed;
+	settle_seen(c);
+	return;
+
+corrupt:
+	fclose(f);
+corrupt_closed:
+	fprintf(stderr, "nids-alerts: %s is not a state file of nids-alerts (line %d)\n"
+			"HINT: Move it away to start from the first incident; -s names the file nids-alerts keeps.\n",
+			c->state_path, lineno == 0 ? 1 : lineno);
+	exit(1);
+}
+
+/* replace the state file: written beside it, fsync'd, renamed, directory fsync'd */
+static void
+save_state(const Client *c)
+{
+	char		tmp[PATH_MAX];
+	char		dirbuf[PATH_MAX];
+	FILE	   *f;
+	int			dfd;
+
+	if (c->state_path == NULL)
+		return;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", c->state_path) >= (int) sizeof(tmp))
+	{
+		errno = ENAMETOOLONG;
+		fatal_file(c->state_path, "could not write state file");
+	}
 	if ((f = fopen(tmp, "w")) == NULL)
-		return false;
-	fprintf(f, "%s\t%lld\n", pos->updated_at, pos->alert_id);
-	if (fclose(f) != 0 || rename(tmp, path) != 0)
-		return false;
+		fatal_file(tmp, "could not write state file");
+	fprintf(f, "%s\n", STATE_HEADER);
+	if (c->pos_us != NO_POSITION)
+		fprintf(f, "position %" PRId64 " %" PRId64 "\n", c->pos_us, c->pos_id);
+	for (size_t i = 0; i < c->nseen; i++)
+		fprintf(f, "seen %" PRId64 " %" PRId64 "\n", c->seen[i].us, c->seen[i].alert_id);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		fatal_file(tmp, "could not write state file");
+	if (fclose(f) != 0)
+		fatal_file(tmp, "could not write state file");
+	if (rename(tmp, c->state_path) != 0)
+	{
+		int			save = errno;
+
+		unlink(tmp);
+		errno = save;
+		fatal_file(c->state_path, "could not replace state file");
+	}
+	snprintf(dirbuf, sizeof(dirbuf), "%s", c->state_path);
+	if ((dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY)) >= 0)
+	{
+		(void) fsync(dfd);
+		close(dfd);
+	}
+}
+
+/* a query the server refused, with the connection up: nothing to retry */
+static void
+fatal_query(PGconn *conn, PGresult *res)
+{
+	fprintf(stderr, "nids-alerts: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(conn);
+	exit(2);
+}
+
+/* a 1.2 state file's position, in microseconds, read by the server */
+static bool
+read_legacy_position(Client *c, PGconn *conn)
+{
+	const char *params[1] = {c->legacy_position};
+	PGresult   *res;
+
+	res = PQexecParams(conn, "SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::bigint",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		if (PQstatus(conn) != CONNECTION_OK)
+		{
+			PQclear(res);
+			return false;
+		}
+		fprintf(stderr, "nids-alerts: the position in %s (%s) is not a time\n",
+				c->state_path, c->legacy_position);
+		PQclear(res);
+		PQfinish(conn);
+		exit(1);
+	}
+	c->pos_us = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
 	return true;
 }
 
-/* write the incidents changed since pos; false when the connection failed */
+/* write the incidents changed since the position; false when the connection failed */
 static bool
-drain(PGconn *conn, FILE *out, Position *pos, int overlap, const char *state)
+drain(Client *c, PGconn *conn)
 {
-	char		idbuf[32];
-	char		overlapbuf[32];
-	const char *params[3];
+	char		since[32];
+	const char *params[1];
 	PGresult   *res;
 	int			written = 0;
+	bool		legacy = c->legacy_position != NULL;
+	int64_t		legacy_us = 0,
+				legacy_id = c->pos_id;
 
-	snprintf(idbuf, sizeof(idbuf), "%lld", pos->alert_id);
-	snprintf(overlapbuf, sizeof(overlapbuf), "%d", overlap);
-	params[0] = pos->updated_at;
-	params[1] = idbuf;
-	params[2] = overlapbuf;
+	if (legacy)
+	{
+		if (!read_legacy_position(c, conn))
+			return false;
+		legacy_us = c->pos_us;
+	}
+	snprintf(since, sizeof(since), "%" PRId64,
+			 c->pos_us == NO_POSITION ? INT64_MIN : c->pos_us - c->overlap_us);
+	params[0] = since;
 	res = PQexecParams(conn,
-					   "SELECT a.alert_id, a.updated_at, e.eve::text, "
-					   "(a.updated_at, a.alert_id) <= ($1::timestamptz, $2::bigint) "
+					   "SELECT a.alert_id, (extract(epoch FROM a.updated_at) * 1000000)::bigint, "
+					   "e.eve::text "
 					   "FROM nids.alerts a JOIN nids.alerts_eve e USING (alert_id) "
-					   "WHERE a.updated_at > $1::timestamptz - pg_catalog.make_interval(secs => $3::int) "
+					   "WHERE $1::bigint = -9223372036854775808 OR a.updated_at > "
+					   "'1970-01-01 00:00:00+00'::timestamptz + $1::bigint * interval '1 microsecond' "
 					   "ORDER BY a.updated_at, a.alert_id",
-					   3, NULL, params, NULL, NULL, 0);
+					   1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
+		if (PQstatus(conn) == CONNECTION_OK)
+			fatal_query(conn, res);
 		fprintf(stderr, "nids-alerts: %s", PQerrorMessage(conn));
 		PQclear(res);
-		return PQstatus(conn) == CONNECTION_OK;
+		return false;
 	}
 	for (int r = 0; r < PQntuples(res); r++)
 	{
-		long long	id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-		const char *updated = PQgetvalue(res, r, 1);
+		int64_t		id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+		int64_t		us = strtoll(PQgetvalue(res, r, 1), NULL, 10);
 
-		/*
-		 * at or before the position: written by this run (remembered) or,
-		 * after a restart, by the run that saved the position
-		 */
-		if (already_written(id, updated) ||
-			(PQgetvalue(res, r, 3)[0] == 't' && nrecent == 0))
+		/* a 1.2 state file: what is at or before its position was written */
+		if (legacy && (us < legacy_us || (us == legacy_us && id <= legacy_id)))
 			continue;
-		fprintf(out, "%s\n", PQgetvalue(res, r, 2));
-		remember(id, updated);
+		if (was_written(c, id, us))
+			continue;
+		if (fprintf(c->out, "%s\n", PQgetvalue(res, r, 2)) < 0)
+			fatal_file("the output", "could not write");
+		remember(c, id, us);
 		written++;
-		/* the position only moves forward */
-		snprintf(pos->updated_at, sizeof(pos->updated_at), "%s", updated);
-		pos->alert_id = id;
+		if (c->pos_us == NO_POSITION || us > c->pos_us || (us == c->pos_us && id > c->pos_id))
+		{
+			c->pos_us = us;
+			c->pos_id = id;
+		}
 	}
 	PQclear(res);
-	if (written > 0)
+	if (legacy)
 	{
-		fflush(out);
-		if (!save_state(state, pos))
-			fprintf(stderr, "nids-alerts: could not write %s: %s\n", state, strerror(errno));
+		free(c->legacy_position);
+		c->legacy_position = NULL;
+	}
+	if (written > 0 || legacy)
+	{
+		/* the lines are on disk before the state that says so */
+		if (fflush(c->out) != 0 || (fsync(fileno(c->out)) != 0 && errno != EINVAL && errno != EROFS))
+			fatal_file("the output", "could not write");
+		settle_seen(c);
+		save_state(c);
 	}
 	return true;
 }
@@ -209,6 +414,23 @@ connect_listen(const char *conninfo)
 	return conn;
 }
 
+static int
+seconds_option(const char *arg, const char *name, int min)
+{
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v < min || v > 86400 * 365)
+	{
+		fprintf(stderr, "nids-alerts: --%s must be a whole number of seconds from %d, not \"%s\"\n",
+				name, min, arg);
+		exit(1);
+	}
+	return (int) v;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -224,19 +446,19 @@ main(int argc, char **argv)
 	};
 	const char *conninfo = NULL;
 	const char *output = NULL;
-	const char *state = NULL;
 	int			poll_s = 10;
 	int			overlap = 60;
 	bool		once = false;
-	FILE	   *out = stdout;
-	Position	pos;
+	Client		client;
 	PGconn	   *conn = NULL;
 	int			backoff = 1;
-	int			c;
+	int			opt;
+	struct sigaction sa;
 
-	while ((c = getopt_long(argc, argv, "d:o:s:h", options, NULL)) != -1)
+	memset(&client, 0, sizeof(client));
+	while ((opt = getopt_long(argc, argv, "d:o:s:h", options, NULL)) != -1)
 	{
-		switch (c)
+		switch (opt)
 		{
 			case 'd':
 				conninfo = optarg;
@@ -245,13 +467,13 @@ main(int argc, char **argv)
 				output = optarg;
 				break;
 			case 's':
-				state = optarg;
+				client.state_path = optarg;
 				break;
 			case 1:
-				poll_s = atoi(optarg);
+				poll_s = seconds_option(optarg, "poll", 1);
 				break;
 			case 2:
-				overlap = atoi(optarg);
+				overlap = seconds_option(optarg, "overlap", 0);
 				break;
 			case 3:
 				once = true;
@@ -264,19 +486,26 @@ main(int argc, char **argv)
 				return 1;
 		}
 	}
-	if (optind < argc || poll_s < 1 || overlap < 0)
+	if (optind < argc)
 	{
 		usage(stderr);
 		return 1;
 	}
-	if (output != NULL && (out = fopen(output, "a")) == NULL)
-	{
-		fprintf(stderr, "nids-alerts: could not open %s: %s\n", output, strerror(errno));
-		return 1;
-	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	load_state(state, &pos);
+	client.overlap_us = (int64_t) overlap * 1000000;
+	client.out = stdout;
+	if (output != NULL && (client.out = fopen(output, "a")) == NULL)
+		fatal_file(output, "could not open");
+	load_state(&client);
+	/* a state file that cannot be written is found now, not after the first line */
+	save_state(&client);
+
+	/* no SA_RESTART: a signal ends the wait in select() */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	while (!stopping)
 	{
 		fd_set		fds;
@@ -297,10 +526,12 @@ main(int argc, char **argv)
 			backoff = 1;
 		}
 		/* what happened while not listening, and since the last wake-up */
-		if (!drain(conn, out, &pos, overlap, state) || PQstatus(conn) != CONNECTION_OK)
+		if (!drain(&client, conn) || PQstatus(conn) != CONNECTION_OK)
 		{
 			PQfinish(conn);
 			conn = NULL;
+			if (once)
+				return 2;
 			continue;
 		}
 		if (once)
@@ -324,7 +555,7 @@ main(int argc, char **argv)
 	}
 	if (conn)
 		PQfinish(conn);
-	if (out != stdout)
-		fclose(out);
+	if (client.out != stdout && fclose(client.out) != 0)
+		fatal_file(output, "could not write");
 	return 0;
 }

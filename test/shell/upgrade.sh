@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The update paths: a database with nids 1.0, its models (imported and
-# trained) and drift reports, and one with nids 1.1, its models, reports and
-# a flow table with the scoring trigger, are each updated with ALTER
-# EXTENSION nids UPDATE.  Every stored version must score identically
+# trained) and drift reports, one with nids 1.1, its models, reports and
+# a flow table with the scoring trigger, and one with nids 1.2, its models,
+# reports, incidents and a flow table with the scoring, alert and scan
+# triggers, are each updated with ALTER EXTENSION nids UPDATE.  Every stored version must score identically
 # afterwards, the reports and triggers must stay, and the whole pg_regress
 # suite must then pass on each updated database.
 set -uo pipefail
@@ -43,9 +44,9 @@ CREATE TABLE drift_before AS
 SQL
 
 check "ALTER EXTENSION nids UPDATE succeeds" q "ALTER EXTENSION nids UPDATE"
-check "the extension is now 1.2" test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'nids'")" = "1.2"
-check "update paths 1.0 -> 1.1 -> 1.2 are known" \
-	test "$(q "SELECT count(*) FROM pg_extension_update_paths('nids') WHERE (source, target) IN (('1.0', '1.1'), ('1.1', '1.2'), ('1.0', '1.2')) AND path IS NOT NULL")" = 3
+check "the extension is now 1.3" test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'nids'")" = "1.3"
+check "update paths 1.0 -> 1.1 -> 1.2 -> 1.3 are known" \
+	test "$(q "SELECT count(*) FROM pg_extension_update_paths('nids') WHERE (source, target) IN (('1.0', '1.1'), ('1.1', '1.2'), ('1.2', '1.3'), ('1.0', '1.3'), ('1.1', '1.3')) AND path IS NOT NULL")" = 5
 check "every imported 1.0 version scores identically" \
 	test "$(q "SELECT count(*) FILTER (WHERE (nids_classify(v.features, b.name), nids_classify_proba(v.features, b.name))
 			IS DISTINCT FROM (b.label, b.proba)) || '/' || count(*)
@@ -111,7 +112,7 @@ CREATE TABLE ensemble11 AS SELECT f.flow_number, (nids_ensemble(nids_features(f,
 CREATE TABLE health11 AS SELECT * FROM nids_health('SELECT * FROM flows11', 'm11');
 SQL
 check "ALTER EXTENSION nids UPDATE from 1.1 succeeds" q "ALTER EXTENSION nids UPDATE"
-check "the extension is 1.2" test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'nids'")" = "1.2"
+check "the extension is 1.3" test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'nids'")" = "1.3"
 check "the 1.1 version's verdicts are identical" \
 	test "$(q "SELECT count(*) FROM flows11 f JOIN ensemble11 b USING (flow_number),
 		LATERAL (SELECT nids_ensemble(nids_features(f, 'm11'), 'm11') AS e) s
@@ -132,6 +133,81 @@ check "and its flows open an incident" \
 	test "$(q "SELECT count(*) FROM nids.alerts WHERE src_ip = '10.9.9.9' AND class = 'DDoS'")" = 1
 q "DROP TABLE live11, flows11, ensemble11, health11; DELETE FROM nids.alerts" >/dev/null
 run_suite 1.1
+
+# 1.2: a trained and an adapted version, drift and health reports, a flow
+# table with the scoring, alert and scan triggers, its incidents and scan
+# state, and a loader role that 1.2 would have let feed
+dropdb --if-exists "$DB" >/dev/null 2>&1
+createdb "$DB" || exit 1
+q "DROP ROLE IF EXISTS up_loader; DROP ROLE IF EXISTS up_admin" >/dev/null 2>&1
+check "nids 1.2 installs" q "CREATE EXTENSION nids VERSION '1.2'"
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL' || { echo "not ok - 1.2 set-up"; exit 1; }
+\set tbl flows12
+\set n 1500
+\set seed 0.32
+\set shift 1.0
+\i test/fixtures/flows.sql
+\set tbl local12
+\set n 600
+\set seed 0.33
+\set shift 2.5
+\i test/fixtures/flows.sql
+SELECT nids_train('flows12', model => 'm12', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 8}}');
+SELECT nids_adapt('m12', 'SELECT * FROM local12 WHERE label = ''BENIGN''');
+SELECT nids_log_drift('SELECT * FROM flows12', 'm12');
+CREATE ROLE up_loader;
+CREATE TABLE live12 (LIKE flows12, source_ip inet, destination_ip inet, "timestamp" timestamptz,
+	predicted_label text, probability float8, novelty float8, verdict text);
+CREATE TRIGGER score BEFORE INSERT ON live12 FOR EACH ROW EXECUTE FUNCTION nids_score_trigger('m12');
+CREATE TRIGGER alerts AFTER INSERT ON live12 REFERENCING NEW TABLE AS n
+	FOR EACH STATEMENT EXECUTE FUNCTION nids_alert_trigger('m12');
+CREATE TRIGGER scans AFTER INSERT ON live12 REFERENCING NEW TABLE AS n
+	FOR EACH STATEMENT EXECUTE FUNCTION nids_scan_trigger();
+GRANT INSERT ON live12 TO up_loader;
+GRANT SELECT ON flows12 TO up_loader;
+INSERT INTO live12 SELECT f.*, ('10.8.0.' || (f.flow_number::int % 3))::inet, ('10.9.0.' || (f.flow_number::int % 200))::inet,
+	'2024-08-01 10:00+00'::timestamptz + f.flow_number * interval '1 s'
+	FROM flows12 f WHERE flow_number <= 700;
+CREATE TABLE ensemble12 AS SELECT f.flow_number, v.version, (nids_ensemble(nids_features(f, 'm12@' || v.version), 'm12@' || v.version)).*
+	FROM flows12 f, (SELECT version FROM nids.models WHERE name = 'm12') v;
+CREATE TABLE health12 AS SELECT * FROM nids_health('SELECT * FROM flows12', 'm12');
+CREATE TABLE alerts12 AS SELECT alert_id, kind, class, src_ip, flows FROM nids.alerts;
+SQL
+check "1.2 made incidents and scan state to keep" \
+	test "$(q "SELECT (SELECT count(*) > 0 FROM alerts12) AND (SELECT count(*) > 0 FROM nids.scan_state)")" = t
+check "ALTER EXTENSION nids UPDATE from 1.2 succeeds" q "ALTER EXTENSION nids UPDATE"
+check "the extension is 1.3" test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'nids'")" = "1.3"
+check "the 1.2 versions' verdicts (trained and adapted) are identical" \
+	test "$(q "SELECT count(*) FROM flows12 f JOIN ensemble12 b USING (flow_number),
+		LATERAL (SELECT nids_ensemble(nids_features(f, 'm12@' || b.version), 'm12@' || b.version) AS e) s
+		WHERE (s.e).label IS DISTINCT FROM b.label OR (s.e).probability IS DISTINCT FROM b.probability
+		OR (s.e).novelty IS DISTINCT FROM b.novelty OR (s.e).verdict IS DISTINCT FROM b.verdict")" = 0
+check "and its health is the same" \
+	test "$(q "SELECT count(*) FROM (SELECT * FROM health12 EXCEPT SELECT * FROM nids_health('SELECT * FROM flows12', 'm12')) d")" = 0
+check "the 1.2 incidents are all still there" \
+	test "$(q "SELECT count(*) FROM alerts12 o JOIN nids.alerts a USING (alert_id) WHERE a.flows = o.flows")" = "$(q "SELECT count(*) FROM alerts12")"
+refused=$(psql -X -q -d "$DB" -v VERBOSITY=verbose 2>&1 <<'SQL'
+SET ROLE up_loader;
+INSERT INTO live12 SELECT f.*, '10.8.0.1', '10.9.0.1', '2024-08-01 11:00+00' FROM flows12 f WHERE flow_number = 701;
+SQL
+)
+check "the 1.2 loader, not a member of nids_feeder, is refused by the triggers (42501)" grep -q "ERROR:  42501" <<<"$refused"
+check "granted nids_feeder, it feeds: the incidents grow" \
+	test "$(q "GRANT nids_feeder TO up_loader; SET ROLE up_loader;
+		INSERT INTO live12 SELECT f.*, ('10.8.0.' || (f.flow_number::int % 3))::inet, ('10.9.0.' || (f.flow_number::int % 200))::inet,
+			'2024-08-01 10:00+00'::timestamptz + f.flow_number * interval '1 s' FROM flows12 f WHERE flow_number > 700;
+		RESET ROLE;
+		SELECT sum(a.flows) > sum(o.flows) FROM alerts12 o JOIN nids.alerts a USING (alert_id)")" = t
+check "the 1.2 trigger scored the rows inserted after the update as before" \
+	test "$(q "SELECT count(*) FILTER (WHERE l.verdict IS DISTINCT FROM b.verdict OR l.predicted_label IS DISTINCT FROM b.label)
+		|| '/' || count(*) FROM live12 l JOIN ensemble12 b USING (flow_number)
+		WHERE b.version = (SELECT version FROM nids.models WHERE name = 'm12' AND deployed)")" = 0/1500
+check "a member of nids_admin adapts after the update" \
+	test "$(q "CREATE ROLE up_admin IN ROLE nids_admin; GRANT SELECT ON flows12, local12 TO up_admin; SET ROLE up_admin;
+		SELECT nids_adapt('m12@1', 'SELECT * FROM local12 WHERE label = ''BENIGN''') ->> 'method'")" = retrained
+q "DROP TABLE live12, flows12, local12, ensemble12, health12, alerts12; DELETE FROM nids.alerts; DELETE FROM nids.scan_state;
+   DROP OWNED BY up_loader, up_admin; DROP ROLE up_loader, up_admin" >/dev/null
+run_suite 1.2
 
 echo "upgrade: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
