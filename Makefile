@@ -61,8 +61,8 @@ PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-init
 # prediction (bench/scoring.sh)
 src/model_eval.o: override CFLAGS += -O3
 
-SCRIPTS_built = tools/nids-load tools/nids-alerts
-EXTRA_CLEAN = tools/nids-load tools/nids-alerts
+SCRIPTS_built = tools/nids-load tools/nids-alerts tools/nids-flowmeter/nids-flowmeter
+EXTRA_CLEAN = tools/nids-load tools/nids-alerts tools/nids-flowmeter/nids-flowmeter
 
 # every sql/NN_name.sql runs, in the order of its number: a new file cannot
 # be left out by forgetting to list it
@@ -104,12 +104,20 @@ tools/nids-load: tools/nids-load.c src/flow_names.c src/flow.h
 tools/nids-alerts: tools/nids-alerts.c
 	$(CC) -O2 -g -Wall -Wextra -Werror -I$(PG_INCLUDEDIR) -o $@ tools/nids-alerts.c -lpq
 
+# nids-flowmeter: packets to flows (libpcap), sharing src/flow_names.c for
+# the table's column names
+METER_SRCS = $(wildcard $(srcdir)/tools/nids-flowmeter/*.c)
+tools/nids-flowmeter/nids-flowmeter: $(METER_SRCS) $(wildcard $(srcdir)/tools/nids-flowmeter/*.h) src/flow_names.c src/flow.h
+	$(CC) -O2 -g -Wall -Wextra -Werror -DFRONTEND -I$(srcdir)/src -I$(PG_INCLUDEDIR) \
+		-o $@ $(METER_SRCS) src/flow_names.c -lpcap -lpq -lm
+
 # also on the PATH, where /usr/local/bin is writable
 install: install-nids-load-link
 install-nids-load-link:
 	@if [ -z "$(DESTDIR)" ] && [ -w /usr/local/bin ]; then \
 		ln -sf '$(bindir)/nids-load' /usr/local/bin/nids-load; \
-		ln -sf '$(bindir)/nids-alerts' /usr/local/bin/nids-alerts; fi
+		ln -sf '$(bindir)/nids-alerts' /usr/local/bin/nids-alerts; \
+		ln -sf '$(bindir)/nids-flowmeter' /usr/local/bin/nids-flowmeter; fi
 
 setup:
 	scripts/setup
