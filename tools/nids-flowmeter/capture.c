@@ -5,6 +5,7 @@
  *	  filter.  A file that is not a capture, or is cut short, is an error
  *	  that names the file and the packet.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct Capture
 	const char *current;		/* the file or interface read now */
 	int64_t		packet_no;		/* within the current file */
 	int64_t		bad_records;	/* capture records that cannot be */
+	volatile sig_atomic_t broken;	/* capture_break was called */
 	int			linktype;
 	int64_t		file_size;		/* for progress */
 	FILE	   *file;			/* the stream libpcap reads (files) */
@@ -163,7 +165,7 @@ capture_next(Capture *c, CapturedFrame *frame)
 		}
 		if (rc == 0)
 			return CAPTURE_TIMEOUT;
-		if (rc == PCAP_ERROR_BREAK && c->iface != NULL)
+		if (c->broken || (rc == PCAP_ERROR_BREAK && c->iface != NULL))
 			return CAPTURE_END;
 		if (rc == PCAP_ERROR)
 		{
@@ -205,9 +207,11 @@ capture_progress(const Capture *c)
 	return 100.0 * (double) ftello(c->file) / (double) c->file_size;
 }
 
+/* from a signal handler too: the next read returns CAPTURE_END */
 void
 capture_break(Capture *c)
 {
+	c->broken = 1;
 	if (c->pcap)
 		pcap_breakloop(c->pcap);
 }

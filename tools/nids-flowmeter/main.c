@@ -40,12 +40,16 @@ typedef struct Options
 } Options;
 
 static volatile sig_atomic_t stopping = 0;
+static Capture *volatile capturing = NULL;
 
+/* SIGINT, SIGTERM: stop reading (a live read may be waiting in libpcap), then flush */
 static void
 on_signal(int sig)
 {
 	(void) sig;
 	stopping = 1;
+	if (capturing)
+		capture_break(capturing);
 }
 
 static void
@@ -271,6 +275,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	table = flow_table_create(o.max_flows, sink, &counts);
+	capturing = cap;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -344,6 +349,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "nids-flowmeter: %lld flows could not be written\n",
 				(long long) (sink_dropped(sink) + counts.write_failed));
 	flow_table_destroy(table);
+	capturing = NULL;
 	capture_close(cap);
 	sink->close(sink);
 	free(o.files);

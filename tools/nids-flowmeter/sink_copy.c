@@ -129,7 +129,6 @@ connect_db(const CopyTarget *t, char *error, size_t errsize)
 	const char *vals[6];
 	int			n = 0;
 	PGconn	   *conn;
-	PGresult   *res;
 
 	if (t->dbname)
 	{
@@ -162,8 +161,7 @@ connect_db(const CopyTarget *t, char *error, size_t errsize)
 		PQfinish(conn);
 		return NULL;
 	}
-	res = PQexec(conn, "SET search_path = pg_catalog, public");
-	PQclear(res);
+	/* the caller's search_path names the table; nids' own calls are qualified */
 	return conn;
 }
 
