@@ -16,6 +16,8 @@
  *	  FirstMoment's update, the variance by SecondMoment's, n-1.
  */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "meter.h"
@@ -75,6 +77,8 @@ stats_std(const RunningStats *s)
 	return sqrt(stats_variance(s));
 }
 
+const RunningStats stats_empty = {0, 0.0, NAN, NAN, 0.0, 0.0};
+
 static int
 addr_len(uint8_t family)
 {
@@ -84,7 +88,29 @@ addr_len(uint8_t family)
 bool
 flow_is_forward(const Flow *f, const Packet *p)
 {
-	return memcmp(f->src, p->src, addr_len(f->family)) == 0;
+	return memcmp(flow_src(f), p->src, addr_len(f->key.family)) == 0;
+}
+
+static FlowTimes *
+times_of(Flow *f)
+{
+	if (f->times == NULL)
+	{
+		f->times = calloc(1, sizeof(FlowTimes));
+		if (f->times == NULL)
+		{
+			fprintf(stderr, "nids-flowmeter: out of memory\n");
+			exit(1);
+		}
+	}
+	return f->times;
+}
+
+void
+flow_free_times(Flow *f)
+{
+	free(f->times);
+	f->times = NULL;
 }
 
 void
@@ -93,8 +119,8 @@ flow_update_active_idle(Flow *f, int64_t ts)
 	if (ts - f->end_active > METER_ACTIVITY_TIMEOUT_US)
 	{
 		if (f->end_active - f->start_active > 0)
-			stats_add(&f->active, (double) (f->end_active - f->start_active));
-		stats_add(&f->idle, (double) (ts - f->end_active));
+			stats_add(&times_of(f)->active, (double) (f->end_active - f->start_active));
+		stats_add(&times_of(f)->idle, (double) (ts - f->end_active));
 		f->start_active = ts;
 		f->end_active = ts;
 	}
@@ -106,16 +132,12 @@ static void
 update_subflows(Flow *f, const Packet *p)
 {
 	if (f->sf_last_ts == -1)
-	{
 		f->sf_last_ts = p->ts;
-		f->sf_ac_helper = p->ts;
-	}
 	/* the reference's expression, precedence and all */
 	if ((double) p->ts - (double) f->sf_last_ts / 1000000.0 > 1.0)
 	{
 		f->sf_count++;
 		flow_update_active_idle(f, p->ts);
-		f->sf_ac_helper = p->ts;
 	}
 	f->sf_last_ts = p->ts;
 }
@@ -185,23 +207,18 @@ count_flags(Flow *f, uint8_t flags)
 }
 
 /*
- * A new flow of first packet p, whose forward direction is src:sport ->
- * dst:dport (p's own, or the flow it continues)
+ * A new flow of first packet p, kept under key; its forward direction is
+ * the key's a side, or its b side when swapped (a flow that continues one
+ * whose first packet went the other way)
  */
 void
-flow_init(Flow *f, const Packet *p, const uint8_t *src, const uint8_t *dst,
-		  uint16_t sport, uint16_t dport)
+flow_init(Flow *f, const FlowKey *key, bool swapped, const Packet *p)
 {
 	memset(f, 0, sizeof(*f));
-	f->family = p->family;
-	f->proto = p->proto;
-	memcpy(f->src, src, 16);
-	memcpy(f->dst, dst, 16);
-	f->sport = sport;
-	f->dport = dport;
+	f->key = *key;
+	f->swapped = swapped;
 	f->tcp_state = TCP_OPEN;
 	f->sf_last_ts = -1;
-	f->sf_ac_helper = -1;
 
 	update_bulks(f, p);
 	count_flags(f, p->flags);
@@ -255,7 +272,7 @@ flow_add(Flow *f, const Packet *p)
 		f->fwd_packets++;
 		f->fwd_bytes += p->payload;
 		if (f->fwd_packets > 1)
-			stats_add(&f->fwd_iat, (double) (p->ts - f->fwd_last_seen));
+			stats_add(&times_of(f)->fwd_iat, (double) (p->ts - f->fwd_last_seen));
 		f->fwd_last_seen = p->ts;
 		if (p->header < f->min_seg_fwd)
 			f->min_seg_fwd = p->header;
@@ -272,13 +289,13 @@ flow_add(Flow *f, const Packet *p)
 		f->bwd_packets++;
 		f->bwd_bytes += p->payload;
 		if (f->bwd_packets > 1)
-			stats_add(&f->bwd_iat, (double) (p->ts - f->bwd_last_seen));
+			stats_add(&times_of(f)->bwd_iat, (double) (p->ts - f->bwd_last_seen));
 		f->bwd_last_seen = p->ts;
 		f->bwd_psh += (p->flags & TH_PSH) != 0;
 		f->bwd_urg += (p->flags & TH_URG) != 0;
 		f->bwd_fin += (p->flags & TH_FIN) != 0;
 		f->bwd_rst += (p->flags & TH_RST) != 0;
 	}
-	stats_add(&f->flow_iat, (double) (p->ts - f->last_seen));
+	stats_add(&times_of(f)->flow_iat, (double) (p->ts - f->last_seen));
 	f->last_seen = p->ts;
 }

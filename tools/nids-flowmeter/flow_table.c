@@ -186,7 +186,7 @@ finish(FlowTable *t, Flow *f, bool at_end)
 {
 	Flow	  **link = NULL;
 
-	if (at_end && f->proto == PROTO_TCP)
+	if (at_end && f->key.proto == PROTO_TCP)
 		f->cumulative_tcp += f->last_seen - f->start;
 	if (t->sink->write(t->sink, f))
 		t->counts->flows++;
@@ -196,13 +196,13 @@ finish(FlowTable *t, Flow *f, bool at_end)
 		*link = f->hash_next;
 	lru_unlink(t, f);
 	t->nflows--;
+	flow_free_times(f);
 	f->hash_next = t->free_list;
 	t->free_list = f;
 }
 
 static Flow *
-insert(FlowTable *t, const FlowKey *k, const Packet *p, const uint8_t *src, const uint8_t *dst,
-	   uint16_t sport, uint16_t dport)
+insert(FlowTable *t, const FlowKey *k, bool swapped, const Packet *p)
 {
 	Flow	   *f;
 	uint64_t	h;
@@ -219,8 +219,7 @@ insert(FlowTable *t, const FlowKey *k, const Packet *p, const uint8_t *src, cons
 		t->counts->write_failed++;
 		return NULL;
 	}
-	flow_init(f, p, src, dst, sport, dport);
-	f->key = *k;
+	flow_init(f, k, swapped, p);
 	if ((uint64_t) t->nflows >= t->nbuckets)
 		grow(t);
 	h = key_hash(k) & (t->nbuckets - 1);
@@ -238,6 +237,7 @@ flow_table_packet(FlowTable *t, const Packet *p)
 	Flow	   *f;
 	int64_t		ts = p->ts;
 	bool		syn = (p->flags & TH_SYN) != 0;
+	bool		found_back = false;
 
 	key_of(p, true, &k);
 	f = lookup(t, &k, NULL);
@@ -250,41 +250,38 @@ flow_table_packet(FlowTable *t, const Packet *p)
 		if (f == NULL)
 		{
 			/* a new flow: its first packet is forward */
-			insert(t, &k, p, p->src, p->dst, p->sport, p->dport);
+			insert(t, &k, false, p);
 			return;
 		}
 		k = back;
+		found_back = true;
 	}
 
 	if (ts - f->start > METER_FLOW_TIMEOUT_US || (f->tcp_state == TCP_READY && syn))
 	{
 		bool		fresh = (f->tcp_state == TCP_READY && syn && !(p->flags & TH_ACK)) ||
 			p->proto != PROTO_TCP;
-		uint8_t		src[16],
-					dst[16];
-		uint16_t	sport = f->sport,
-					dport = f->dport;
+		bool		swapped = f->swapped;
 		int64_t		cumulative,
 					last_seen = f->last_seen;
 		Flow	   *next;
 
-		if (f->proto == PROTO_TCP)
+		if (f->key.proto == PROTO_TCP)
 			f->cumulative_tcp += f->last_seen - f->start;
 		cumulative = f->cumulative_tcp;
-		memcpy(src, f->src, 16);
-		memcpy(dst, f->dst, 16);
 		finish(t, f, false);
+		/* fresh: p's own direction (the key's b side when p came backward) */
 		if (fresh)
-			insert(t, &k, p, p->src, p->dst, p->sport, p->dport);
-		else if ((next = insert(t, &k, p, src, dst, sport, dport)) != NULL)
+			insert(t, &k, found_back, p);
+		else if ((next = insert(t, &k, swapped, p)) != NULL)
 			next->cumulative_tcp = cumulative + (ts - last_seen);
 		return;
 	}
-	if (p->proto == PROTO_ICMP && f->proto == PROTO_ICMP &&
+	if (p->proto == PROTO_ICMP &&
 		f->icmp_code != p->icmp_code && f->icmp_type != p->icmp_type)
 	{
 		finish(t, f, false);
-		insert(t, &k, p, p->src, p->dst, p->sport, p->dport);
+		insert(t, &k, found_back, p);
 		return;
 	}
 	flow_update_active_idle(f, ts);
@@ -302,6 +299,20 @@ flow_table_packet(FlowTable *t, const Packet *p)
 		f->tcp_state = TCP_READY;
 	lru_unlink(t, f);
 	lru_append(t, f);
+}
+
+/*
+ * A live capture: flows idle for longer than the flow timeout at capture
+ * time now are written (the reference writes them when their tuple's next
+ * packet comes, at the latest; a sensor cannot wait for that).  A later
+ * packet of the tuple then starts a flow of its own direction, where the
+ * reference would continue the old one's.
+ */
+void
+flow_table_expire(FlowTable *t, int64_t now)
+{
+	while (t->lru_head && now - t->lru_head->last_seen > METER_FLOW_TIMEOUT_US)
+		finish(t, t->lru_head, true);
 }
 
 /* the end of the input: every open flow, in order of last activity */
@@ -329,6 +340,7 @@ flow_table_destroy(FlowTable *t)
 	{
 		f = t->lru_head;
 		lru_unlink(t, f);
+		flow_free_times(f);
 		free(f);
 	}
 	while ((f = t->free_list) != NULL)

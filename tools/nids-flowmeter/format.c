@@ -300,6 +300,12 @@ size_t
 format_flow(const Flow *f, char *buf, size_t size)
 {
 	Row			r = {buf, 0};
+	const FlowTimes *tm = f->times;
+	const RunningStats *flow_iat = tm ? &tm->flow_iat : &stats_empty;
+	const RunningStats *fwd_iat = tm ? &tm->fwd_iat : &stats_empty;
+	const RunningStats *bwd_iat = tm ? &tm->bwd_iat : &stats_empty;
+	const RunningStats *active = tm ? &tm->active : &stats_empty;
+	const RunningStats *idle = tm ? &tm->idle : &stats_empty;
 	int64_t		duration = f->last_seen - f->start;
 	double		seconds = (double) duration / 1000000.0;
 	int64_t		packets = f->fwd_packets + f->bwd_packets;
@@ -315,13 +321,13 @@ format_flow(const Flow *f, char *buf, size_t size)
 	r.len += format_long(f->key.port_b, buf + r.len);
 	buf[r.len++] = '-';
 	put_long(&r, f->key.proto);
-	r.len += format_addr(f->family, f->src, buf + r.len);
+	r.len += format_addr(f->key.family, flow_src(f), buf + r.len);
 	buf[r.len++] = ',';
-	put_long(&r, f->sport);
-	r.len += format_addr(f->family, f->dst, buf + r.len);
+	put_long(&r, flow_sport(f));
+	r.len += format_addr(f->key.family, flow_dst(f), buf + r.len);
 	buf[r.len++] = ',';
-	put_long(&r, f->dport);
-	put_long(&r, f->proto);
+	put_long(&r, flow_dport(f));
+	put_long(&r, f->key.proto);
 	r.len += format_time(f->start, buf + r.len);
 	buf[r.len++] = ',';
 	put_long(&r, duration);
@@ -333,12 +339,12 @@ format_flow(const Flow *f, char *buf, size_t size)
 	put_stats4(&r, &f->bwd_len, f->bwd_len.n > 0);
 	put_double(&r, (double) (f->fwd_bytes + f->bwd_bytes) / seconds);
 	put_double(&r, (double) packets / seconds);
-	put_double(&r, stats_mean(&f->flow_iat));
-	put_double(&r, stats_std(&f->flow_iat));
-	put_double(&r, f->flow_iat.n > 0 ? f->flow_iat.max : NAN);
-	put_double(&r, f->flow_iat.n > 0 ? f->flow_iat.min : NAN);
-	put_iat(&r, &f->fwd_iat, f->fwd_packets > 1);
-	put_iat(&r, &f->bwd_iat, f->bwd_packets > 1);
+	put_double(&r, stats_mean(flow_iat));
+	put_double(&r, stats_std(flow_iat));
+	put_double(&r, flow_iat->n > 0 ? flow_iat->max : NAN);
+	put_double(&r, flow_iat->n > 0 ? flow_iat->min : NAN);
+	put_iat(&r, fwd_iat, f->fwd_packets > 1);
+	put_iat(&r, bwd_iat, f->bwd_packets > 1);
 	put_long(&r, f->fwd_psh);
 	put_long(&r, f->bwd_psh);
 	put_long(&r, f->fwd_urg);
@@ -383,8 +389,8 @@ format_flow(const Flow *f, char *buf, size_t size)
 	put_long(&r, f->init_win_bwd);
 	put_long(&r, f->act_data_fwd);
 	put_long(&r, f->min_seg_fwd);
-	put_active(&r, &f->active);
-	put_active(&r, &f->idle);
+	put_active(&r, active);
+	put_active(&r, idle);
 	put_long(&r, f->icmp_code);
 	put_long(&r, f->icmp_type);
 	put_long(&r, f->cumulative_tcp);

@@ -39,6 +39,8 @@ typedef struct Options
 	bool		quiet;
 } Options;
 
+#define Max64(a, b) ((a) > (b) ? (a) : (b))
+
 static volatile sig_atomic_t stopping = 0;
 static Capture *volatile capturing = NULL;
 
@@ -248,6 +250,7 @@ main(int argc, char **argv)
 	char		error[1024];
 	double		start,
 				last_progress = 0;
+	int64_t		last_ts = 0;
 	int			status = 0;
 	struct sigaction sa;
 
@@ -322,9 +325,20 @@ main(int argc, char **argv)
 				flow_table_packet(table, &q);
 			}
 		}
+		if (r == CAPTURE_FRAME)
+			last_ts = frame.ts;
 		if (r == CAPTURE_TIMEOUT || (counts.packets & 0x3ff) == 0)
 		{
 			double		now = now_seconds();
+
+			/* live: the capture's clock moves on without packets too */
+			if (capture_is_live(cap))
+			{
+				struct timespec wall;
+
+				clock_gettime(CLOCK_REALTIME, &wall);
+				flow_table_expire(table, Max64(last_ts, (int64_t) wall.tv_sec * 1000000 + wall.tv_nsec / 1000));
+			}
 
 			if (!sink_tick(sink))
 			{

@@ -113,16 +113,25 @@ typedef struct FlowKey
 	uint8_t		addr_b[16];
 } FlowKey;
 
+/*
+ * The statistics a flow has only from its second packet on (inter-arrival
+ * times, active and idle periods): allocated then, so that the many flows
+ * of one packet (scans, floods) stay small
+ */
+typedef struct FlowTimes
+{
+	RunningStats flow_iat;
+	RunningStats fwd_iat;
+	RunningStats bwd_iat;
+	RunningStats active;
+	RunningStats idle;
+} FlowTimes;
+
 /* one open flow's features: constant size whatever its packets */
 typedef struct Flow
 {
 	FlowKey		key;			/* as the table holds it (the Flow ID) */
-	uint8_t		src[16];		/* forward direction */
-	uint8_t		dst[16];
-	uint16_t	sport;
-	uint16_t	dport;
-	uint8_t		family;
-	uint8_t		proto;
+	bool		swapped;		/* forward is the key's b side (a continued flow) */
 	TcpState	tcp_state;
 	int32_t		icmp_code;
 	int32_t		icmp_type;
@@ -140,11 +149,7 @@ typedef struct Flow
 	RunningStats fwd_len;
 	RunningStats bwd_len;
 	RunningStats all_len;
-	RunningStats flow_iat;
-	RunningStats fwd_iat;
-	RunningStats bwd_iat;
-	RunningStats active;
-	RunningStats idle;
+	FlowTimes  *times;			/* NULL until the second packet needs it */
 	int32_t		fwd_psh,
 				bwd_psh,
 				fwd_urg,
@@ -163,7 +168,6 @@ typedef struct Flow
 	/* subflows */
 	int64_t		sf_last_ts;
 	int64_t		sf_count;
-	int64_t		sf_ac_helper;
 	/* bulks, per direction: [0] forward, [1] backward */
 	int64_t		bulk_duration[2];
 	int64_t		bulk_packets[2];
@@ -181,8 +185,35 @@ typedef struct Flow
 	struct Flow *lru_next;
 } Flow;
 
-extern void flow_init(Flow *f, const Packet *p, const uint8_t *src, const uint8_t *dst,
-					  uint16_t sport, uint16_t dport);
+/* the flow's forward direction: source and destination address and port */
+static inline const uint8_t *
+flow_src(const Flow *f)
+{
+	return f->swapped ? f->key.addr_b : f->key.addr_a;
+}
+
+static inline const uint8_t *
+flow_dst(const Flow *f)
+{
+	return f->swapped ? f->key.addr_a : f->key.addr_b;
+}
+
+static inline uint16_t
+flow_sport(const Flow *f)
+{
+	return f->swapped ? f->key.port_b : f->key.port_a;
+}
+
+static inline uint16_t
+flow_dport(const Flow *f)
+{
+	return f->swapped ? f->key.port_a : f->key.port_b;
+}
+
+extern const RunningStats stats_empty;
+
+extern void flow_init(Flow *f, const FlowKey *key, bool swapped, const Packet *p);
+extern void flow_free_times(Flow *f);
 extern void flow_add(Flow *f, const Packet *p);
 extern void flow_update_active_idle(Flow *f, int64_t ts);
 extern bool flow_is_forward(const Flow *f, const Packet *p);
@@ -234,6 +265,7 @@ typedef struct MeterCounts
 extern FlowTable *flow_table_create(int64_t max_flows, Sink *sink, MeterCounts *counts);
 extern void flow_table_packet(FlowTable *t, const Packet *p);
 extern void flow_table_flush(FlowTable *t);
+extern void flow_table_expire(FlowTable *t, int64_t now);
 extern int64_t flow_table_open_flows(const FlowTable *t);
 extern void flow_table_destroy(FlowTable *t);
 
