@@ -17,6 +17,7 @@ for part in "loading the real CIC-IDS2017 sample" "== training" "== per-class me
 	"== scoring a few flows" "== why: nids_explain" "== live flows scored on insert" \
 	"== incidents: the flagged flows" "one incident as a Suricata EVE line" "why its most confident flow" \
 	"== scans: what no single flow shows" "first contacts to new ports of one host failed" \
+	"== packets in: nids-flowmeter" "scan | PortScan" \
 	"== drift: ks_drift on another capture" "== health" "cron"; do
 	check "make demo shows: $part" grep -q -- "$part" "$out"
 done

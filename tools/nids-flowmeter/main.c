@@ -195,7 +195,8 @@ progress(const Options *o, Capture *cap, const MeterCounts *n, int64_t open_flow
 	double		pct = capture_progress(cap);
 	int64_t		skipped = 0;
 
-	if (o->quiet)
+	/* the running line on a terminal only; the last one always */
+	if (o->quiet || (!last && !isatty(STDERR_FILENO)))
 		return;
 	for (int i = 0; i < SKIP_NUM_REASONS; i++)
 		skipped += n->skipped[i];
