@@ -62,7 +62,7 @@ PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-init
 src/model_eval.o: override CFLAGS += -O3
 
 SCRIPTS_built = tools/nids-load tools/nids-alerts tools/nids-flowmeter/nids-flowmeter
-EXTRA_CLEAN = tools/nids-load tools/nids-alerts tools/nids-flowmeter/nids-flowmeter
+EXTRA_CLEAN = tools/nids-load tools/nids-alerts tools/nids-flowmeter/nids-flowmeter tools/nids-flowmeter/shortest.o
 
 # every sql/NN_name.sql runs, in the order of its number: a new file cannot
 # be left out by forgetting to list it
@@ -107,9 +107,12 @@ tools/nids-alerts: tools/nids-alerts.c
 # nids-flowmeter: packets to flows (libpcap), sharing src/flow_names.c for
 # the table's column names
 METER_SRCS = $(wildcard $(srcdir)/tools/nids-flowmeter/*.c)
-tools/nids-flowmeter/nids-flowmeter: $(METER_SRCS) $(wildcard $(srcdir)/tools/nids-flowmeter/*.h) src/flow_names.c src/flow.h
+tools/nids-flowmeter/shortest.o: tools/nids-flowmeter/shortest.cc
+	g++ -O2 -g -Wall -Wextra -Werror -c -o $@ $<
+tools/nids-flowmeter/nids-flowmeter: $(METER_SRCS) $(wildcard $(srcdir)/tools/nids-flowmeter/*.h) src/flow_names.c src/flow.h tools/nids-flowmeter/shortest.o
 	$(CC) -O2 -g -Wall -Wextra -Werror -DFRONTEND -I$(srcdir)/src -I$(PG_INCLUDEDIR) \
-		-o $@ $(METER_SRCS) src/flow_names.c -lpcap -lpq -lm
+		-o $@ $(METER_SRCS) src/flow_names.c tools/nids-flowmeter/shortest.o \
+		-ldouble-conversion -lstdc++ -lpcap -lpq -lm
 
 # also on the PATH, where /usr/local/bin is writable
 install: install-nids-load-link

@@ -39,19 +39,29 @@ addr_len(uint8_t family)
 	return family == 6 ? 16 : 4;
 }
 
+static inline uint64_t
+mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* the key's words, mixed (the key is zero-filled past its address) */
 static uint64_t
 key_hash(const FlowKey *k)
 {
-	/* FNV-1a over the key's bytes, then a final mix */
-	const uint8_t *b = (const uint8_t *) k;
-	uint64_t	h = 1469598103934665603ULL;
+	uint64_t	w[4];
+	uint64_t	h = (uint64_t) k->family | (uint64_t) k->proto << 8 |
+		(uint64_t) k->port_a << 16 | (uint64_t) k->port_b << 32;
 
-	for (size_t i = 0; i < sizeof(FlowKey); i++)
-	{
-		h ^= b[i];
-		h *= 1099511628211ULL;
-	}
-	h ^= h >> 29;
+	memcpy(w, k->addr_a, 16);
+	memcpy(w + 2, k->addr_b, 16);
+	h = mix64(h ^ w[0] * 0x9e3779b97f4a7c15ULL);
+	h = mix64(h ^ w[1]);
+	h = mix64(h ^ w[2] * 0xc2b2ae3d27d4eb4fULL);
+	h = mix64(h ^ w[3]);
 	return h;
 }
 

@@ -64,33 +64,17 @@ format_long(int64_t v, char *buf)
 	return len;
 }
 
+extern int	shortest_digits_fast(double v, char *digits, int size, int *exp10);
+
 /*
- * The shortest digits of v (v > 0, finite) that read back as v: *exp10 is
- * the decimal exponent of the first digit.  Returns the number of digits.
+ * The shortest digits of v (v > 0, finite) that read back as v (shortest.cc,
+ * double-conversion): *exp10 is the decimal exponent of the first digit.
+ * Returns the number of digits.
  */
 static int
 shortest_digits(double v, char *digits, int *exp10)
 {
-	char		tmp[40];
-
-	for (int prec = 15; prec <= 17; prec++)
-	{
-		char	   *e;
-		int			nd = 0;
-
-		snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
-		if (prec < 17 && strtod(tmp, NULL) != v)
-			continue;
-		e = strchr(tmp, 'e');
-		*exp10 = atoi(e + 1);
-		for (char *c = tmp; c < e; c++)
-			if (*c >= '0' && *c <= '9')
-				digits[nd++] = *c;
-		while (nd > 1 && digits[nd - 1] == '0')
-			nd--;
-		return nd;
-	}
-	return 0;					/* not reached */
+	return shortest_digits_fast(v, digits, 24, exp10);
 }
 
 /* v as Java's Double.toString writes it */
