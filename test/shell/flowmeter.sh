@@ -80,6 +80,25 @@ else
 	check "valgrind is installed (scripts/setup)" false
 fi
 
+# link types beyond the reference's: the same frames under Linux cooked
+# capture headers give the same flows; IPv6 flows are written too
+"$METER" -q -r test/flowmeter/captures/nfstream-synscan.pcap --csv >"$work/eth.csv"
+for kind in sll sll2; do
+	python3 test/flowmeter/relink.py "$kind" test/flowmeter/captures/nfstream-synscan.pcap "$work/$kind.pcap"
+	"$METER" -q -r "$work/$kind.pcap" --csv >"$work/$kind.csv"
+	out=$(python3 test/flowmeter/compare.py "$work/eth.csv" "$work/$kind.csv")
+	check "Linux cooked capture ($kind): the same flows as over Ethernet ($out)" \
+		test "$out" = "matched 1994 of 1994 reference flows, 0 of ours unmatched"
+done
+"$METER" -q -r test/flowmeter/captures/nfstream-iphone.pcap --csv >"$work/v6.csv"
+check "IPv6 flows are written beside the IPv4 ones ($(grep -c '^[0-9a-f:]*:[0-9a-f:]*-' "$work/v6.csv") of them)" \
+	test "$(grep -c '^[0-9a-f:]*:[0-9a-f:]*-' "$work/v6.csv")" -gt 0
+# --max-flows: the idlest flows are written early, and counted
+"$METER" -q -r test/flowmeter/captures/nfstream-synscan.pcap --csv --max-flows 10 --stats "$work/mf.json" >"$work/mf.csv"
+rc=$?
+check "--max-flows 10: exit $rc, flows evicted and counted ($(cat "$work/mf.json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["evicted"], "evicted,", d["flows"], "flows")'))" \
+	python3 -c "import json,sys; d=json.load(open('$work/mf.json')); sys.exit(0 if $rc == 0 and d['evicted'] > 1900 and d['flows'] >= 1994 else 1)"
+
 # 2. into PostgreSQL
 createdb "$DB" || exit 1
 q "CREATE EXTENSION nids" || exit 1

@@ -43,7 +43,7 @@
 #define ETH_QINQ_OLD 0x9100
 
 const char *const skip_reason_names[SKIP_NUM_REASONS] = {
-	"truncated", "malformed", "not_ip", "link_type"
+	"truncated", "malformed", "not_ip", "link_type", "bad_record"
 };
 
 static inline uint16_t

@@ -354,6 +354,7 @@ main(int argc, char **argv)
 		}
 	}
 	/* the end of the input, a signal or an error: every open flow is written */
+	counts.skipped[SKIP_BAD_RECORD] = capture_bad_records(cap);
 	flow_table_flush(table);
 	if (!sink->flush(sink) && status == 0)
 		status = 2;

@@ -47,6 +47,7 @@ typedef enum SkipReason
 	SKIP_MALFORMED,				/* a header that cannot be (bad version, length) */
 	SKIP_NOT_IP,				/* ARP, LLDP, ... */
 	SKIP_LINK_TYPE,				/* a link type nids-flowmeter does not read */
+	SKIP_BAD_RECORD,			/* a capture record that cannot be (capture.c) */
 	SKIP_NUM_REASONS
 } SkipReason;
 
