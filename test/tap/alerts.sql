@@ -1,11 +1,12 @@
 -- Incidents and roles: nids_analyst reads incidents and sets their status
--- and note, nothing else; an inserting role needs no privilege on them;
--- backfills are for nids_admin.
+-- and note, nothing else; an inserting role needs nids_feeder and no
+-- privilege on the alert tables (1.3: without nids_feeder its insert is
+-- refused); backfills are for nids_admin.
 BEGIN;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS nids;
 RESET client_min_messages;
-SELECT plan(14);
+SELECT plan(17);
 
 CREATE ROLE nids_t_analyst IN ROLE nids_analyst;
 CREATE ROLE nids_t_ingest;
@@ -24,8 +25,15 @@ GRANT SELECT ON tap_flows TO nids_t_ingest;
 GRANT USAGE ON SCHEMA public TO nids_t_ingest, nids_t_analyst, nids_t_nobody;
 
 SET ROLE nids_t_ingest;
+SELECT throws_ok($$INSERT INTO tap_live SELECT destination_port, total_fwd_packets, '10.1.1.1', now()
+	FROM tap_flows WHERE label = 'DDoS'$$, '42501', 'role "nids_t_ingest" may not raise incidents',
+	'a role that may insert flows but is no feeder raises no incident: its insert fails');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM tap_live), 0, 'and no flow is kept half-way');
+GRANT nids_feeder TO nids_t_ingest;
+SET ROLE nids_t_ingest;
 SELECT lives_ok($$INSERT INTO tap_live SELECT destination_port, total_fwd_packets, '10.1.1.1', now()
-	FROM tap_flows WHERE label = 'DDoS'$$, 'a role that may only insert flows opens incidents');
+	FROM tap_flows WHERE label = 'DDoS'$$, 'a feeder that may only insert flows opens incidents');
 SELECT throws_ok($$SELECT count(*) FROM nids.alerts$$, '42501', NULL, 'but cannot read them');
 RESET ROLE;
 SELECT is((SELECT count(*)::int FROM nids.alerts WHERE src_ip = '10.1.1.1' AND class = 'DDoS'), 1,
@@ -48,6 +56,7 @@ SET ROLE nids_t_nobody;
 SELECT throws_ok($$SELECT count(*) FROM nids.alerts_eve$$, '42501', NULL, 'PUBLIC reads no incident');
 RESET ROLE;
 SELECT ok(pg_has_role('nids_admin', 'nids_analyst', 'MEMBER'), 'nids_admin is an analyst too');
+SELECT ok(pg_has_role('nids_admin', 'nids_feeder', 'MEMBER'), 'and a feeder');
 SELECT is((SELECT status FROM nids.alerts WHERE src_ip = '10.1.1.1' AND class = 'DDoS'), 'acknowledged',
 	'the status set stays');
 
