@@ -61,8 +61,8 @@ PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-init
 # prediction (bench/scoring.sh)
 src/model_eval.o: override CFLAGS += -O3
 
-SCRIPTS_built = tools/nids-load tools/nids-alerts tools/nids-flowmeter/nids-flowmeter
-EXTRA_CLEAN = tools/nids-load tools/nids-alerts tools/nids-flowmeter/nids-flowmeter tools/nids-flowmeter/shortest.o
+SCRIPTS_built = tools/nids-load/nids-load tools/nids-alerts/nids-alerts tools/nids-flowmeter/nids-flowmeter
+EXTRA_CLEAN = $(SCRIPTS_built) tools/nids-flowmeter/shortest.o
 
 # every sql/NN_name.sql runs, in the order of its number: a new file cannot
 # be left out by forgetting to list it
@@ -94,24 +94,28 @@ fuzz:
 valgrind: setup
 	scripts/valgrind-tests
 
-# nids-load: a libpq client sharing src/flow_names.c with the extension
+# the client programs, each in its folder under tools/, sharing tools/common
+# (libpq, table and column-name code) and src/flow_names.c (the canonical
+# names) with the extension
 PG_INCLUDEDIR = $(shell $(PG_CONFIG) --includedir)
-tools/nids-load: tools/nids-load.c src/flow_names.c src/flow.h
-	$(CC) -O2 -g -Wall -Wextra -Werror -DFRONTEND -I$(srcdir)/src -I$(PG_INCLUDEDIR) \
-		-o $@ tools/nids-load.c src/flow_names.c -lpq -lz
+TOOLS_COMMON = tools/common/pgtools.c src/flow_names.c
+TOOLS_CFLAGS = -O2 -g -Wall -Wextra -Werror -DFRONTEND -I$(srcdir)/src -I$(srcdir)/tools/common -I$(PG_INCLUDEDIR)
+TOOLS_DEPS = $(TOOLS_COMMON) tools/common/pgtools.h src/flow.h
+
+# nids-load: CICFlowMeter CSV files into a table
+tools/nids-load/nids-load: tools/nids-load/nids-load.c $(TOOLS_DEPS)
+	$(CC) $(TOOLS_CFLAGS) -o $@ tools/nids-load/nids-load.c $(TOOLS_COMMON) -lpq -lz
 
 # nids-alerts: a libpq client writing incidents as Suricata EVE lines
-tools/nids-alerts: tools/nids-alerts.c
-	$(CC) -O2 -g -Wall -Wextra -Werror -I$(PG_INCLUDEDIR) -o $@ tools/nids-alerts.c -lpq
+tools/nids-alerts/nids-alerts: tools/nids-alerts/nids-alerts.c $(TOOLS_DEPS)
+	$(CC) $(TOOLS_CFLAGS) -o $@ tools/nids-alerts/nids-alerts.c $(TOOLS_COMMON) -lpq
 
-# nids-flowmeter: packets to flows (libpcap), sharing src/flow_names.c for
-# the table's column names
+# nids-flowmeter: packets to flows (libpcap)
 METER_SRCS = $(wildcard $(srcdir)/tools/nids-flowmeter/*.c)
 tools/nids-flowmeter/shortest.o: tools/nids-flowmeter/shortest.cc
 	g++ -O2 -g -Wall -Wextra -Werror -c -o $@ $<
-tools/nids-flowmeter/nids-flowmeter: $(METER_SRCS) $(wildcard $(srcdir)/tools/nids-flowmeter/*.h) src/flow_names.c src/flow.h tools/nids-flowmeter/shortest.o
-	$(CC) -O2 -g -Wall -Wextra -Werror -DFRONTEND -I$(srcdir)/src -I$(PG_INCLUDEDIR) \
-		-o $@ $(METER_SRCS) src/flow_names.c tools/nids-flowmeter/shortest.o \
+tools/nids-flowmeter/nids-flowmeter: $(METER_SRCS) $(wildcard $(srcdir)/tools/nids-flowmeter/*.h) $(TOOLS_DEPS) tools/nids-flowmeter/shortest.o
+	$(CC) $(TOOLS_CFLAGS) -o $@ $(METER_SRCS) $(TOOLS_COMMON) tools/nids-flowmeter/shortest.o \
 		-ldouble-conversion -lstdc++ -lpcap -lpq -lm
 
 # also on the PATH, where /usr/local/bin is writable

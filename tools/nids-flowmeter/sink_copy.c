@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "libpq-fe.h"
-#include "flow.h"
+#include "pgtools.h"
 #include "sink_copy.h"
 
 #define BUFFER_MAX_ROWS(batch)	((batch) * 100 > 200000 ? (batch) * 100 : 200000)
@@ -85,27 +85,15 @@ header_columns(CopyState *cs)
 {
 	char	   *header = strdup(flow_csv_header);
 	char	   *save = NULL;
+	char	   *names[128];
 	int			n = 0;
 
 	cs->cols = calloc(128, sizeof(CopyColumn));
-	for (char *f = strtok_r(header, ",", &save); f; f = strtok_r(NULL, ",", &save))
+	for (char *f = strtok_r(header, ",", &save); f && n < 128; f = strtok_r(NULL, ",", &save))
 	{
 		CopyColumn *c = &cs->cols[n];
-		char		norm[256];
-		const char *canon;
 
-		canonical_normalise(f, strlen(f), norm, sizeof(norm));
-		canon = canonical_name(norm, &c->kind);
-		c->name = strdup(canon);
-		for (int j = 0; j < n; j++)
-			if (strcmp(cs->cols[j].name, c->name) == 0)
-			{
-				char		unique[300];
-
-				snprintf(unique, sizeof(unique), "%s_1", canon);
-				free(c->name);
-				c->name = strdup(unique);
-			}
+		c->name = names[n] = pgtools_column_name(f, strlen(f), n, names, &c->kind);
 		if (strcmp(c->name, "source_ip") == 0 || strcmp(c->name, "destination_ip") == 0)
 			c->type = COL_INET;
 		else if (strcmp(c->name, "source_port") == 0)
@@ -125,66 +113,25 @@ header_columns(CopyState *cs)
 static PGconn *
 connect_db(const CopyTarget *t, char *error, size_t errsize)
 {
-	const char *keys[6];
-	const char *vals[6];
-	int			n = 0;
-	PGconn	   *conn;
+	PgTarget	target = {t->dbname, t->host, t->port, t->user};
 
-	if (t->dbname)
-	{
-		keys[n] = "dbname";
-		vals[n++] = t->dbname;
-	}
-	if (t->host)
-	{
-		keys[n] = "host";
-		vals[n++] = t->host;
-	}
-	if (t->port)
-	{
-		keys[n] = "port";
-		vals[n++] = t->port;
-	}
-	if (t->user)
-	{
-		keys[n] = "user";
-		vals[n++] = t->user;
-	}
-	keys[n] = "application_name";
-	vals[n++] = "nids-flowmeter";
-	keys[n] = NULL;
-	vals[n] = NULL;
-	conn = PQconnectdbParams(keys, vals, 1);
-	if (PQstatus(conn) != CONNECTION_OK)
-	{
-		snprintf(error, errsize, "%s", PQerrorMessage(conn));
-		PQfinish(conn);
-		return NULL;
-	}
 	/* the caller's search_path names the table; nids' own calls are qualified */
-	return conn;
+	return pgtools_connect(&target, "nids-flowmeter", error, errsize);
 }
 
 /* the table as the meter needs it: made when missing, refused when it does not fit */
 static bool
 prepare_table(CopyState *cs, char *error, size_t errsize)
 {
-	const char *params[1] = {cs->qtable};
 	PGresult   *res;
 	size_t		size = 256;
 	char	   *sql;
 	bool		ok = true;
 
-	res = PQexecParams(cs->conn,
-					   "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
-					   "t.typcategory FROM pg_catalog.pg_attribute a "
-					   "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-					   "WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-					   1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	res = pgtools_table_columns(cs->conn, cs->qtable);
+	if (res == NULL)
 	{
-		snprintf(error, errsize, "cannot read table %s: %s", cs->target.table, PQresultErrorMessage(res));
-		PQclear(res);
+		snprintf(error, errsize, "cannot read table %s: %s", cs->target.table, PQerrorMessage(cs->conn));
 		return false;
 	}
 	for (int k = 0; k < cs->ncols; k++)
@@ -538,8 +485,6 @@ sink_copy_open(const CopyTarget *target, char *error, size_t errsize)
 {
 	CopyState  *cs = calloc(1, sizeof(CopyState));
 	Sink	   *s;
-	char	   *dot;
-
 	cs->target = *target;
 	cs->backoff = 1;
 	cs->max_rows = BUFFER_MAX_ROWS(target->batch_rows);
@@ -550,26 +495,7 @@ sink_copy_open(const CopyTarget *target, char *error, size_t errsize)
 		free(cs);
 		return NULL;
 	}
-	/* schema.table or table, each part quoted */
-	dot = strchr(target->table, '.');
-	if (dot)
-	{
-		char	   *schema = PQescapeIdentifier(cs->conn, target->table, (size_t) (dot - target->table));
-		char	   *rel = PQescapeIdentifier(cs->conn, dot + 1, strlen(dot + 1));
-		size_t		n = strlen(schema) + strlen(rel) + 2;
-
-		cs->qtable = malloc(n);
-		snprintf(cs->qtable, n, "%s.%s", schema, rel);
-		PQfreemem(schema);
-		PQfreemem(rel);
-	}
-	else
-	{
-		char	   *q = PQescapeIdentifier(cs->conn, target->table, strlen(target->table));
-
-		cs->qtable = strdup(q);
-		PQfreemem(q);
-	}
+	cs->qtable = pgtools_quoted_table(cs->conn, target->table);
 	if (!prepare_table(cs, error, errsize))
 	{
 		PQfinish(cs->conn);

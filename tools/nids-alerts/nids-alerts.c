@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "libpq-fe.h"
+#include "pgtools.h"
 
 #define STATE_HEADER	"nids-alerts state 2"
 #define NO_POSITION		INT64_MIN
@@ -391,26 +392,23 @@ drain(Client *c, PGconn *conn)
 static PGconn *
 connect_listen(const char *conninfo)
 {
-	const char *keywords[] = {"dbname", "application_name", NULL};
-	const char *values[] = {conninfo, "nids-alerts", NULL};
-	PGconn	   *conn = PQconnectdbParams(keywords, values, 1);
-	PGresult   *res;
+	PgTarget	target = {conninfo, NULL, NULL, NULL};
+	char		error[1024];
+	PGconn	   *conn = pgtools_connect(&target, "nids-alerts", error, sizeof(error));
+	char	   *errmsg = NULL;
 
-	if (PQstatus(conn) != CONNECTION_OK)
+	if (conn == NULL)
 	{
-		fprintf(stderr, "nids-alerts: %s", PQerrorMessage(conn));
+		fprintf(stderr, "nids-alerts: %s", error);
+		return NULL;
+	}
+	if (!pgtools_exec(conn, "SET TIME ZONE 'UTC'; LISTEN nids_alerts", &errmsg))
+	{
+		fprintf(stderr, "nids-alerts: %s", errmsg);
+		free(errmsg);
 		PQfinish(conn);
 		return NULL;
 	}
-	res = PQexec(conn, "SET TIME ZONE 'UTC'; LISTEN nids_alerts");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		fprintf(stderr, "nids-alerts: %s", PQerrorMessage(conn));
-		PQclear(res);
-		PQfinish(conn);
-		return NULL;
-	}
-	PQclear(res);
 	return conn;
 }
 

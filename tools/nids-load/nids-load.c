@@ -39,6 +39,7 @@
 #include <zlib.h>
 
 #include "flow.h"
+#include "pgtools.h"
 
 #define SAMPLE_ROWS		1000
 #define COPY_CHUNK		(256 * 1024)
@@ -342,65 +343,6 @@ fail_conn(PGconn *conn, const char *what)
 	exit(1);
 }
 
-static bool
-exec_ok(PGconn *conn, const char *sql, char **errmsg)
-{
-	PGresult   *res = PQexec(conn, sql);
-	ExecStatusType st = PQresultStatus(res);
-	bool		ok = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
-
-	if (!ok && errmsg)
-		*errmsg = strdup(PQresultErrorMessage(res));
-	PQclear(res);
-	return ok;
-}
-
-/* "schema.table" or "table", each part quoted as an identifier */
-static char *
-quoted_table(PGconn *conn, const char *table)
-{
-	const char *dot = strchr(table, '.');
-	Buf			b = {0};
-
-	if (dot)
-	{
-		char	   *schema = PQescapeIdentifier(conn, table, dot - table);
-		char	   *rel = PQescapeIdentifier(conn, dot + 1, strlen(dot + 1));
-
-		buf_append(&b, schema, strlen(schema));
-		buf_char(&b, '.');
-		buf_append(&b, rel, strlen(rel));
-		PQfreemem(schema);
-		PQfreemem(rel);
-	}
-	else
-	{
-		char	   *rel = PQescapeIdentifier(conn, table, strlen(table));
-
-		buf_append(&b, rel, strlen(rel));
-		PQfreemem(rel);
-	}
-	return b.data;
-}
-
-/* the column names the table has, or NULL when it does not exist */
-static PGresult *
-table_columns(PGconn *conn, const char *qtable)
-{
-	const char *params[1] = {qtable};
-	PGresult   *res = PQexecParams(conn,
-								   "SELECT attname, atttypid = 'pg_catalog.timestamptz'::pg_catalog.regtype, "
-								   "atttypid = 'pg_catalog.inet'::pg_catalog.regtype, "
-								   "atttypid = 'pg_catalog.int4'::pg_catalog.regtype "
-								   "FROM pg_catalog.pg_attribute "
-								   "WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped",
-								   1, NULL, params, NULL, NULL, 0);
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		fail_conn(conn, "reading the table's columns");
-	return res;
-}
-
 typedef struct LoadError
 {
 	long		line;
@@ -569,36 +511,19 @@ typedef struct LoadState
 static void
 header_columns(LoadState *ls, const Record *header)
 {
+	char	  **names = calloc(header->n + 1, sizeof(char *));
+
 	ls->ncols = header->n;
 	ls->cols = calloc(ls->ncols, sizeof(Column));
 	for (int k = 0; k < ls->ncols; k++)
 	{
 		Column	   *col = &ls->cols[k];
-		char		norm[256];
-		const char *canon;
-		char		unique[300];
-		int			suffix = 0;
 
-		canonical_normalise(header->fields[k], header->lens[k], norm, sizeof(norm));
-		if (norm[0] == '\0')
-			snprintf(norm, sizeof(norm), "column_%d", k + 1);
-		canon = canonical_name(norm, &col->kind);
-		snprintf(unique, sizeof(unique), "%s", canon);
-		for (;;)
-		{
-			bool		dup = false;
-
-			for (int j = 0; j < k && !dup; j++)
-				dup = strcmp(ls->cols[j].name, unique) == 0;
-			if (!dup)
-				break;
-			snprintf(unique, sizeof(unique), "%s_%d", canon, ++suffix);
-		}
-		col->name = strdup(unique);
-		if (suffix > 0)
-			canonical_name(col->name, &col->kind);
+		col->name = names[k] = pgtools_column_name(header->fields[k], header->lens[k], k, names,
+												   &col->kind);
 		col->numeric = (col->kind == CANON_FEATURE || col->kind == CANON_UNKNOWN);
 	}
+	free(names);
 }
 
 /*
@@ -721,10 +646,10 @@ exec_ddl(PGconn *conn, const char *sql, LoadError *e, const char *what, const ch
 {
 	char	   *errmsg = NULL;
 
-	if (exec_ok(conn, sql, &errmsg))
+	if (pgtools_exec(conn, sql, &errmsg))
 		return true;
 	set_error(e, 0, "cannot %s %s: %s", what, name, errmsg);
-	exec_ok(conn, "ROLLBACK", NULL);
+	pgtools_exec(conn, "ROLLBACK", NULL);
 	return false;
 }
 
@@ -732,9 +657,12 @@ exec_ddl(PGconn *conn, const char *sql, LoadError *e, const char *what, const ch
 static bool
 prepare_table(PGconn *conn, LoadState *ls, const char *table, LoadError *e)
 {
-	PGresult   *res = table_columns(conn, ls->qtable);
+	PGresult   *res = pgtools_table_columns(conn, ls->qtable);
 	Buf			sql = {0};
 	bool		ok = true;
+
+	if (res == NULL)
+		fail_conn(conn, "reading the table's columns");
 
 	if (PQntuples(res) == 0)
 	{
@@ -759,11 +687,11 @@ prepare_table(PGconn *conn, LoadState *ls, const char *table, LoadError *e)
 			has = strcmp(PQgetvalue(res, r, 0), ls->cols[k].name) == 0;
 			/* a column made as text (by nids 1.0 or 1.1) keeps its text */
 			if (has && ls->cols[k].timestamp)
-				ls->cols[k].timestamp = PQgetvalue(res, r, 1)[0] == 't';
+				ls->cols[k].timestamp = strcmp(PQgetvalue(res, r, 1), "timestamp with time zone") == 0;
 			if (has && ls->cols[k].address)
-				ls->cols[k].address = PQgetvalue(res, r, 2)[0] == 't';
+				ls->cols[k].address = strcmp(PQgetvalue(res, r, 1), "inet") == 0;
 			if (has && ls->cols[k].port)
-				ls->cols[k].port = PQgetvalue(res, r, 3)[0] == 't';
+				ls->cols[k].port = strcmp(PQgetvalue(res, r, 1), "integer") == 0;
 		}
 		if (has)
 			continue;
@@ -799,7 +727,7 @@ begin_copy(PGconn *conn, LoadState *ls, LoadError *e)
 	{
 		set_error(e, 0, "COPY failed: %s", PQresultErrorMessage(res));
 		PQclear(res);
-		exec_ok(conn, "ROLLBACK", NULL);
+		pgtools_exec(conn, "ROLLBACK", NULL);
 		return false;
 	}
 	PQclear(res);
@@ -875,7 +803,7 @@ end_copy(PGconn *conn, LoadError *e)
 		PQputCopyEnd(conn, "nids-load: malformed input");
 		res = PQgetResult(conn);
 		PQclear(res);
-		exec_ok(conn, "ROLLBACK", NULL);
+		pgtools_exec(conn, "ROLLBACK", NULL);
 		return false;
 	}
 	if (PQputCopyEnd(conn, NULL) != 1)
@@ -885,11 +813,11 @@ end_copy(PGconn *conn, LoadError *e)
 	{
 		set_error(e, 0, "COPY failed: %s", PQresultErrorMessage(res));
 		PQclear(res);
-		exec_ok(conn, "ROLLBACK", NULL);
+		pgtools_exec(conn, "ROLLBACK", NULL);
 		return false;
 	}
 	PQclear(res);
-	if (!exec_ok(conn, "COMMIT", &errmsg))
+	if (!pgtools_exec(conn, "COMMIT", &errmsg))
 	{
 		set_error(e, 0, "COMMIT failed: %s", errmsg);
 		return false;
@@ -929,8 +857,8 @@ load_file(PGconn *conn, const char *path, const char *table, LoadError *e)
 		gzclose(ls.f);
 		return -1;
 	}
-	ls.qtable = quoted_table(conn, table);
-	if (!exec_ok(conn, "BEGIN", &errmsg))
+	ls.qtable = pgtools_quoted_table(conn, table);
+	if (!pgtools_exec(conn, "BEGIN", &errmsg))
 		fail_conn(conn, "BEGIN");
 	if (!prepare_table(conn, &ls, table, e) || !begin_copy(conn, &ls, e))
 	{
@@ -958,9 +886,8 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
-	const char *keys[5];
-	const char *vals[5];
-	int			nk = 0;
+	PgTarget	target = {0};
+	char		error[1024];
 	const char *table = NULL;
 	PGconn	   *conn;
 	int			c;
@@ -980,20 +907,16 @@ main(int argc, char **argv)
 		switch (c)
 		{
 			case 'd':
-				keys[nk] = "dbname";
-				vals[nk++] = optarg;
+				target.dbname = optarg;
 				break;
 			case 'h':
-				keys[nk] = "host";
-				vals[nk++] = optarg;
+				target.host = optarg;
 				break;
 			case 'p':
-				keys[nk] = "port";
-				vals[nk++] = optarg;
+				target.port = optarg;
 				break;
 			case 'U':
-				keys[nk] = "user";
-				vals[nk++] = optarg;
+				target.user = optarg;
 				break;
 			case 't':
 				table = optarg;
@@ -1014,11 +937,12 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	keys[nk] = NULL;
-	vals[nk] = NULL;
-	conn = PQconnectdbParams(keys, vals, 1);
-	if (PQstatus(conn) != CONNECTION_OK)
-		fail_conn(conn, "cannot connect");
+	conn = pgtools_connect(&target, NULL, error, sizeof(error));
+	if (conn == NULL)
+	{
+		fprintf(stderr, "%s: cannot connect: %s", progname, error);
+		exit(1);
+	}
 	if (PQsetClientEncoding(conn, "UTF8") != 0)
 		fail_conn(conn, "cannot set client encoding");
 
