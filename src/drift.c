@@ -306,6 +306,7 @@ nids_log_drift(PG_FUNCTION_ARGS)
 	DriftResult *result;
 	HealthRow	health[NIDS_HEALTH_ROWS];
 	bool		has_health = catalog_has_health_reports();
+	int64		id;
 
 	model_pin(model, CurrentMemoryContext);
 	result = drift_compute(query, model, DRIFT_REFERENCE_BENIGN);
@@ -319,8 +320,10 @@ nids_log_drift(PG_FUNCTION_ARGS)
 	}
 	if (has_health)
 		drift_health(query, model, health);
-	PG_RETURN_INT64(catalog_log_drift(model->name, model->version, result,
-									  has_health ? health : NULL));
+	id = catalog_log_drift(model->name, model->version, result, has_health ? health : NULL);
+	if (has_health)
+		health_notify(model->name, model->version, id, health);
+	PG_RETURN_INT64(id);
 }
 
 /*

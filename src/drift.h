@@ -145,5 +145,7 @@ typedef struct HealthRow
 extern void drift_health(const char *window_query, struct NidsModel *model,
 						 HealthRow *rows);
 extern int	drift_reference_kind(const char *reference);
+extern void health_notify(const char *model, int32 version, int64 report_id,
+						  const HealthRow *rows);
 
 #endif							/* NIDS_DRIFT_H */

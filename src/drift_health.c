@@ -36,11 +36,17 @@
 
 #include <math.h>
 
+#include "commands/async.h"
 #include "drift.h"
+#include "executor/spi.h"
 #include "flow.h"
 #include "model.h"
-#include "scoring.h"
+#include "nids.h"
 #include "random.h"
+#include "report.h"
+#include "scoring.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
 #define HEALTH_SAMPLE	20000
@@ -253,4 +259,66 @@ drift_health(const char *window_query, NidsModel *model, HealthRow *rows)
 	MemoryContextSwitchTo(old);
 	/* the rows' texts are constants: the context can go */
 	MemoryContextDelete(cxt);
+}
+
+/*
+ * NOTIFY nids_health, at commit, when the overall status of a report just
+ * logged (report_id) differs from the model's previous logged one, or is
+ * the first and not 'ok': a scheduled health check that alarms reaches a
+ * listener, not only a table.  The payload: {"model", "version", "status",
+ * "previous", "report_id", "checks"}, checks naming those not 'ok'.
+ */
+void
+health_notify(const char *model, int32 version, int64 report_id, const HealthRow *rows)
+{
+	const HealthRow *overall = &rows[NIDS_HEALTH_ROWS - 1];
+	Datum		args[2] = {CStringGetTextDatum(model), Int64GetDatum(report_id)};
+	char	   *previous = NULL;
+	int			nest;
+	JsonbParseState *ps = NULL;
+	Jsonb	   *payload;
+	char	   *checks[NIDS_HEALTH_ROWS];
+	int			nchecks = 0;
+
+	SPI_connect();
+	nest = nids_pin_search_path();
+	if (SPI_execute_with_args("SELECT status FROM nids.health_reports WHERE model = $1 "
+							  "AND check_name = 'overall' AND report_id <> $2 "
+							  "ORDER BY ran_at DESC, report_id & 4294967295 DESC LIMIT 1",
+							  2, (Oid[]) {TEXTOID, INT8OID}, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "nids health: reading the previous status failed");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			previous = MemoryContextStrdup(TopTransactionContext, TextDatumGetCString(d));
+	}
+	nids_unpin_search_path(nest);
+	SPI_finish();
+	if (previous == NULL ? overall->status == HEALTH_OK
+		: strcmp(previous, health_status_names[overall->status]) == 0)
+		return;
+	for (int i = 0; i < NIDS_HEALTH_ROWS - 1; i++)
+		if (rows[i].status != HEALTH_OK)
+			checks[nchecks++] = (char *) rows[i].check_name;
+	report_begin(&ps, NULL);
+	report_string(&ps, "model", model);
+	report_int(&ps, "version", version);
+	report_string(&ps, "status", health_status_names[overall->status]);
+	if (previous)
+		report_string(&ps, "previous", previous);
+	else
+	{
+		JsonbValue	none;
+
+		none.type = jbvNull;
+		report_key(&ps, "previous");
+		pushJsonbValue(&ps, WJB_VALUE, &none);
+	}
+	report_int(&ps, "report_id", report_id);
+	report_names(&ps, "checks", checks, nchecks);
+	payload = report_finish(&ps);
+	Async_Notify("nids_health", JsonbToCString(NULL, &payload->root, VARSIZE(payload)));
 }

@@ -55,5 +55,45 @@ check "an unknown model is 42704" \
 check "a window that writes is refused (25006)" \
 	bash -c "psql -X -q -d $DB -v VERBOSITY=verbose -c \"SELECT * FROM nids_health('SELECT * FROM flows FOR UPDATE', 'common')\" 2>&1 | grep -q 25006"
 
+# NOTIFY nids_health: when the logged overall status changes (1.3)
+notes=$(psql -X -d "$DB" 2>&1 <<'SQL'
+LISTEN nids_health;
+TRUNCATE nids.health_reports;
+SELECT nids_log_drift('SELECT * FROM split WHERE held', 'common') > 0 AS first_ok;
+SELECT nids_log_drift('SELECT * FROM other_capture', 'common') > 0 AS alarm;
+SELECT nids_log_drift('SELECT * FROM other_capture', 'common') > 0 AS alarm_again;
+SELECT nids_log_drift('SELECT * FROM split WHERE held', 'common') > 0 AS ok_again;
+SQL
+)
+payloads=$(grep -o 'with payload "{.*}" received' <<<"$notes" | sed 's/^with payload "//; s/" received$//')
+check "a first 'ok' says nothing; 'ok' -> 'alarm' -> 'alarm' -> 'ok' notifies twice ($(wc -l <<<"$payloads") payloads)" \
+	test "$(grep -c . <<<"$payloads")" = 2
+first=$(head -1 <<<"$payloads")
+check "the alarm's payload: model, version, status, previous, report id, the checks not ok ($first)" \
+	python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d['model'] == 'common' and d['status'] == 'alarm' and d['previous'] == 'ok' and d['report_id'] > 0 and d['version'] >= 1 and len(d['checks']) > 0 and 'overall' not in d['checks'] else 1)" "$first"
+check "the way back: status ok, previous alarm, no check" \
+	python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d['status'] == 'ok' and d['previous'] == 'alarm' and d['checks'] == [] else 1)" "$(tail -1 <<<"$payloads")"
+first_alarm=$(psql -X -d "$DB" 2>&1 <<'SQL'
+LISTEN nids_health;
+TRUNCATE nids.health_reports;
+SELECT nids_log_drift('SELECT * FROM other_capture', 'common') > 0 AS first_alarm;
+SQL
+)
+check "a first logged status that is not ok notifies (previous null)" grep -q '"previous": null' <<<"$first_alarm"
+
+# nids-alerts --health writes the change as an EVE-style line of its own type
+ALERTS=${NIDS_ALERTS:-$(/usr/lib/postgresql/15/bin/pg_config --bindir)/nids-alerts}
+eve=$(mktemp)
+"$ALERTS" -d "$DB" -o "$eve" --poll 1 --health 2>/dev/null &
+client=$!
+sleep 1
+q "TRUNCATE nids.health_reports; SELECT nids_log_drift('SELECT * FROM other_capture', 'common')" >/dev/null
+for _ in $(seq 1 50); do grep -q nids_health "$eve" && break; sleep 0.1; done
+kill "$client"
+wait "$client" 2>/dev/null
+check "nids-alerts --health writes it: $(grep nids_health "$eve" | cut -c1-120)" \
+	python3 -c "import json,sys; d=[json.loads(l) for l in open(sys.argv[1]) if 'nids_health' in l]; sys.exit(0 if len(d) == 1 and d[0]['event_type'] == 'nids_health' and d[0]['nids_health']['status'] == 'alarm' else 1)" "$eve"
+rm -f "$eve"
+
 echo "health: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

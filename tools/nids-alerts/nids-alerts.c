@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/select.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "libpq-fe.h"
@@ -72,6 +73,7 @@ typedef struct Client
 } Client;
 
 static volatile sig_atomic_t stopping = 0;
+static bool follow_health = false;	/* --health */
 
 static void
 on_signal(int sig)
@@ -94,6 +96,7 @@ usage(FILE *out)
 			"      --poll SECONDS      read at least this often (default 10)\n"
 			"      --overlap SECONDS   look back this far for late commits (default 60)\n"
 			"      --once              write what there is, then exit\n"
+			"      --health            also write each change of a model's health (NOTIFY nids_health)\n"
 			"Exit status: 0 done, 1 usage or file error, 2 database error.\n");
 }
 
@@ -402,7 +405,8 @@ connect_listen(const char *conninfo)
 		fprintf(stderr, "nids-alerts: %s", error);
 		return NULL;
 	}
-	if (!pgtools_exec(conn, "SET TIME ZONE 'UTC'; LISTEN nids_alerts", &errmsg))
+	if (!pgtools_exec(conn, follow_health ? "SET TIME ZONE 'UTC'; LISTEN nids_alerts; LISTEN nids_health"
+					  : "SET TIME ZONE 'UTC'; LISTEN nids_alerts", &errmsg))
 	{
 		fprintf(stderr, "nids-alerts: %s", errmsg);
 		free(errmsg);
@@ -410,6 +414,28 @@ connect_listen(const char *conninfo)
 		return NULL;
 	}
 	return conn;
+}
+
+/*
+ * --health: a change of a model's health (NOTIFY nids_health) as an EVE-style
+ * line of its own type, {"timestamp", "event_type": "nids_health",
+ * "nids_health": the payload}; written as it comes (the history is
+ * nids.health_reports)
+ */
+static void
+write_health(Client *c, const char *payload)
+{
+	char		ts[40];
+	struct timespec now;
+	struct tm	tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (fprintf(c->out, "{\"timestamp\": \"%s.%06ld+0000\", \"event_type\": \"nids_health\", "
+				"\"nids_health\": %s}\n", ts, (long) (now.tv_nsec / 1000), payload) < 0 ||
+		fflush(c->out) != 0)
+		fatal_file("the output", "could not write");
 }
 
 static int
@@ -439,6 +465,7 @@ main(int argc, char **argv)
 		{"poll", required_argument, NULL, 1},
 		{"overlap", required_argument, NULL, 2},
 		{"once", no_argument, NULL, 3},
+		{"health", no_argument, NULL, 4},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -475,6 +502,9 @@ main(int argc, char **argv)
 				break;
 			case 3:
 				once = true;
+				break;
+			case 4:
+				follow_health = true;
 				break;
 			case 'h':
 				usage(stdout);
@@ -549,7 +579,11 @@ main(int argc, char **argv)
 			continue;
 		}
 		while ((n = PQnotifies(conn)) != NULL)
+		{
+			if (follow_health && strcmp(n->relname, "nids_health") == 0)
+				write_health(&client, n->extra);
 			PQfreemem(n);
+		}
 	}
 	if (conn)
 		PQfinish(conn);
