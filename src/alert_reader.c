@@ -123,7 +123,8 @@ reader_columns(AlertReader *r, TupleDesc desc)
 						r->col[COL_SRC] < 0 ? "source_ip" : "",
 						r->col[COL_SRC] < 0 && r->col[COL_TS] < 0 ? " and no column " : "",
 						r->col[COL_TS] < 0 ? "timestamp" : ""),
-				 errhint("nids-load creates source_ip (inet) and timestamp (timestamptz); columns are matched by canonical name.")));
+				 errdetail("An incident gathers one source's flagged flows over time; columns are matched by canonical name."),
+				 errhint("Load flows that carry their addresses and start times (nids-flowmeter writes them from packets; nids-load keeps them from CICFlowMeter CSVs that have them), or drop the alert trigger from this table.")));
 	for (int c = COL_SRC; c <= COL_DST; c++)
 		if (r->col[c] >= 0 && !is_address_type(r->type[c]))
 			ereport(ERROR,

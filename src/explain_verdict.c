@@ -136,12 +136,13 @@ append_value(StringInfo buf, double v, FeatureUnit unit)
 	append_number(buf, v);
 }
 
-/* the median of a reference feature, and the share at or below v */
+/* the median of a reference feature, and the shares at or below v and below it */
 static void
-benign_place(const DriftFeatureRef *fr, double v, double *median, double *share)
+benign_place(const DriftFeatureRef *fr, double v, double *median, double *share, double *below)
 {
 	*median = NAN;
 	*share = NAN;
+	*below = NAN;
 	if (fr == NULL || fr->npoints == 0 || fr->n == 0)
 		return;
 	for (int i = 0; i < fr->npoints; i++)
@@ -153,12 +154,24 @@ benign_place(const DriftFeatureRef *fr, double v, double *median, double *share)
 	if (isnan(v))
 		return;
 	*share = 0.0;
+	*below = 0.0;
 	for (int i = 0; i < fr->npoints && fr->values[i] <= (float) v; i++)
+	{
 		*share = fr->cdf[i];
+		if (fr->values[i] < (float) v)
+			*below = fr->cdf[i];
+	}
 }
 
+/*
+ * v in words, against the benign flows: share of them at or below v, below
+ * of them strictly below it.  A value many benign flows share (a flag
+ * count of 0) is placed by the flows strictly on each side of it: when the
+ * median is among them it reads as the median, never as "higher than" the
+ * flows it ties with.
+ */
 static char *
-reason_text(const char *name, double v, double median, double share)
+reason_text(const char *name, double v, double median, double share, double below)
 {
 	FeatureUnit unit = feature_unit(name);
 	StringInfoData buf;
@@ -178,12 +191,19 @@ reason_text(const char *name, double v, double median, double share)
 	}
 	if (share <= 0.0)
 		appendStringInfoString(&buf, ": lower than every benign flow");
+	else if (below < 0.5 && share >= 0.5)
+	{
+		/* the tie holds the median: neither higher nor lower than it */
+		appendStringInfo(&buf, ": the benign median (%.1f%% of benign flows have this value)",
+						 100.0 * (share - below));
+		return buf.data;
+	}
 	else if (share >= 1.0)
 		appendStringInfoString(&buf, ": as high as the highest benign flows or higher");
-	else if (share <= 0.5)
+	else if (share < 0.5)
 		appendStringInfo(&buf, ": lower than %.1f%% of benign flows", 100.0 * (1.0 - share));
 	else
-		appendStringInfo(&buf, ": higher than %.1f%% of benign flows", 100.0 * share);
+		appendStringInfo(&buf, ": higher than %.1f%% of benign flows", 100.0 * below);
 	appendStringInfoString(&buf, " (median ");
 	append_value(&buf, median, unit);
 	appendStringInfoChar(&buf, ')');
@@ -238,6 +258,7 @@ explain_verdict(ScoreState *st, const double *raw, int top, VerdictReason *out,
 	{
 		int			f = order[i];
 		VerdictReason *r;
+		double		below;
 
 		/* only what pushed towards the verdict */
 		if (!(terms[f] > 0))
@@ -248,9 +269,9 @@ explain_verdict(ScoreState *st, const double *raw, int top, VerdictReason *out,
 		r->value = raw[f];
 		r->weight = terms[f];
 		benign_place(ref ? &ref->features[f] : NULL, raw[f], &r->benign_median,
-					 &r->benign_percentile);
+					 &r->benign_percentile, &below);
 		r->reason = reason_text(model->feature_names[f], raw[f], r->benign_median,
-								r->benign_percentile);
+								r->benign_percentile, below);
 	}
 	return k;
 }

@@ -206,10 +206,17 @@ scan_columns(ScanReader *r, TupleDesc desc)
 		appendStringInfo(&missing, "%s%s (options.failed)", missing.len ? ", " : "",
 						 r->params.failed_column);
 	if (missing.len > 0)
+	{
+		bool		addresses = r->col[SC_SRC] < 0 || r->col[SC_DST] < 0 || r->col[SC_TS] < 0;
+
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("the flows lack columns that scan detection needs: %s", missing.data),
-				 errhint("nids-load creates source_ip and destination_ip (inet) and timestamp (timestamptz); columns are matched by canonical name.")));
+				 errdetail("Scan detection follows each source's connection attempts to hosts and ports over time; columns are matched by canonical name."),
+				 addresses
+				 ? errhint("Read flows that carry their addresses and start times (nids-flowmeter writes them from packets; nids-load keeps them from CICFlowMeter CSVs that have them); a table without them cannot take the scan trigger: drop it there.")
+				 : errhint("Name a boolean column of the flows with options.failed.")));
+	}
 	if (!r->params.failed_column && r->col[SC_BWD_PACKETS] < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
