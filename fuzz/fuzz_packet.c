@@ -68,7 +68,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ok = decode_packet(lt, frame, len, len, ts, &p, &why);
 		if (ok)
 			flow_table_packet(t, &p);
-		if ((!ok || p.family != 4) && decode_reference_quirk(frame, len, ts, &q))
+		if ((!ok || p.family != 4) && decode_reference_quirk(lt, frame, len, ts, &q))
 			flow_table_packet(t, &q);
 		if (data[off - 4] & 0x80)
 			flow_table_expire(t, ts);

@@ -69,6 +69,20 @@ done
 check "$ncap captures in $caps: nids-flowmeter's flows equal the reference's ($nflows flows, $bad captures differ)" \
 	test "$ncap" -ge 8 -a "$bad" -eq 0
 
+# edge cases made byte by byte (every TCP flag combination, teardowns,
+# timeouts, bulks, IPv4 and TCP header oddities, fragments, ICMP, the second
+# reading of frames without IPv4), against the reference's CSVs of them
+python3 test/flowmeter/edge_cases.py "$work/edge" >/dev/null
+ebad=0
+eflows=0
+for csv in test/flowmeter/edge/edge-*.csv; do
+	name=$(basename "$csv" .csv)
+	"$METER" -q -r "$work/edge/$name.pcap" --csv >"$work/edge.csv" 2>/dev/null
+	eflows=$((eflows + $(wc -l <"$csv") - 1))
+	out=$(python3 test/flowmeter/compare.py "$csv" "$work/edge.csv" --report 3) || { ebad=$((ebad + 1)); echo "# $name: $out"; }
+done
+check "edge cases: the reference's flows ($eflows flows, $ebad cases differ)" test "$ebad" -eq 0 -a "$eflows" -gt 300
+
 if command -v valgrind >/dev/null; then
 	vbad=0
 	for cap in test/flowmeter/captures/*.pcap test/flowmeter/captures/*.pcapng; do

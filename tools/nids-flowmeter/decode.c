@@ -46,6 +46,8 @@ const char *const skip_reason_names[SKIP_NUM_REASONS] = {
 	"truncated", "malformed", "not_ip", "link_type", "bad_record"
 };
 
+#define Min32(a, b) ((a) < (b) ? (a) : (b))
+
 static inline uint16_t
 get16(const uint8_t *p)
 {
@@ -69,30 +71,33 @@ decode_linktype_supported(int linktype)
 	}
 }
 
-/* the transport layer of protocol proto, len bytes (as IP says), of which cap captured */
+/*
+ * The transport layer of protocol proto: len bytes are there (what the IP
+ * header says, or what was captured, whichever is less).  As the
+ * reference's packet library reads it: a header shorter than its minimum
+ * (TCP 20, UDP 8, ICMP 4 bytes) leaves a packet of protocol 0 with ports 0;
+ * a TCP data offset below 20 bytes drops the packet; a data offset past
+ * the bytes there counts them all as header.
+ */
 static bool
-decode_transport(uint8_t proto, const uint8_t *d, uint32_t len, uint32_t cap, Packet *p,
-				 SkipReason *why)
+decode_transport(uint8_t proto, const uint8_t *d, uint32_t len, Packet *p, SkipReason *why)
 {
-	if (len > cap && p->payload_from_capture)
-		len = cap;
 	switch (proto)
 	{
 		case 6:
 			{
 				uint32_t	hlen;
 
-				if (cap < 20 || len < 20)
-				{
-					*why = SKIP_TRUNCATED;
-					return false;
-				}
+				if (len < 20)
+					return true;	/* no TCP header: protocol 0 */
 				hlen = (uint32_t) (d[12] >> 4) * 4;
-				if (hlen < 20 || hlen > len)
+				if (hlen < 20)
 				{
 					*why = SKIP_MALFORMED;
 					return false;
 				}
+				if (hlen > len)
+					hlen = len;
 				p->proto = PROTO_TCP;
 				p->sport = get16(d);
 				p->dport = get16(d + 2);
@@ -103,11 +108,8 @@ decode_transport(uint8_t proto, const uint8_t *d, uint32_t len, uint32_t cap, Pa
 				return true;
 			}
 		case 17:
-			if (cap < 8 || len < 8)
-			{
-				*why = SKIP_TRUNCATED;
-				return false;
-			}
+			if (len < 8)
+				return true;	/* no UDP header: protocol 0 */
 			p->proto = PROTO_UDP;
 			p->sport = get16(d);
 			p->dport = get16(d + 2);
@@ -115,11 +117,8 @@ decode_transport(uint8_t proto, const uint8_t *d, uint32_t len, uint32_t cap, Pa
 			p->payload = len - 8;
 			return true;
 		case 1:
-			if (cap < 2)
-			{
-				*why = SKIP_TRUNCATED;
-				return false;
-			}
+			if (len < 4)
+				return true;	/* no ICMP header: protocol 0 */
 			p->proto = PROTO_ICMP;
 			p->icmp_type = d[0];
 			p->icmp_code = d[1];
@@ -130,11 +129,19 @@ decode_transport(uint8_t proto, const uint8_t *d, uint32_t len, uint32_t cap, Pa
 	}
 }
 
+/*
+ * An IPv4 header and what follows.  Not checked, as the reference does not:
+ * the version field (the Ethernet type said IPv4), the total length beyond
+ * bounding the transport layer.  Behind VLAN tags and in the second reading
+ * the transport layer is what was captured (the reference counts the link's
+ * padding there).
+ */
 static bool
 decode_ipv4(const uint8_t *d, uint32_t cap, Packet *p, SkipReason *why)
 {
 	uint32_t	hlen,
-				total;
+				total,
+				len;
 	uint16_t	frag;
 
 	if (cap < 20)
@@ -142,14 +149,8 @@ decode_ipv4(const uint8_t *d, uint32_t cap, Packet *p, SkipReason *why)
 		*why = SKIP_TRUNCATED;
 		return false;
 	}
-	if ((d[0] >> 4) != 4 && !p->quirk)
-	{
-		*why = SKIP_MALFORMED;
-		return false;
-	}
 	hlen = (uint32_t) (d[0] & 0x0f) * 4;
-	total = p->payload_from_capture ? cap : get16(d + 2);
-	if (hlen < 20 || (total < hlen && !p->quirk))
+	if (hlen < 20)
 	{
 		*why = SKIP_MALFORMED;
 		return false;
@@ -164,10 +165,14 @@ decode_ipv4(const uint8_t *d, uint32_t cap, Packet *p, SkipReason *why)
 	memcpy(p->dst, d + 16, 4);
 	if (cap < hlen)
 		return true;			/* the reference's second reading: addresses only */
+	total = p->payload_from_capture ? cap : get16(d + 2);
+	if (total > cap)
+		total = cap;
+	len = total > hlen ? total - hlen : 0;
 	frag = get16(d + 6) & 0x1fff;
 	if (frag != 0)
 		return true;			/* a later fragment: no transport header */
-	return decode_transport(d[9], d + hlen, total - hlen, cap - hlen, p, why);
+	return decode_transport(d[9], d + hlen, len, p, why);
 }
 
 static bool
@@ -209,7 +214,7 @@ decode_ipv6(const uint8_t *d, uint32_t cap, Packet *p, SkipReason *why)
 		return true;
 	if (next == 58)
 		next = 0;				/* ICMPv6: a flow of the addresses alone */
-	return decode_transport(next, d + off, plen + 40 - off, cap - off, p, why);
+	return decode_transport(next, d + off, Min32(plen + 40 - off, cap - off), p, why);
 }
 
 static bool
@@ -306,18 +311,24 @@ decode_packet(int linktype, const uint8_t *data, uint32_t caplen, uint32_t wirel
 
 /*
  * The reference's second reading of a frame in which it found no IPv4
- * header (see above): q is the "flow" packet it makes, if any.
+ * header (see above): q is the "flow" packet it makes, if any.  Its header
+ * length field must say 20 bytes or more, and the frame hold that many;
+ * an ARP frame (Ethernet) is read even when it is shorter, as the
+ * reference reads it (its decoded ARP header leaves no bytes unclaimed).
  */
 bool
-decode_reference_quirk(const uint8_t *data, uint32_t caplen, int64_t ts, Packet *q)
+decode_reference_quirk(int linktype, const uint8_t *data, uint32_t caplen, int64_t ts, Packet *q)
 {
 	SkipReason	why;
+	bool		arp = linktype == DLT_EN10MB && caplen >= 14 && get16(data + 12) == 0x0806;
 
 	memset(q, 0, sizeof(*q));
 	q->ts = ts;
 	q->icmp_code = -1;
 	q->icmp_type = -1;
 	q->payload_from_capture = true;
-	q->quirk = true;
+	q->quirk = arp;				/* the header may be longer than the frame */
+	if (caplen >= 20 && !arp && (uint32_t) (data[0] & 0x0f) * 4 > caplen)
+		return false;
 	return decode_ipv4(data, caplen, q, &why);
 }

@@ -320,7 +320,7 @@ main(int argc, char **argv)
 				counts.skipped[why]++;
 			/* no IPv4 header found: the reference reads the frame again (decode.c) */
 			if ((!ok || p.family != 4) &&
-				decode_reference_quirk(frame.data, frame.caplen, frame.ts, &q))
+				decode_reference_quirk(frame.linktype, frame.data, frame.caplen, frame.ts, &q))
 			{
 				counts.quirk_packets++;
 				flow_table_packet(table, &q);

@@ -70,14 +70,15 @@ typedef struct Packet
 	int32_t		icmp_code;		/* -1 unless ICMP */
 	int32_t		icmp_type;
 	bool		payload_from_capture;	/* payload: what was captured, not IP's length */
-	bool		quirk;			/* made by the reference's second reading */
+	bool		quirk;			/* the reference's second reading of an ARP frame */
 } Packet;
 
 /* decode.c: one captured frame into p; false and *why when it is no flow's */
 extern bool decode_packet(int linktype, const uint8_t *data, uint32_t caplen, uint32_t wirelen,
 						  int64_t ts, Packet *p, SkipReason *why);
 extern bool decode_linktype_supported(int linktype);
-extern bool decode_reference_quirk(const uint8_t *data, uint32_t caplen, int64_t ts, Packet *q);
+extern bool decode_reference_quirk(int linktype, const uint8_t *data, uint32_t caplen, int64_t ts,
+								   Packet *q);
 
 /* commons-math's SummaryStatistics, as the reference keeps them */
 typedef struct RunningStats
