@@ -128,16 +128,21 @@ set_row(HealthRow *row, const char *name, double value, double expected, HealthS
 	row->status = status;
 }
 
-/* drifting_features: 'high' features of the benign-called rows */
+/*
+ * drifting_features: 'high' features of the benign-called rows against the
+ * benign training flows; every row against every training flow when the
+ * version has only that distribution (stored by 1.0): like with like, so
+ * that a version's own training flows never drift from it
+ */
 static int
-benign_drift(NidsModel *model, const HealthWindow *w, const bool *benign_called)
+benign_drift(NidsModel *model, const HealthWindow *w, const bool *benign_called, bool every_row)
 {
 	DriftReference *ref = model_drift_reference(model, DRIFT_REFERENCE_BENIGN, NULL);
 	FeatureCounts *counts = drift_counts_create(ref);
 	int			high = 0;
 
 	for (int64 i = 0; i < w->kept; i++)
-		if (benign_called[i])
+		if (every_row || benign_called[i])
 			for (int f = 0; f < w->d; f++)
 				if (!isnan(w->x[i * w->d + f]))
 					drift_count_value(&ref->features[f], &counts[f], w->x[i * w->d + f]);
@@ -196,7 +201,7 @@ drift_health(const char *window_query, NidsModel *model, HealthRow *rows)
 	(void) model_drift_reference(model, DRIFT_REFERENCE_BENIGN, &fallback);
 	if (fallback)
 		ereport(NOTICE,
-				(errmsg("model \"%s\" version %d has no benign training distribution; drifting_features compares the benign-called flows with all its training flows",
+				(errmsg("model \"%s\" version %d has no benign training distribution; drifting_features compares every flow of the window with all its training flows",
 						model->name, model->version),
 				 errdetail("Versions stored by nids 1.0 have one training distribution: of all training flows (nids_train) or of the benign flows (nids_attach_benign).")));
 
@@ -232,7 +237,8 @@ drift_health(const char *window_query, NidsModel *model, HealthRow *rows)
 		(void) score_novelty(&st, &anomaly, &is_novel);
 		novel += is_novel;
 	}
-	high = called_benign > 0 ? benign_drift(model, &w, benign_called) : 0;
+	high = fallback ? (w.kept > 0 ? benign_drift(model, &w, benign_called, true) : 0)
+		: called_benign > 0 ? benign_drift(model, &w, benign_called, false) : 0;
 
 	status = coverage >= 1.0 ? HEALTH_OK
 		: coverage >= nids_min_feature_coverage ? HEALTH_WARN : HEALTH_ALARM;
