@@ -457,10 +457,18 @@ copy_tick(Sink *s)
 	return copy_drain(s->state, false);
 }
 
+/* at the end: everything, retrying for about 30 s; what is left then is counted as dropped */
 static bool
 copy_flush(Sink *s)
 {
-	return copy_drain(s->state, true);
+	CopyState  *cs = s->state;
+
+	if (copy_drain(cs, true))
+		return true;
+	s->dropped += cs->rows;
+	cs->rows = 0;
+	cs->len = 0;
+	return false;
 }
 
 static void
