@@ -107,6 +107,9 @@ done
 "$METER" -q -r test/flowmeter/captures/nfstream-iphone.pcap --csv >"$work/v6.csv"
 check "IPv6 flows are written beside the IPv4 ones ($(grep -c '^[0-9a-f:]*:[0-9a-f:]*-' "$work/v6.csv") of them)" \
 	test "$(grep -c '^[0-9a-f:]*:[0-9a-f:]*-' "$work/v6.csv")" -gt 0
+# -r -: a capture on standard input (a pipe: no size, no seeking)
+out=$(cat test/flowmeter/captures/nfstream-synscan.pcap | "$METER" -q -r - --csv | cmp - "$work/eth.csv" && echo same)
+check "-r - reads a capture from a pipe: the same flows ($out)" test "$out" = same
 # --max-flows: the idlest flows are written early, and counted
 "$METER" -q -r test/flowmeter/captures/nfstream-synscan.pcap --csv --max-flows 10 --stats "$work/mf.json" >"$work/mf.csv"
 rc=$?

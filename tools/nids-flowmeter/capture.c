@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "capture.h"
 
@@ -61,15 +62,17 @@ open_next_file(Capture *c)
 
 	c->current = path;
 	c->packet_no = 0;
-	c->file = fopen(path, "rb");
+	/* "-": standard input, as tcpdump reads it */
+	c->file = strcmp(path, "-") == 0 ? fdopen(dup(0), "rb") : fopen(path, "rb");
 	if (c->file == NULL)
 	{
 		snprintf(c->error, sizeof(c->error), "%s: could not open: %m", path);
 		return false;
 	}
-	fseeko(c->file, 0, SEEK_END);
-	c->file_size = ftello(c->file);
-	fseeko(c->file, 0, SEEK_SET);
+	/* the size, for progress: none for a pipe */
+	c->file_size = fseeko(c->file, 0, SEEK_END) == 0 ? ftello(c->file) : -1;
+	if (c->file_size >= 0 && fseeko(c->file, 0, SEEK_SET) != 0)
+		c->file_size = -1;
 	c->pcap = pcap_fopen_offline(c->file, err);
 	if (c->pcap == NULL)
 	{
