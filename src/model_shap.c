@@ -339,49 +339,18 @@ shap_leaf_row(const NidsForest *f, int start, const int32 *path_nodes, int plen,
 	return depth;
 }
 
-/* tree t's tables, or NULL when it is to be walked */
-static ShapTree *
-shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
+/*
+ * The parents of tree t's nodes (-2: a node no walk reaches), its leaves,
+ * and the bytes of its tables: 2^(leaf depth) rows of at most depth
+ * contributions a leaf
+ */
+static int32 *
+shap_tree_parents(const NidsForest *f, int start, int n, int *nleaves, Size *need)
 {
-	ShapTables *tabs;
-	ShapTree   *st;
-	int			start = f->tree_offset[t];
-	int			n = f->tree_offset[t + 1] - start;
-	int			depth = f->tree_depth[t];
-	Size		need = 0;
-	Size		sparse_bytes;
-	int			nleaves = 0;
-	int32	   *parent;
-	int32	   *path_nodes;
-	PathElement *path;
-	float	   *row;
-	int32	   *feature;
-	int			nmeta = 0;
-	Size		nvalue = 0;
+	int32	   *parent = palloc(sizeof(int32) * n);
 
-	if (f->shap == NULL)
-	{
-		tabs = MemoryContextAllocZero(cxt, sizeof(ShapTables));
-		tabs->tried = MemoryContextAllocZero(cxt, sizeof(bool) * Max(f->num_trees, 1));
-		tabs->tree = MemoryContextAllocZero(cxt, sizeof(ShapTree *) * Max(f->num_trees, 1));
-		tabs->rows = MemoryContextAllocHuge(cxt, sizeof(ShapRow) * Max(f->num_nodes, 1));
-		tabs->place = MemoryContextAllocHuge(cxt, sizeof(uint64) * Max(f->num_nodes, 1));
-		f->shap = tabs;
-	}
-	tabs = f->shap;
-	if (!nids_explain_tables)
-		return NULL;
-	if (tabs->tried[t])
-		return tabs->tree[t];
-	tabs->tried[t] = true;
-	if (depth > SHAP_TABLE_MAX_DEPTH)
-		return NULL;
-
-	/*
-	 * Parents (-2: a node no walk reaches), and the size of the tables:
-	 * 2^(leaf depth) rows of at most depth contributions.
-	 */
-	parent = palloc(sizeof(int32) * n);
+	*nleaves = 0;
+	*need = 0;
 	for (int i = 0; i < n; i++)
 		parent[i] = -2;
 	parent[0] = -1;
@@ -403,25 +372,28 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 
 			for (int p = parent[i]; p >= 0; p = parent[p])
 				d++;
-			nleaves++;
-			need += sizeof(float) * ((Size) d << d);
+			(*nleaves)++;
+			*need += sizeof(float) * ((Size) d << d);
 		}
-	need += sizeof(int32) * (n + (Size) nleaves * (SHAP_TABLE_MAX_DEPTH + 2));
-	if (tabs->used + need > SHAP_TABLE_BUDGET)
-	{
-		pfree(parent);
-		return NULL;
-	}
+	*need += sizeof(int32) * (n + (Size) (*nleaves) * (SHAP_TABLE_MAX_DEPTH + 2));
+	return parent;
+}
 
-	st = MemoryContextAlloc(cxt, sizeof(ShapTree));
-	st->leaf_at = MemoryContextAlloc(cxt, sizeof(int32) * n);
-	st->meta = MemoryContextAlloc(cxt, sizeof(int32) * nleaves * (SHAP_TABLE_MAX_DEPTH + 2));
-	sparse_bytes = need;
-	st->value = MemoryContextAllocHuge(cxt, Max(sparse_bytes, sizeof(float)));
-	path_nodes = palloc(sizeof(int32) * (depth + 1));
-	path = palloc(sizeof(PathElement) * (depth + 2));
-	row = palloc(sizeof(float) * (depth + 1));
-	feature = palloc(sizeof(int32) * (depth + 1));
+/*
+ * Each leaf's rows: its contributions for every hot/cold pattern of its
+ * path, by TreeSHAP's own steps (shap_leaf_row), into st->value, and its
+ * meta (depth, features, offset of its rows) into st->meta
+ */
+static void
+shap_fill_rows(const NidsForest *f, ShapTree *st, int start, int n, int depth, const int32 *parent)
+{
+	int32	   *path_nodes = palloc(sizeof(int32) * (depth + 1));
+	PathElement *path = palloc(sizeof(PathElement) * (depth + 2));
+	float	   *row = palloc(sizeof(float) * (depth + 1));
+	int32	   *feature = palloc(sizeof(int32) * (depth + 1));
+	int			nmeta = 0;
+	Size		nvalue = 0;
+
 	for (int i = 0; i < n; i++)
 	{
 		int			plen = 0;
@@ -449,52 +421,63 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 		nmeta += d + 2;
 		nvalue += (Size) d << plen;
 	}
-	/* leaves, splits (parents first), their depths, leaves under each */
-	{
-		int32	   *depth_of = palloc0(sizeof(int32) * n);
+	pfree(path_nodes);
+	pfree(path);
+	pfree(row);
+	pfree(feature);
+}
 
-		st->num_under = MemoryContextAllocZero(cxt, sizeof(int32) * n);
-		for (int i = n - 1; i >= 0; i--)
+/* leaves, splits (parents first), their depths, leaves under each */
+static void
+shap_tree_layout(const NidsForest *f, ShapTree *st, int start, int n, const int32 *parent,
+				 MemoryContext cxt)
+{
+	int32	   *depth_of = palloc0(sizeof(int32) * n);
+
+	st->num_under = MemoryContextAllocZero(cxt, sizeof(int32) * n);
+	for (int i = n - 1; i >= 0; i--)
+	{
+		const NidsNode *node = &f->nodes[start + i];
+
+		if (parent[i] == -2)
+			continue;
+		st->num_under[i] = node->left == i ? 1 :
+			st->num_under[node->left] + st->num_under[node->left + 1];
+	}
+	st->split = MemoryContextAlloc(cxt, sizeof(ShapSplit) * n);
+	st->leaf_node = MemoryContextAlloc(cxt, sizeof(int32) * n);
+	st->num_leaves = 0;
+	st->num_splits = 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (parent[i] == -2)
+			continue;
+		if (i > 0)
+			depth_of[i] = depth_of[parent[i]] + 1;
+		if (f->nodes[start + i].left == i)
+			st->leaf_node[st->num_leaves++] = i;
+		else
 		{
 			const NidsNode *node = &f->nodes[start + i];
+			ShapSplit  *sp = &st->split[st->num_splits++];
 
-			if (parent[i] == -2)
-				continue;
-			st->num_under[i] = node->left == i ? 1 :
-				st->num_under[node->left] + st->num_under[node->left + 1];
+			sp->node = i;
+			sp->feature = node->feature_dl & NIDS_FEATURE_MASK;
+			sp->threshold = node->threshold;
+			sp->left = node->left;
+			sp->under[0] = st->num_under[node->left];
+			sp->under[1] = st->num_under[node->left + 1];
+			sp->bit = (uint32) 1 << depth_of[i];
+			sp->default_left = (node->feature_dl & NIDS_DEFAULT_LEFT) != 0;
 		}
-		st->split = MemoryContextAlloc(cxt, sizeof(ShapSplit) * n);
-		st->leaf_node = MemoryContextAlloc(cxt, sizeof(int32) * n);
-		st->num_leaves = 0;
-		st->num_splits = 0;
-		for (int i = 0; i < n; i++)
-		{
-			if (parent[i] == -2)
-				continue;
-			if (i > 0)
-				depth_of[i] = depth_of[parent[i]] + 1;
-			if (f->nodes[start + i].left == i)
-				st->leaf_node[st->num_leaves++] = i;
-			else
-			{
-				const NidsNode *node = &f->nodes[start + i];
-
-				ShapSplit  *sp = &st->split[st->num_splits++];
-
-				sp->node = i;
-				sp->feature = node->feature_dl & NIDS_FEATURE_MASK;
-				sp->threshold = node->threshold;
-				sp->left = node->left;
-				sp->under[0] = st->num_under[node->left];
-				sp->under[1] = st->num_under[node->left + 1];
-				sp->bit = (uint32) 1 << depth_of[i];
-				sp->default_left = (node->feature_dl & NIDS_DEFAULT_LEFT) != 0;
-			}
-		}
-		pfree(depth_of);
 	}
+	pfree(depth_of);
+}
 
-	/* the distinct features of the rows, in order of first use */
+/* the distinct features of the rows, in order of first use */
+static void
+shap_tree_features(ShapTree *st, int n, MemoryContext cxt)
+{
 	st->features = MemoryContextAlloc(cxt, sizeof(int32) * Max(n, 1));
 	st->num_features = 0;
 	for (int i = 0; i < n; i++)
@@ -515,67 +498,116 @@ shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
 				st->features[st->num_features++] = m[1 + k];
 		}
 	}
-	/* the rows again, dense, when the lanes hold the tree's features */
+}
+
+/*
+ * The rows again, dense, when the lanes hold the tree's features and the
+ * budget allows; the sparse rows are then given back.  Returns the bytes
+ * the tree's tables now take (need: before).
+ */
+static Size
+shap_tree_dense(ShapTables *tabs, ShapTree *st, int n, const int32 *parent, Size need,
+				Size sparse_bytes, MemoryContext cxt)
+{
+	Size		nrows = 0;
+	Size		bytes;
+	char	   *raw;
+
 	st->dense = NULL;
-	if (st->num_features <= SHAP_LANES)
+	if (st->num_features > SHAP_LANES)
+		return need;
+	for (int l = 0; l < st->num_leaves; l++)
 	{
-		Size		nrows = 0;
-		Size		bytes;
-		char	   *raw;
+		int			p = 0;
 
-		for (int l = 0; l < st->num_leaves; l++)
-		{
-			int			p = 0;
-
-			for (int i = parent[st->leaf_node[l]]; i >= 0; i = parent[i])
-				p++;
-			nrows += (Size) 1 << p;
-		}
-		bytes = nrows * SHAP_LANES * sizeof(float) + 64;
-		if (tabs->used + need + bytes <= SHAP_TABLE_BUDGET)
-		{
-			raw = MemoryContextAllocHuge(cxt, bytes);
-			st->dense = (float *) TYPEALIGN(64, raw);
-			st->dense_at = MemoryContextAlloc(cxt, sizeof(int32) * n);
-			nrows = 0;
-			for (int l = 0; l < st->num_leaves; l++)
-			{
-				int			i = st->leaf_node[l];
-				const int32 *m = st->meta + st->leaf_at[i];
-				int			p = 0;
-				int			lane[SHAP_TABLE_MAX_DEPTH + 1];
-
-				for (int q = parent[i]; q >= 0; q = parent[q])
-					p++;
-				for (int k = 0; k < m[0]; k++)
-					for (lane[k] = 0; st->features[lane[k]] != m[1 + k]; lane[k]++)
-						;
-				st->dense_at[i] = (int32) nrows;
-				for (Size r = 0; r < ((Size) 1 << p); r++)
-				{
-					float	   *dst = st->dense + (nrows + r) * SHAP_LANES;
-					const float *src = st->value + m[m[0] + 1] + r * m[0];
-
-					for (int k = 0; k < SHAP_LANES; k++)
-						dst[k] = 0.0f;
-					for (int k = 0; k < m[0]; k++)
-						dst[lane[k]] = src[k];
-				}
-				nrows += (Size) 1 << p;
-			}
-
-			/* the sparse rows are no longer read: give them back */
-			need += bytes;
-			need -= Max(sparse_bytes, sizeof(float));
-			pfree(st->value);
-			st->value = NULL;
-		}
+		for (int i = parent[st->leaf_node[l]]; i >= 0; i = parent[i])
+			p++;
+		nrows += (Size) 1 << p;
 	}
+	bytes = nrows * SHAP_LANES * sizeof(float) + 64;
+	if (tabs->used + need + bytes > SHAP_TABLE_BUDGET)
+		return need;
+	raw = MemoryContextAllocHuge(cxt, bytes);
+	st->dense = (float *) TYPEALIGN(64, raw);
+	st->dense_at = MemoryContextAlloc(cxt, sizeof(int32) * n);
+	nrows = 0;
+	for (int l = 0; l < st->num_leaves; l++)
+	{
+		int			i = st->leaf_node[l];
+		const int32 *m = st->meta + st->leaf_at[i];
+		int			p = 0;
+		int			lane[SHAP_TABLE_MAX_DEPTH + 1];
+
+		for (int q = parent[i]; q >= 0; q = parent[q])
+			p++;
+		for (int k = 0; k < m[0]; k++)
+			for (lane[k] = 0; st->features[lane[k]] != m[1 + k]; lane[k]++)
+				;
+		st->dense_at[i] = (int32) nrows;
+		for (Size r = 0; r < ((Size) 1 << p); r++)
+		{
+			float	   *dst = st->dense + (nrows + r) * SHAP_LANES;
+			const float *src = st->value + m[m[0] + 1] + r * m[0];
+
+			for (int k = 0; k < SHAP_LANES; k++)
+				dst[k] = 0.0f;
+			for (int k = 0; k < m[0]; k++)
+				dst[lane[k]] = src[k];
+		}
+		nrows += (Size) 1 << p;
+	}
+	/* the sparse rows are no longer read: give them back */
+	pfree(st->value);
+	st->value = NULL;
+	return need + bytes - Max(sparse_bytes, sizeof(float));
+}
+
+/* tree t's tables, or NULL when it is to be walked */
+static ShapTree *
+shap_tree_tables(NidsForest *f, MemoryContext cxt, int t)
+{
+	ShapTables *tabs;
+	ShapTree   *st;
+	int			start = f->tree_offset[t];
+	int			n = f->tree_offset[t + 1] - start;
+	int			depth = f->tree_depth[t];
+	Size		need;
+	int			nleaves;
+	int32	   *parent;
+
+	if (f->shap == NULL)
+	{
+		tabs = MemoryContextAllocZero(cxt, sizeof(ShapTables));
+		tabs->tried = MemoryContextAllocZero(cxt, sizeof(bool) * Max(f->num_trees, 1));
+		tabs->tree = MemoryContextAllocZero(cxt, sizeof(ShapTree *) * Max(f->num_trees, 1));
+		tabs->rows = MemoryContextAllocHuge(cxt, sizeof(ShapRow) * Max(f->num_nodes, 1));
+		tabs->place = MemoryContextAllocHuge(cxt, sizeof(uint64) * Max(f->num_nodes, 1));
+		f->shap = tabs;
+	}
+	tabs = f->shap;
+	if (!nids_explain_tables)
+		return NULL;
+	if (tabs->tried[t])
+		return tabs->tree[t];
+	tabs->tried[t] = true;
+	if (depth > SHAP_TABLE_MAX_DEPTH)
+		return NULL;
+
+	parent = shap_tree_parents(f, start, n, &nleaves, &need);
+	if (tabs->used + need > SHAP_TABLE_BUDGET)
+	{
+		pfree(parent);
+		return NULL;
+	}
+	st = MemoryContextAlloc(cxt, sizeof(ShapTree));
+	st->leaf_at = MemoryContextAlloc(cxt, sizeof(int32) * n);
+	st->meta = MemoryContextAlloc(cxt, sizeof(int32) * nleaves * (SHAP_TABLE_MAX_DEPTH + 2));
+	st->value = MemoryContextAllocHuge(cxt, Max(need, sizeof(float)));
+	shap_fill_rows(f, st, start, n, depth, parent);
+	shap_tree_layout(f, st, start, n, parent, cxt);
+	shap_tree_features(st, n, cxt);
+	need = shap_tree_dense(tabs, st, n, parent, need, need, cxt);
 	pfree(parent);
-	pfree(path_nodes);
-	pfree(path);
-	pfree(row);
-	pfree(feature);
 	tabs->used += need;
 	tabs->tree[t] = st;
 	return st;
