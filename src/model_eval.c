@@ -460,6 +460,131 @@ forest_predict_class(const NidsForest *f, int num_classes, const float *x,
 	return forest_pick_class(f, num_classes, margin, proba);
 }
 
+/* the class sums and bounds of forest_predict_label, in its scratch */
+typedef struct LabelState
+{
+	double	   *lo;				/* the smallest leaves still to add, summed */
+	double	   *hi;				/* the largest */
+	float	   *sum;			/* the class sums so far (float32, XGBoost's order) */
+	int32	   *dead;			/* classes that can no longer win */
+	float	   *leaf;			/* the leaves of one chunk */
+	float	   *in;				/* the compact input */
+} LabelState;
+
+/*
+ * Chunk c (trees c0 .. c1-1): each live class's trees in one lock step,
+ * the sums on in XGBoost's tree order, a round at a time (chunks are whole
+ * rounds of one tree per class), and the bounds of what is still to add
+ */
+static inline void
+label_chunk(const NidsForest *f, const LabelBounds *b, LabelState *ls, int c0, int c1)
+{
+	int			ng = f->num_groups;
+	int			c = c0 / b->chunk;
+	const double *cmin = b->chunk_min + c * ng;
+	const double *cmax = b->chunk_max + c * ng;
+	const int32 *start = b->class_start + c * ng;
+	int			t = c0;
+
+	for (int g = 0; g < ng; g++)
+	{
+		int			k = start[g];
+		int			m = start[g + 1] - k;
+
+		if (!ls->dead[g])
+			predict_compact(f, b->chunk_order + k, b->chunk_offset + k, m, ls->in, ls->leaf);
+		else
+			for (int j = k; j < k + m; j++)
+				ls->leaf[b->chunk_order[j]] = 0.0f; /* its sum is never read */
+	}
+	for (; t + ng <= c1; t += ng)
+		for (int g = 0; g < ng; g++)
+			ls->sum[g] += ls->leaf[t + g];
+	/* a last round with fewer trees than classes */
+	for (int g = 0; t < c1; t++, g++)
+		ls->sum[g] += ls->leaf[t];
+	for (int g = 0; g < ng; g++)
+		if (!ls->dead[g])
+		{
+			ls->lo[g] -= cmin[g];
+			ls->hi[g] -= cmax[g];
+		}
+}
+
+/*
+ * A class's final margin lies within [sum + lo - err, sum + hi + err]: lo
+ * and hi sum the smallest and largest leaf of every tree still to add, err
+ * bounds the rounding of the adds.  Classes that cannot reach the best
+ * one's lowest margin are dropped; returns the best class when no other is
+ * left, else -1.
+ */
+static inline int
+label_prune(const LabelBounds *b, LabelState *ls, int ng)
+{
+	int			best = -1;
+	double		best_lo = -INFINITY;
+	int			alive = 0;
+
+	for (int g = 0; g < ng; g++)
+		if (!ls->dead[g] && ls->sum[g] + ls->lo[g] - b->group_err[g] > best_lo)
+		{
+			best_lo = ls->sum[g] + ls->lo[g] - b->group_err[g];
+			best = g;
+		}
+	for (int g = 0; g < ng; g++)
+	{
+		if (ls->dead[g] || g == best)
+			continue;
+		if (ls->sum[g] + ls->hi[g] + b->group_err[g] < best_lo - LABEL_GAP)
+			ls->dead[g] = 1;
+		else
+			alive++;
+	}
+	return alive == 0 ? best : -1;
+}
+
+/*
+ * Every tree of the live classes is added: their sums are the margins the
+ * whole sum gives, and every dropped class is below them.  softmax picks
+ * the largest margin; softprob the largest probability, whose order is that
+ * of expf(margin - max) unless two are within 2^-20 of each other, where
+ * the division by the sum of all of them (dropped classes included) could
+ * round them equal: then -1, and every tree is added.
+ */
+static inline int
+label_decide(const NidsForest *f, const LabelState *ls, int ng)
+{
+	int			best = -1;
+	float		wmax;
+	float		e_best = -1.0f,
+				e_next = -1.0f;
+
+	for (int g = 0; g < ng; g++)
+		if (!ls->dead[g] && (best < 0 || ls->sum[g] > ls->sum[best]))
+			best = g;
+	if (f->objective == NIDS_OBJ_SOFTMAX)
+		return best;
+	wmax = ls->sum[best];
+	best = -1;
+	for (int g = 0; g < ng; g++)
+	{
+		float		e;
+
+		if (ls->dead[g])
+			continue;
+		e = expf(ls->sum[g] - wmax);
+		if (e > e_best)
+		{
+			e_next = e_best;
+			e_best = e;
+			best = g;
+		}
+		else if (e > e_next)
+			e_next = e;
+	}
+	return e_next < e_best * (1.0f - ldexpf(1.0f, -20)) ? best : -1;
+}
+
 /*
  * The class alone, for callers that need no probability (nids_classify):
  * the trees are added a chunk of whole rounds at a time, and a class whose
@@ -479,132 +604,33 @@ forest_predict_label(const NidsForest *f, int num_classes, const float *x,
 {
 	const LabelBounds *b = f->bounds;
 	int			ng = f->num_groups;
-	double	   *lo = (double *) scratch;
-	double	   *hi = lo + ng;
-	float	   *sum = (float *) (hi + ng);
-	int32	   *dead = (int32 *) (sum + ng);
-	float	   *leaf = (float *) (dead + ng);
-	float	   *in = leaf + f->num_trees;
+	LabelState	ls;
+	int			label;
 
 	if (b == NULL || !nids_label_bounds || !nids_compact_evaluator || num_classes != ng)
 		return forest_predict_class(f, num_classes, x, margin, proba, scratch);
-	compact_input(f, x, in);
+	ls.lo = (double *) scratch;
+	ls.hi = ls.lo + ng;
+	ls.sum = (float *) (ls.hi + ng);
+	ls.dead = (int32 *) (ls.sum + ng);
+	ls.leaf = (float *) (ls.dead + ng);
+	ls.in = ls.leaf + f->num_trees;
+	compact_input(f, x, ls.in);
 	for (int g = 0; g < ng; g++)
 	{
-		sum[g] = f->base_margin[g];
-		lo[g] = b->group_min[g];
-		hi[g] = b->group_max[g];
-		dead[g] = 0;
+		ls.sum[g] = f->base_margin[g];
+		ls.lo[g] = b->group_min[g];
+		ls.hi[g] = b->group_max[g];
+		ls.dead[g] = 0;
 	}
 	for (int c0 = 0; c0 < f->num_trees; c0 += b->chunk)
 	{
-		int			c1 = Min(c0 + b->chunk, f->num_trees);
-		int			c = c0 / b->chunk;
-		const double *cmin = b->chunk_min + c * ng;
-		const double *cmax = b->chunk_max + c * ng;
-		const int32 *start = b->class_start + c * ng;
-		int			best = -1;
-		double		best_lo = -INFINITY;
-		int			alive = 0;
-
-		/* each live class's trees of the chunk in one lock step */
-		for (int g = 0; g < ng; g++)
-		{
-			int			k = start[g];
-			int			m = start[g + 1] - k;
-
-			if (!dead[g])
-				predict_compact(f, b->chunk_order + k, b->chunk_offset + k, m, in, leaf);
-			else
-				for (int j = k; j < k + m; j++)
-					leaf[b->chunk_order[j]] = 0.0f; /* its sum is never read */
-		}
-
-		/*
-		 * The sums go on in XGBoost's tree order (float32), a round at a
-		 * time: chunks are whole rounds of one tree per class.
-		 */
-		{
-			int			t = c0;
-
-			for (; t + ng <= c1; t += ng)
-				for (int g = 0; g < ng; g++)
-					sum[g] += leaf[t + g];
-			/* a last round with fewer trees than classes */
-			for (int g = 0; t < c1; t++, g++)
-				sum[g] += leaf[t];
-		}
-		for (int g = 0; g < ng; g++)
-			if (!dead[g])
-			{
-				lo[g] -= cmin[g];
-				hi[g] -= cmax[g];
-			}
-
-		/*
-		 * A class's final margin lies within [sum + lo - err, sum + hi +
-		 * err]: lo and hi sum the smallest and largest leaf of every tree
-		 * still to add, err bounds the rounding of the adds.
-		 */
-		for (int g = 0; g < ng; g++)
-			if (!dead[g] && sum[g] + lo[g] - b->group_err[g] > best_lo)
-			{
-				best_lo = sum[g] + lo[g] - b->group_err[g];
-				best = g;
-			}
-		for (int g = 0; g < ng; g++)
-		{
-			if (dead[g] || g == best)
-				continue;
-			if (sum[g] + hi[g] + b->group_err[g] < best_lo - LABEL_GAP)
-				dead[g] = 1;
-			else
-				alive++;
-		}
-		if (alive == 0)
-			return best;
+		label_chunk(f, b, &ls, c0, Min(c0 + b->chunk, f->num_trees));
+		if ((label = label_prune(b, &ls, ng)) >= 0)
+			return label;
 	}
-
-	/*
-	 * Every tree of the live classes is added: their sums are the margins
-	 * the whole sum gives, and every dropped class is below them.  softmax
-	 * picks the largest margin; softprob the largest probability, whose
-	 * order is that of expf(margin - max) unless two are within 2^-20 of
-	 * each other, where the division by the sum of all of them (dropped
-	 * classes included) could round them equal: then add every tree.
-	 */
-	{
-		int			best = -1;
-		float		wmax = -INFINITY;
-		float		e_best = -1.0f,
-					e_next = -1.0f;
-
-		for (int g = 0; g < ng; g++)
-			if (!dead[g] && (best < 0 || sum[g] > sum[best]))
-				best = g;
-		if (f->objective == NIDS_OBJ_SOFTMAX)
-			return best;
-		wmax = sum[best];
-		best = -1;
-		for (int g = 0; g < ng; g++)
-		{
-			float		e;
-
-			if (dead[g])
-				continue;
-			e = expf(sum[g] - wmax);
-			if (e > e_best)
-			{
-				e_next = e_best;
-				e_best = e;
-				best = g;
-			}
-			else if (e > e_next)
-				e_next = e;
-		}
-		if (e_next < e_best * (1.0f - ldexpf(1.0f, -20)))
-			return best;
-	}
+	if ((label = label_decide(f, &ls, ng)) >= 0)
+		return label;
 	return forest_predict_class(f, num_classes, x, margin, proba, scratch);
 }
 
