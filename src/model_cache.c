@@ -194,21 +194,6 @@ model_spec_parse(const char *spec, char *name, int32 *version)
 	name[len] = '\0';
 }
 
-/* the one error for a version spec that names nothing (42704) */
-void
-model_no_such_version(const char *name, int32 version)
-{
-	if (version == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist or has no deployed version", name),
-				 errhint("See nids.models for the models and their deployed versions.")));
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_OBJECT),
-			 errmsg("model \"%s\" has no version %d", name, version),
-			 errhint("See nids.models for the models and their versions.")));
-}
-
 /*
  * The version spec names ('name': the deployed one, 'name@N': version N).
  * When the cached model is still that version, from the same row, keep

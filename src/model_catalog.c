@@ -662,6 +662,24 @@ catalog_find_model_id(int64 id, char *spec, size_t specsize)
 	return best_name != NULL;
 }
 
+/*
+ * The one error for a version spec that names nothing (42704): the
+ * catalogue's, which the model cache (above it) raises too
+ */
+void
+model_no_such_version(const char *name, int32 version)
+{
+	if (version == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist or has no deployed version", name),
+				 errhint("See nids.models for the models and their deployed versions.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" has no version %d", name, version),
+			 errhint("See nids.models for the models and their versions.")));
+}
+
 /* whether the catalogue is 1.1's: nids.health_reports and drift_reports.reference */
 bool
 catalog_has_health_reports(void)
