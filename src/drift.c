@@ -279,8 +279,8 @@ health_next_step(NidsModel *model, const HealthRow *rows)
 			 coverage && !fit
 			 ? errhint("Train a model on the features this exporter writes (nids_train's options.exclude the others).")
 			 : coverage
-			 ? errhint("Train a model on the features this exporter writes (nids_train's options.exclude the others), check it again, and adapt it with nids_adapt(model, benign_query) if its benign flows still do not fit (README: Deploying on your network).")
-			 : errhint("Adapt it from a quiet period with nids_adapt(model, benign_query), shadow-score the new 'name@N' and deploy it, or retrain on this network's labelled flows (README: Deploying on your network).")));
+			 ? errhint("Train a model on the features this exporter writes (nids_train's options.exclude the others), check it again, and adapt it with nids_adapt(model, benign_query) if its benign flows still do not fit (doc/deploying.md: Deploying on your network).")
+			 : errhint("Adapt it from a quiet period with nids_adapt(model, benign_query), shadow-score the new 'name@N' and deploy it, or retrain on this network's labelled flows (doc/deploying.md: Deploying on your network).")));
 }
 
 /*

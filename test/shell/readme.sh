@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every example of README.md runs, in order, against the demo's data, so a
-# README example cannot rot: each ```sql block through psql (ON_ERROR_STOP),
+# Every example of README.md and of the guide's chapters in doc/ (in the
+# order README lists them) runs, against the demo's data, so an example
+# cannot rot: each ```sql block through psql (ON_ERROR_STOP),
 # and each ```sh block made only of psql and nids-load commands through bash,
 # on a throwaway cluster of its own whose pg_cron runs in the test database.
 set -uo pipefail
@@ -23,20 +24,22 @@ cp -r data "$work/"
 # the fenced blocks, one file each: NNN.sql or NNN.sh, with their line
 awk -v out="$work/blocks" '
 	BEGIN { n = 0; inblock = 0 }
-	/^```sql[ \t]*$/ { inblock = 1; kind = "sql"; start = NR; body = ""; next }
-	/^```sh[ \t]*$/ { inblock = 1; kind = "sh"; start = NR; body = ""; next }
+	/^```sql[ \t]*$/ { inblock = 1; kind = "sql"; start = FNR; body = ""; next }
+	/^```sh[ \t]*$/ { inblock = 1; kind = "sh"; start = FNR; body = ""; next }
 	/^```/ && inblock {
 		inblock = 0; n++;
 		f = sprintf("%s.%03d.%d.%s", out, n, start, kind);
-		printf "%s", body > f; close(f); next
+		printf "%s", body > f; close(f);
+		printf "%03d %s\n", n, FILENAME > (out ".where"); next
 	}
 	inblock { body = body $0 "\n" }
-' README.md
+' README.md $(grep -o 'doc/[a-z_]*\.md' README.md | grep -v api.md | awk '!seen[$0]++')
 
 ran=0
-for f in "$work"/blocks.*; do
+for f in "$work"/blocks.[0-9]*; do
 	base=${f##*/}
 	line=$(cut -d. -f3 <<<"$base")
+	file=$(awk -v n="$(cut -d. -f2 <<<"$base")" '$1 == n {print $2}' "$work/blocks.where")
 	kind=${base##*.}
 	if [ "$kind" = sh ]; then
 		# only blocks a user runs against the database: psql and nids-load
@@ -49,7 +52,7 @@ for f in "$work"/blocks.*; do
 	fi
 	rc=$?
 	ran=$((ran + 1))
-	check "README.md line $line ($kind) runs" test "$rc" -eq 0
+	check "$file line $line ($kind) runs" test "$rc" -eq 0
 	if [ "$rc" -ne 0 ]; then
 		sed 's/^/#   /' "$f"
 		sed 's/^/# > /' <<<"$out"

@@ -79,7 +79,7 @@ SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_depend d ON d.objid = p.o
 		'nids_unschedule_drift')), 0,
 	'PUBLIC cannot execute the functions that change models or reports');
 
--- the contract on training distributions (README, "Privileges"): a
+-- the contract on training distributions (doc/errors.md, "Known limits"): a
 -- version's reference (up to 4,096 training values per feature) is part of
 -- the model, readable by whoever may run nids_drift_counts; an
 -- administrator who keeps it private revokes that from PUBLIC
