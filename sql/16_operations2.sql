@@ -43,5 +43,17 @@ CREATE TRIGGER scans AFTER INSERT ON bare_op REFERENCING NEW TABLE AS n
 INSERT INTO bare_op SELECT * FROM flows_op LIMIT 5;
 \echo :LAST_ERROR_SQLSTATE
 DROP TABLE bare_op;
+-- "if_better" never keeps a deployed version that cannot score the table
+-- it is judged on (below nids.min_feature_coverage of its features there):
+-- the new version, trained on what the table has, is deployed
+CREATE TABLE narrow_op AS SELECT destination_port, flow_duration, total_fwd_packets,
+	total_backward_packets, label FROM flows_op;
+SELECT r ->> 'deployed' AS deployed, r ->> 'deploy_reason' AS why
+FROM (SELECT nids_train('narrow_op', model => 'op', options => '{"xgboost": {"num_boost_round": 5}}') AS r) s;
+SELECT version, deployed FROM nids.models WHERE name = 'op' ORDER BY version;
+-- a table the deployed version can score is judged by F1 as before
+SELECT r ->> 'deploy_reason' LIKE 'hold-out macro F1 %' AS judged_by_f1
+FROM (SELECT nids_train('flows_op', model => 'op', options => '{"exclude": ["flow_number"], "xgboost": {"num_boost_round": 5}}') AS r) s;
+DROP TABLE narrow_op;
 SELECT nids_drop_model('op');
 DROP TABLE flows_op;

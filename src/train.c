@@ -145,6 +145,10 @@ train_current_rows(TrainState *ts)
 				stride[f] = td->dextra;
 			}
 	}
+	ts->current_coverage = 0.0;
+	for (int f = 0; f < cf; f++)
+		ts->current_coverage += src[f] != NULL;
+	ts->current_coverage = cf > 0 ? ts->current_coverage / cf : 1.0;
 	ts->current_x = palloc_extended(sizeof(float) * Max(ts->ntest, 1) * cf, MCXT_ALLOC_HUGE);
 	for (int64 r = 0; r < ts->ntest; r++)
 		for (int f = 0; f < cf; f++)
@@ -470,6 +474,15 @@ train_decide_deploy(TrainState *ts)
 	if (ts->ntest == 0)
 	{
 		ts->deploy_reason = "options.deploy \"if_better\" needs hold-out rows (test_size > 0) to compare with the deployed version";
+		return;
+	}
+	/* a version that cannot score the data it is judged on is not better */
+	if (ts->current_coverage < nids_min_feature_coverage)
+	{
+		ts->deploy = true;
+		ts->deploy_reason = psprintf("the deployed version %d cannot score %s: it has %.0f%% of its features there (nids.min_feature_coverage %.0f%%)",
+									 cur->version, ts->qualified, 100.0 * ts->current_coverage,
+									 100.0 * nids_min_feature_coverage);
 		return;
 	}
 	mine = macro_f1_judged(ts->confusion, ts->td.nclasses, NIDS_MIN_JUDGED_SUPPORT);

@@ -206,6 +206,7 @@ typedef struct TrainState
 	/* the deployed version, for options.deploy "if_better" */
 	NidsModel  *current;		/* pinned; NULL when not compared */
 	float	   *current_x;		/* the test rows in its feature order */
+	double		current_coverage;	/* the share of its features the source has */
 	bool		deploy;
 	char	   *deploy_reason;
 
