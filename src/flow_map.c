@@ -36,6 +36,7 @@
 #include "nids.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -188,18 +189,24 @@ feature_map_check_coverage(const FeatureMap *map, char *const *features,
 						   const char *model)
 {
 	StringInfoData missing;
+	StringInfoData exclude;
 	int			nmissing = map->num_features - map->matched;
 	double		coverage;
 
 	if (nmissing == 0 || map->num_features == 0)
 		return;
 	coverage = (double) map->matched / map->num_features;
+	/* every missing feature, named: a retraining can exclude exactly these */
 	initStringInfo(&missing);
+	initStringInfo(&exclude);
 	for (int f = 0, shown = 0; f < map->num_features; f++)
-		if (map->attnum[f] < 0 && shown++ < 20)
-			appendStringInfo(&missing, "%s%s", shown > 1 ? ", " : "", features[f]);
-	if (nmissing > 20)
-		appendStringInfo(&missing, " and %d more", nmissing - 20);
+		if (map->attnum[f] < 0)
+		{
+			appendStringInfo(&missing, "%s%s", shown > 0 ? ", " : "", features[f]);
+			appendStringInfo(&exclude, "%s", shown > 0 ? ", " : "");
+			escape_json(&exclude, features[f]);
+			shown++;
+		}
 	if (coverage < nids_min_feature_coverage)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
@@ -207,12 +214,16 @@ feature_map_check_coverage(const FeatureMap *map, char *const *features,
 						map->matched, map->num_features, model, 100 * coverage,
 						100 * nids_min_feature_coverage),
 				 errdetail("Missing: %s.", missing.data),
-				 errhint("Columns are matched by canonical name; nids-load creates them. A missing feature is scored as a missing value.")));
+				 errhint("Columns are matched by canonical name; nids-load and nids-flowmeter create them. To train a model on what these rows have: options => '{\"exclude\": [%s]}'.",
+						 exclude.data)));
 	ereport(WARNING,
 			(errcode(ERRCODE_WARNING),
 			 errmsg("the rows lack %d of the %d features of model \"%s\"; they are scored as missing values",
 					nmissing, map->num_features, model),
-			 errdetail("Missing: %s.", missing.data)));
+			 errdetail("Missing: %s.", missing.data),
+			 errhint("To train a model on what these rows have: options => '{\"exclude\": [%s]}'.",
+					 exclude.data)));
+	pfree(exclude.data);
 	pfree(missing.data);
 }
 
