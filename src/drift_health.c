@@ -285,6 +285,7 @@ health_notify(const char *model, int32 version, int64 report_id, const HealthRow
 	Jsonb	   *payload;
 	char	   *checks[NIDS_HEALTH_ROWS];
 	int			nchecks = 0;
+	MemoryContext caller = CurrentMemoryContext;
 
 	SPI_connect();
 	nest = nids_pin_search_path();
@@ -299,7 +300,7 @@ health_notify(const char *model, int32 version, int64 report_id, const HealthRow
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
 		if (!isnull)
-			previous = MemoryContextStrdup(TopTransactionContext, TextDatumGetCString(d));
+			previous = MemoryContextStrdup(caller, TextDatumGetCString(d));
 	}
 	nids_unpin_search_path(nest);
 	SPI_finish();

@@ -54,23 +54,6 @@ get16(const uint8_t *p)
 	return (uint16_t) (p[0] << 8 | p[1]);
 }
 
-bool
-decode_linktype_supported(int linktype)
-{
-	switch (linktype)
-	{
-		case DLT_EN10MB:
-		case DLT_LINUX_SLL:
-		case DLT_LINUX_SLL2:
-		case DLT_RAW:
-		case DLT_IPV4:
-		case DLT_IPV6:
-			return true;
-		default:
-			return false;
-	}
-}
-
 /*
  * The transport layer of protocol proto: len bytes are there (what the IP
  * header says, or what was captured, whichever is less).  As the

@@ -78,7 +78,7 @@ shortest_digits(double v, char *digits, int *exp10)
 }
 
 /* v as Java's Double.toString writes it */
-size_t
+static size_t
 format_double(double v, char *buf)
 {
 	char		digits[24];

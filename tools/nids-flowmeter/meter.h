@@ -76,7 +76,6 @@ typedef struct Packet
 /* decode.c: one captured frame into p; false and *why when it is no flow's */
 extern bool decode_packet(int linktype, const uint8_t *data, uint32_t caplen, uint32_t wirelen,
 						  int64_t ts, Packet *p, SkipReason *why);
-extern bool decode_linktype_supported(int linktype);
 extern bool decode_reference_quirk(int linktype, const uint8_t *data, uint32_t caplen, int64_t ts,
 								   Packet *q);
 
@@ -223,7 +222,6 @@ extern bool flow_is_forward(const Flow *f, const Packet *p);
 /* format.c: the reference's CSV */
 extern const char *const flow_csv_header;
 extern size_t format_flow(const Flow *f, char *buf, size_t size);
-extern size_t format_double(double v, char *buf);
 
 /* where finished flows go: open, write, flush, close (and a tick, for sinks that batch) */
 typedef struct Sink
