@@ -15,6 +15,8 @@ $$;
 GRANT nids_feeder TO nids_admin;
 COMMENT ON FUNCTION nids_alert_trigger() IS
 	'AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT trigger: opens or grows the incidents of the inserted flows (argument: the model); the inserting role must be a member of nids_feeder';
+COMMENT ON FUNCTION nids_scans(text, jsonb) IS
+	'The scan detector of nids_scan_trigger over a read-only query''s rows in timestamp order: one row per detected scan (TCP first contacts in sequential walks that end benign; UDP and ICMP echo only as sweeps)';
 COMMENT ON FUNCTION nids_scan_trigger() IS
 	'AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT trigger: per-source scan detection over the inserted flows, opening incidents of kind scan (argument: options as jsonb text); the inserting role must be a member of nids_feeder';
 GRANT EXECUTE ON FUNCTION nids_alerts_from(text, text) TO nids_feeder;

@@ -5,13 +5,17 @@
  *	  (scan_detector.c) over inserted flows, with its state kept in
  *	  nids.scan_state, or over any read-only query's rows.
  *
- * What counts (README, "Scans"): a connection attempt is a flow the source
- * opened: a TCP flow with a SYN (a continuation of a long flow, split at
- * the exporter's timeout, has none), or an ICMP echo request; other flows
- * (UDP, replies) are not attempts.  It failed when it was never answered
- * (no backward packet) or refused (a RST and no payload back).
- * options.failed names a boolean column instead: true failed, false
- * succeeded, NULL not an attempt.
+ * What counts (doc/alerts.md, "Scans"): a connection attempt is a flow
+ * the source opened.  A TCP flow with a SYN (a continuation of a long
+ * flow, split at the exporter's timeout, has none) is the walks' evidence;
+ * a UDP flow or an ICMP echo request is weak evidence, counted only in
+ * sweeps, and never to a multicast or broadcast address (discovery
+ * protocols).  Other flows (replies, other protocols) are not attempts.
+ * An attempt failed when it was never answered (no backward packet) or,
+ * for TCP, refused (a RST and no payload back).  options.failed names a
+ * boolean column instead: true failed, false succeeded, NULL not an
+ * attempt; the protocol, where the flows have it, still says which
+ * evidence the attempt is.
  *
  * Rows are taken per source in (timestamp, row) order.  The trigger keeps
  * each source's state between statements (6.3 kB whatever it contacts),
@@ -155,6 +159,18 @@ scan_options(Jsonb *options, ScanParams *p)
 			p->vertical_ratio = option_number(&v, key, 1.01, 1e12);
 		else if (strcmp(key, "idle_seconds") == 0)
 			p->idle = (int64) option_number(&v, key, 1, 86400 * 365) * USECS_PER_SEC;
+		else if (strcmp(key, "restart_seconds") == 0)
+			p->restart = (int64) option_number(&v, key, 0, 86400 * 365) * USECS_PER_SEC;
+		else if (strcmp(key, "sweep_seconds") == 0)
+			p->sweep_window = (int64) option_number(&v, key, 1, 86400) * USECS_PER_SEC;
+		else if (strcmp(key, "sweep_hosts") == 0)
+			p->sweep_hosts = (int32) option_number(&v, key, 2, 1000000);
+		else if (strcmp(key, "sweep_ports") == 0)
+			p->sweep_ports = (int32) option_number(&v, key, 2, 65536);
+		else if (strcmp(key, "sweep_answered") == 0)
+			p->sweep_answered = option_number(&v, key, 0, 0.99);
+		else if (strcmp(key, "sweep") == 0)
+			p->sweep = option_bool(&v, key);
 		else if (strcmp(key, "horizontal") == 0)
 			p->horizontal = option_bool(&v, key);
 		else if (strcmp(key, "vertical") == 0)
@@ -171,7 +187,7 @@ scan_options(Jsonb *options, ScanParams *p)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\"", key),
-					 errhint("Accepted: theta0, theta1, horizontal_ratio, vertical_ratio, idle_seconds, horizontal, vertical, failed.")));
+					 errhint("Accepted: theta0, theta1, horizontal_ratio, vertical_ratio, idle_seconds, restart_seconds, horizontal, vertical, sweep, sweep_seconds, sweep_hosts, sweep_ports, sweep_answered, failed.")));
 	}
 	if (!(p->theta1 < p->theta0))
 		ereport(ERROR,
@@ -255,20 +271,33 @@ num(ScanReader *r, int c, const Datum *values, const bool *nulls)
 
 #define PROTO_ICMP	1
 #define PROTO_TCP	6
+#define PROTO_UDP	17
 
 /*
- * Whether the row is a connection attempt, and whether it failed: the
- * rule of the file's header comment.
+ * Whether the row is a connection attempt, of which family, and whether
+ * it failed: the rule of the file's header comment.
  */
 static bool
-row_attempt(ScanReader *r, const Datum *values, const bool *nulls, int32 *proto, bool *failed)
+row_attempt(ScanReader *r, const Datum *values, const bool *nulls, int32 *proto,
+			uint8 *family, bool *failed)
 {
 	double		p = num(r, SC_PROTO, values, nulls);
-	double		bwd = num(r, SC_BWD_PACKETS, values, nulls);
-	double		rst = num(r, SC_RST, values, nulls);
-	double		bwd_bytes = num(r, SC_BWD_BYTES, values, nulls);
 
 	*proto = isnan(p) ? -1 : (int32) p;
+	if (*proto == PROTO_ICMP)
+	{
+		double		type = num(r, SC_ICMP_TYPE, values, nulls);
+
+		if (!(isnan(type) || type == 8))
+			return false;
+		*family = SCAN_WEAK;
+	}
+	else if (*proto == PROTO_UDP)
+		*family = SCAN_WEAK;
+	else if (*proto == PROTO_TCP || *proto < 0)
+		*family = SCAN_TCP;
+	else
+		return false;
 	if (r->col[SC_FAILED] >= 0)
 	{
 		if (nulls[r->col[SC_FAILED]])
@@ -276,27 +305,33 @@ row_attempt(ScanReader *r, const Datum *values, const bool *nulls, int32 *proto,
 		*failed = DatumGetBool(values[r->col[SC_FAILED]]);
 		return true;
 	}
-	if (*proto == PROTO_ICMP)
-	{
-		double		type = num(r, SC_ICMP_TYPE, values, nulls);
-
-		if (!(isnan(type) || type == 8))
-			return false;
-	}
-	else if (*proto == PROTO_TCP || *proto < 0)
+	if (*family == SCAN_TCP)
 	{
 		double		syn = num(r, SC_SYN, values, nulls);
+		double		rst = num(r, SC_RST, values, nulls);
+		double		bwd_bytes = num(r, SC_BWD_BYTES, values, nulls);
 
 		/* without the SYN count every TCP flow counts; without a protocol, the SYN decides */
 		if (r->col[SC_SYN] >= 0 && !(syn > 0))
 			return false;
 		if (r->col[SC_SYN] < 0 && *proto < 0)
 			return false;
+		*failed = !(num(r, SC_BWD_PACKETS, values, nulls) > 0) || (rst > 0 && !(bwd_bytes > 0));
 	}
 	else
-		return false;
-	*failed = !(bwd > 0) || (rst > 0 && !(bwd_bytes > 0));
+		*failed = !(num(r, SC_BWD_PACKETS, values, nulls) > 0);
 	return true;
+}
+
+/* multicast and broadcast: where discovery protocols send, never a sweep */
+static bool
+inet_group(inet *a)
+{
+	const unsigned char *b = ip_addr(a);
+
+	if (ip_family(a) == PGSQL_AF_INET)
+		return (b[0] & 0xF0) == 0xE0 || (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255);
+	return b[0] == 0xFF;
 }
 
 static uint32
@@ -310,12 +345,13 @@ scan_row(ScanReader *r, const Datum *values, const bool *nulls)
 {
 	ScanRow    *row;
 	int32		proto;
+	uint8		family = SCAN_TCP;
 	bool		failed = false;
 	double		dport;
 	TimestampTz ts;
 
 	r->rows++;
-	if (!row_attempt(r, values, nulls, &proto, &failed))
+	if (!row_attempt(r, values, nulls, &proto, &family, &failed))
 		return;
 	if (nulls[r->col[SC_SRC]] || nulls[r->col[SC_DST]] || nulls[r->col[SC_TS]] ||
 		!nids_flow_time(values[r->col[SC_TS]], r->type[SC_TS], &ts))
@@ -336,12 +372,19 @@ scan_row(ScanReader *r, const Datum *values, const bool *nulls)
 	row->key[1] = ip_bits(row->src);
 	memcpy(row->key + 2, ip_addr(row->src), ip_addrsize(row->src));
 	row->dst = (inet *) PG_DETOAST_DATUM_COPY(values[r->col[SC_DST]]);
+	if (family == SCAN_WEAK && inet_group(row->dst))
+	{
+		pfree(row->src);
+		pfree(row->dst);
+		return;
+	}
 	row->proto = proto;
 	row->a.ts = ts;
 	row->a.dst_hash = inet_hash(row->dst);
 	dport = num(r, SC_DPORT, values, nulls);
 	row->a.dport = (isnan(dport) || dport < 0 || dport > 65535) ? -1 : (int32) dport;
 	row->a.failed = failed;
+	row->a.family = family;
 	row->a.row = r->n;
 	r->n++;
 }
@@ -381,21 +424,42 @@ typedef struct Detection
 	double		score;
 	int32		first_contacts;
 	int32		first_failed;
+	ScanFamily	family;
+	int32		walks;
+	int64		window;
 } Detection;
 
 static Jsonb *
 detection_reasons(const Detection *d)
 {
 	JsonbParseState *ps = NULL;
+	const char *what = d->kind == SCAN_ADDRESS ? "new hosts" : "new ports of one host";
 
 	pushJsonbValue(&ps, WJB_BEGIN_ARRAY, NULL);
 	report_element_begin(&ps);
-	report_string(&ps, "reason",
-				  psprintf("%d of %d first contacts to %s failed", d->first_failed, d->first_contacts,
-						   d->kind == SCAN_ADDRESS ? "new hosts" : "new ports of one host"));
-	report_string(&ps, "test", d->kind == SCAN_ADDRESS ? "sequential test over first contacts to hosts (TRW)"
-				  : "sequential test over first contacts to ports of one host");
-	report_number(&ps, "likelihood_ratio", d->score);
+	if (d->family == SCAN_TCP)
+	{
+		report_string(&ps, "reason",
+					  psprintf("%d of %d TCP first contacts to %s failed", d->first_failed,
+							   d->first_contacts, what));
+		report_string(&ps, "test", d->kind == SCAN_ADDRESS
+					  ? "sequential test over TCP first contacts to hosts (TRW)"
+					  : "sequential test over TCP first contacts to ports of one host");
+		report_number(&ps, "likelihood_ratio", d->score);
+		report_int(&ps, "walk", d->walks);
+	}
+	else
+	{
+		report_string(&ps, "reason",
+					  psprintf("%d %s got no answer to %s within %.0f s (%d answered)",
+							   d->first_failed, what,
+							   d->kind == SCAN_ADDRESS ? "UDP or ICMP echo" : "UDP",
+							   (double) d->window / USECS_PER_SEC,
+							   d->first_contacts - d->first_failed));
+		report_string(&ps, "test", d->kind == SCAN_ADDRESS ? "UDP/ICMP sweep of hosts"
+					  : "UDP sweep of ports of one host");
+		report_int(&ps, "unanswered", d->first_failed);
+	}
 	report_int(&ps, "attempts", d->attempts);
 	report_string(&ps, "detected_at", DatumGetCString(DirectFunctionCall1(timestamptz_out,
 																		   TimestampTzGetDatum(d->detected_at))));
@@ -532,13 +596,16 @@ scan_source(ScanRow *rows, int64 n, ScanSource *s, const ScanParams *p, bool inc
 			det->kind = d.kind;
 			det->first_seen = s->first_seen;
 			det->detected_at = rows[i].a.ts;
-			det->attempts = s->attempts;
+			det->attempts = d.attempts;
 			det->destinations = s->hosts;
 			det->ports = s->ports;
 			det->failed = s->failed;
 			det->score = d.score;
 			det->first_contacts = d.first_contacts;
 			det->first_failed = d.first_failed;
+			det->family = d.family;
+			det->walks = d.walks;
+			det->window = d.window;
 			if (incidents)
 				reasons[d.kind] = detection_reasons(det);
 		}
@@ -552,7 +619,7 @@ scan_source(ScanRow *rows, int64 n, ScanSource *s, const ScanParams *p, bool inc
 			growth_write(&growth[k], (ScanKind) k, reasons[k]);
 }
 
-#define STATE_MAGIC		0x6E736331	/* "nsc1" */
+#define STATE_MAGIC		0x6E736332	/* "nsc2": 1.3 (a 1.2 state starts anew) */
 
 static bytea *
 state_bytes(const ScanSource *s)

@@ -12,7 +12,7 @@ LOAD=${NIDS_LOAD:-$BIN/nids-load}
 DB=nids_scans_test
 work=$(mktemp -d)
 chmod 755 "$work"
-trap 'rm -rf "$work"; dropdb --if-exists "$DB" >/dev/null 2>&1' EXIT
+trap 'rm -rf "$work"; [ -n "${KEEP_DB:-}" ] || dropdb --if-exists "$DB" >/dev/null 2>&1' EXIT
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" -c "$1"; }
 
 createdb "$DB" || exit 1
@@ -57,6 +57,31 @@ check "each scanner is decided once per kind, at the attempt nids_scans decides"
 	"$(q "SELECT string_agg(host(src_ip) || ' ' || kind || ' ' || attempts, ',' ORDER BY src_ip, kind) FROM nids_scans('SELECT * FROM flows')")"
 check "the state holds one fixed-size row per source seen" \
 	test "$(q "SELECT count(*) = count(DISTINCT src_ip) AND min(octet_length(state)) = max(octet_length(state)) FROM nids.scan_state")" = t
+
+# busy hosts built from the real benign flows (their own answers and
+# failures), which must never be flagged, and scans of chosen speed and
+# shape injected among them, which must all be
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f test/shell/scans_inject.sql >/dev/null || exit 1
+t0=$(q "SELECT min(\"timestamp\") FROM busy")
+found=$(q "SELECT string_agg(DISTINCT (SELECT min(label) FROM busy b WHERE b.source_ip = s.src_ip), ',')
+	FROM nids_scans('SELECT * FROM busy') s")
+check "scans injected into real benign flows are found, busy hosts are not ($found)" \
+	test "$found" = "scan-fast-tcp,scan-slow-tcp,scan-slow-vertical,scan-udp"
+check "the fast TCP sweep at its 4th attempt, the UDP sweep at its 64th unanswered host" \
+	test "$(q "SELECT string_agg((SELECT min(label) FROM busy b WHERE b.source_ip = s.src_ip) || ' ' || attempts, ',' ORDER BY src_ip)
+		FROM nids_scans('SELECT * FROM busy') s WHERE src_ip IN ('10.66.0.1', '10.66.0.3')")" = "scan-fast-tcp 4,scan-udp 65"
+q "CREATE TABLE busy_live (LIKE busy);
+   CREATE TRIGGER scans AFTER INSERT ON busy_live REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION nids_scan_trigger()"
+q "DELETE FROM nids.alerts; DELETE FROM nids.scan_state"
+for h in $(seq 0 3 24); do
+	q "INSERT INTO busy_live SELECT * FROM busy WHERE \"timestamp\" >= '$t0'::timestamptz + interval '$h hours'
+		AND \"timestamp\" < '$t0'::timestamptz + interval '$((h + 3)) hours' ORDER BY \"timestamp\""
+done
+q "INSERT INTO busy_live SELECT * FROM busy WHERE \"timestamp\" >= '$t0'::timestamptz + interval '27 hours' ORDER BY \"timestamp\""
+check "the trigger, fed three hours a statement, decides as nids_scans does" \
+	test "$(q "SELECT string_agg(host(src_ip) || ' ' || class || ' ' || (reasons -> 0 ->> 'attempts'), ',' ORDER BY src_ip, class)
+		FROM nids.alerts WHERE kind = 'scan'")" = \
+	"$(q "SELECT string_agg(host(src_ip) || ' ' || kind || ' ' || attempts, ',' ORDER BY src_ip, kind) FROM nids_scans('SELECT * FROM busy')")"
 
 echo "scans: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
