@@ -139,5 +139,5 @@ demo-cluster: setup
 	scripts/cluster $(or $(SHARDS),2)
 
 # make demo: the real sample in data/; DATA=dir: CSVs from dir; GENERATED=1: generated flows
-demo: setup
+demo:
 	scripts/demo $(if $(DEMO_DATA),--data "$(DEMO_DATA)",$(if $(GENERATED),--generated))
