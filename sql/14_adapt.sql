@@ -49,6 +49,9 @@ FROM (SELECT nids_adapt('ad', 'SELECT * FROM local_quiet') AS r) s;
 SELECT version, deployed, metrics->'adaptation'->>'adapted_from' AS adapted_from,
 	metrics->'adaptation'->>'training_source' AS training_source
 FROM nids.model_versions WHERE name = 'ad' ORDER BY version;
+-- an adapted version is one new version, its summary filled as a trained one's
+SELECT version, train_rows > 0 AS has_train_rows, macro_f1 > 0.5 AS has_macro_f1, novelty_method
+FROM nids.model_summary WHERE name = 'ad' ORDER BY version;
 -- an adapted version adapts again, from the same training source
 SELECT r->>'method' AS method, r->>'adapted_from' LIKE 'ad@%' AND r->>'adapted_from' <> 'ad@1' AS from_the_adapted,
 	r->>'training_source' AS training_source
@@ -71,6 +74,11 @@ FROM (SELECT nids_adapt('ad_imported', 'SELECT * FROM local_quiet') AS r) s;
 CREATE TEMP TABLE adapted AS SELECT nids_adapt('ad_imported', 'SELECT * FROM local_quiet', '{"deploy": true}') AS r;
 SELECT (r->>'version')::int = (SELECT version FROM nids.models WHERE name = 'ad_imported' AND deployed) AS deployed
 FROM adapted;
+-- versions follow each other (no version made and dropped on the way); a
+-- recalibrated version of an imported model has no hold-out to report
+SELECT name, array_agg(version ORDER BY version) AS versions,
+	array_agg(train_rows IS NOT NULL ORDER BY version) AS has_train_rows
+FROM nids.model_summary WHERE name IN ('ad', 'ad_imported') GROUP BY name ORDER BY name;
 
 -- bad input: too few flows, unknown options, a query that writes, too few features
 SELECT nids_adapt('ad', 'SELECT * FROM local_quiet LIMIT 39');
@@ -99,5 +107,8 @@ SELECT nids_adapt('ad', 'SELECT * FROM quiet') ->> 'method' AS method;
 SHOW search_path;
 RESET search_path;
 DROP SCHEMA adapt_s CASCADE;
+-- adaptation is a training step in C: no PL/pgSQL, nothing reached through SQL
+SELECT l.lanname, to_regprocedure('nids._adapt(text, text, jsonb, text)') AS plpgsql_left
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.proname = 'nids_adapt';
 SELECT nids_drop_model('ad');
 SELECT nids_drop_model('ad_imported');

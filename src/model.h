@@ -435,6 +435,7 @@ extern bool catalog_find_model_id(int64 id, char *spec, size_t specsize);
 extern ArrayType *catalog_text_array(char **names, int n);
 extern char **catalog_strings(ArrayType *arr, int *n);
 extern void catalog_deploy(const char *name, int32 version);
+extern void catalog_merge_metrics(const char *name, int32 version, Jsonb *more);
 extern void catalog_drop(const char *name, int32 version, bool all_versions);
 extern Oid	catalog_models_relid(void);
 extern Oid	catalog_models_relid_if_known(void);

@@ -572,6 +572,24 @@ catalog_deploy(const char *name, int32 version)
 }
 
 /*
+ * Merge more into a version's metrics (jsonb's ||): what a training step
+ * learns after registering it (the adaptation's report).
+ */
+void
+catalog_merge_metrics(const char *name, int32 version, Jsonb *more)
+{
+	int			nest;
+	Oid			types[3] = {TEXTOID, INT4OID, JSONBOID};
+	Datum		values[3] = {CStringGetTextDatum(name), Int32GetDatum(version), JsonbPGetDatum(more)};
+
+	nest = catalog_connect();
+	catalog_write("UPDATE nids.model_versions SET metrics = metrics OPERATOR(pg_catalog.||) $3 "
+				  "WHERE name = $1 AND version = $2",
+				  3, types, values, NULL, SPI_OK_UPDATE);
+	catalog_finish(nest);
+}
+
+/*
  * Drop one version of name, or all of them.
  */
 void

@@ -43,3 +43,24 @@ nids_random_below(NidsRandom *r, uint64 n)
 {
 	return (uint64) (nids_random_unit(r) * (double) n) % n;
 }
+
+/* a seeded permutation of 0 .. n-1 (Fisher-Yates), palloc'd */
+int64 *
+nids_random_permutation(int64 n, uint64 seed)
+{
+	int64	   *order = palloc_extended(sizeof(int64) * Max(n, 1), MCXT_ALLOC_HUGE);
+	NidsRandom	rng;
+
+	nids_random_init(&rng, seed);
+	for (int64 i = 0; i < n; i++)
+		order[i] = i;
+	for (int64 i = n - 1; i > 0; i--)
+	{
+		int64		j = (int64) nids_random_below(&rng, (uint64) (i + 1));
+		int64		t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	return order;
+}

@@ -153,6 +153,24 @@ score_novelty(ScoreState *st, double *anomaly, bool *novel)
 	return novelty_value(g, *anomaly, in.uncertainty, in.distance, novel);
 }
 
+/*
+ * The verdict alone of st->x, as nids_ensemble's: the classifier, and the
+ * gate where the model has one (a version without is judged by its
+ * classifier).
+ */
+NidsVerdict
+score_verdict_only(ScoreState *st)
+{
+	NidsModel  *model = st->model;
+	double		anomaly = NAN;
+	bool		novel = false;
+	int			label = score_classify(st);
+
+	if (model->novelty != NULL || model->iforest != NULL)
+		(void) score_novelty(st, &anomaly, &novel);
+	return nids_verdict(label, model->benign_class, novel);
+}
+
 static ScoreState *
 score_args(FunctionCallInfo fcinfo)
 {

@@ -41,6 +41,7 @@ extern int	score_label(ScoreState *st);
 extern double score_anomaly(ScoreState *st);
 extern double score_novelty(ScoreState *st, double *anomaly, bool *novel);
 extern HeapTupleHeader score_verdict(FunctionCallInfo fcinfo, ScoreState *st);
+extern NidsVerdict score_verdict_only(ScoreState *st);
 extern void score_init_srf(FunctionCallInfo fcinfo);
 
 #endif							/* NIDS_SCORING_H */

@@ -28,19 +28,20 @@
 
 PG_FUNCTION_INFO_V1(nids_train);
 
-static void
-train_init(TrainState *ts, FunctionCallInfo fcinfo)
+/*
+ * A training run of model on relid's rows labelled by label: what
+ * nids_train and the adaptation (train_adapt.c) begin with.  Everything
+ * the run allocates lives in ts->cxt.
+ */
+void
+train_begin(TrainState *ts, Oid relid, const char *label, const char *model, Jsonb *options)
 {
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("source, label_column and model must not be NULL")));
 	memset(ts, 0, sizeof(*ts));
-	ts->relid = PG_GETARG_OID(0);
-	ts->label = NameStr(*PG_GETARG_NAME(1));
-	ts->model = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	ts->relid = relid;
+	ts->label = label;
+	ts->model = model;
 	CheckNewModelName(ts->model);
-	train_options_parse(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &ts->opt);
+	train_options_parse(options, &ts->opt);
 	if (!catalog_has_health_reports())
 	{
 		/* nids 1.0's catalogue stores no gate: the isolation forest's, as 1.0 */
@@ -65,7 +66,10 @@ train_read(TrainState *ts)
 	if (ts->current != NULL)
 		train_data_extra_columns(td, ts->relid, ts->current->feature_names,
 								 ts->current->num_features);
-	train_data_read(td, ts->qualified, ts->label);
+	train_data_read(td, ts->qualified, ts->label, ts->filter);
+	if (ts->extra_n > 0)
+		train_data_append(td, ts->extra_x, ts->extra_d, ts->extra_names, ts->extra_n,
+						  ts->extra_label);
 	if (td->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -496,7 +500,7 @@ train_decide_deploy(TrainState *ts)
 }
 
 /* register the version with its full report; returns the version */
-static int32
+int32
 train_register(TrainState *ts, Jsonb *metrics)
 {
 	ModelRecord rec;
@@ -522,6 +526,24 @@ train_register(TrainState *ts, Jsonb *metrics)
 	return rec.version;
 }
 
+/*
+ * Every step of a run begun by train_begin, but registering: the data, the
+ * preprocessing, the gate and references, the booster, the hold-out and
+ * the deployment decision.  Runs in ts->cxt.
+ */
+void
+train_steps(TrainState *ts)
+{
+	train_plan_deploy(ts);
+	train_read(ts);
+	train_preprocess(ts);
+	train_gate_and_reference(ts);
+	train_classifier(ts);
+	train_evaluate(ts);
+	train_novelty(ts);
+	train_decide_deploy(ts);
+}
+
 Datum
 nids_train(PG_FUNCTION_ARGS)
 {
@@ -530,16 +552,14 @@ nids_train(PG_FUNCTION_ARGS)
 	Jsonb	   *short_result;
 	Jsonb	   *result;
 
-	train_init(&ts, fcinfo);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source, label_column and model must not be NULL")));
+	train_begin(&ts, PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)),
+				text_to_cstring(PG_GETARG_TEXT_PP(2)), PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
 	old = MemoryContextSwitchTo(ts.cxt);
-	train_plan_deploy(&ts);
-	train_read(&ts);
-	train_preprocess(&ts);
-	train_gate_and_reference(&ts);
-	train_classifier(&ts);
-	train_evaluate(&ts);
-	train_novelty(&ts);
-	train_decide_deploy(&ts);
+	train_steps(&ts);
 	short_result = train_short_result(&ts, train_register(&ts, train_report(&ts)));
 	MemoryContextSwitchTo(old);
 	result = (Jsonb *) palloc(VARSIZE(short_result));

@@ -102,6 +102,24 @@ extern void novelty_calibrate(NoveltyGate *g, NoveltyMethod method,
 							  const double *distance, const bool *alarm, int64 n,
 							  double fpr);
 
+/* ---- a gate fitted to a model's classifier (train_attach.c) ---- */
+typedef struct AttachFit
+{
+	NidsForest *iforest;
+	NoveltyGate *gate;
+	GateCalibration cal;
+	int64		ntrain;			/* rows the forest and prototypes learnt */
+	int64		ntest;			/* rows the gate was calibrated on */
+	bytea	   *reference;		/* the drift reference of every row */
+} AttachFit;
+
+extern void attach_fit(NidsModel *model, const float *x, int64 n, const TrainOptions *opt,
+					   AttachFit *fit);
+extern Jsonb *attach_report(NidsModel *model, const char *qualified, const AttachFit *fit,
+							const TrainOptions *opt);
+extern int32 attach_register(NidsModel *model, const AttachFit *fit, const TrainOptions *opt,
+							 Jsonb *metrics, bool deployed);
+
 /* ---- preprocessing (train_preprocess.c) ---- */
 #define NIDS_CORR_SAMPLE	100000
 
@@ -148,7 +166,10 @@ typedef struct TrainData
 extern void train_data_columns(TrainData *td, Oid relid, const char *label,
 							   const TrainOptions *opt, char **qualified);
 extern void train_data_extra_columns(TrainData *td, Oid relid, char **wanted, int nwanted);
-extern void train_data_read(TrainData *td, const char *qualified, const char *label);
+extern void train_data_read(TrainData *td, const char *qualified, const char *label,
+							const char *filter);
+extern void train_data_append(TrainData *td, const float *x, int d, char **names, int64 n,
+							  const char *label);
 extern void train_data_order_classes(TrainData *td);
 extern int64 train_data_split(TrainData *td, double test_size, uint64 seed);
 extern void train_data_keep_test_rows(TrainData *td, int64 ntrain, int k);
@@ -173,6 +194,12 @@ typedef struct TrainState
 	const char *label;
 	const char *model;
 	TrainOptions opt;
+	const char *filter;			/* NULL, or a condition on its rows as nids_src */
+	const float *extra_x;		/* extra_n rows of extra_d features named */
+	int			extra_d;		/* extra_names, added with label extra_label */
+	char	  **extra_names;	/* (the adaptation's local flows) */
+	int64		extra_n;
+	const char *extra_label;
 
 	MemoryContext cxt;
 	instr_time	start;
@@ -216,6 +243,11 @@ typedef struct TrainState
 	double		auc;
 	int64		verdicts[NIDS_NUM_VERDICTS];
 } TrainState;
+
+extern void train_begin(TrainState *ts, Oid relid, const char *label, const char *model,
+						Jsonb *options);
+extern void train_steps(TrainState *ts);
+extern int32 train_register(TrainState *ts, Jsonb *metrics);
 
 /* ---- the report (train_report.c) ---- */
 extern Jsonb *train_report(TrainState *ts);

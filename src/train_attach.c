@@ -81,27 +81,6 @@ read_benign(Oid relid, NidsModel *model, BenignRows *b, char **qualified)
 						*qualified, (long long) b->n)));
 }
 
-/* a seeded permutation of 0 .. n-1 (Fisher-Yates) */
-static int64 *
-shuffled_rows(int64 n, uint64 seed)
-{
-	int64	   *rows = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
-	NidsRandom	rng;
-
-	nids_random_init(&rng, seed);
-	for (int64 i = 0; i < n; i++)
-		rows[i] = i;
-	for (int64 i = n - 1; i > 0; i--)
-	{
-		int64		j = (int64) nids_random_below(&rng, (uint64) (i + 1));
-		int64		t = rows[i];
-
-		rows[i] = rows[j];
-		rows[j] = t;
-	}
-	return rows;
-}
-
 /* the class of the benign label in model, or -1 */
 static int
 benign_class_of(const NidsModel *model, const char *benign_label)
@@ -150,11 +129,16 @@ attach_gate(NidsModel *model, const BenignRows *b, const int64 *train, int64 ntr
 	return g;
 }
 
-static Jsonb *
-attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest,
-			  const NoveltyGate *gate, const TrainOptions *opt, int64 ntrain, int64 ntest,
-			  const GateCalibration *cal)
+/* what nids_attach_benign fitted, as the version's metrics */
+Jsonb *
+attach_report(NidsModel *model, const char *qualified, const AttachFit *fit,
+			  const TrainOptions *opt)
 {
+	const NidsForest *iforest = fit->iforest;
+	const NoveltyGate *gate = fit->gate;
+	int64		ntrain = fit->ntrain;
+	int64		ntest = fit->ntest;
+	const GateCalibration *cal = &fit->cal;
 	JsonbParseState *st = NULL;
 
 	report_begin(&st, NULL);
@@ -174,6 +158,61 @@ attach_report(NidsModel *model, const char *qualified, const NidsForest *iforest
 	return report_finish(&st);
 }
 
+/*
+ * Fit a gate and a drift reference for model's classifier to the n benign
+ * flows x (its features, in its order): the isolation forest and the
+ * benign prototypes on all but a seeded hold-out of opt->test_size of
+ * them, the gate calibrated on the hold-out, the reference built from all
+ * of them.  What nids_attach_benign and the adaptation register.
+ */
+void
+attach_fit(NidsModel *model, const float *x, int64 n, const TrainOptions *opt, AttachFit *fit)
+{
+	BenignRows	b = {model->num_features, n, n, (float *) x};
+	int64	   *rows = nids_random_permutation(n, opt->seed);
+
+	fit->ntest = Min((int64) floor(opt->test_size * n + 0.5), n - 1);
+	fit->ntrain = n - fit->ntest;
+	fit->iforest = iforest_train(x, b.d, rows, fit->ntrain, &opt->iforest);
+	fit->gate = fit->ntest > 0
+		? attach_gate(model, &b, rows, fit->ntrain, rows + fit->ntrain, fit->ntest, fit->iforest,
+					  opt, "held-out benign flows", &fit->cal)
+		: attach_gate(model, &b, rows, fit->ntrain, rows, fit->ntrain, fit->iforest, opt,
+					  "benign training flows", &fit->cal);
+	/* the drift reference is built from all of them, in their order */
+	for (int64 i = 0; i < n; i++)
+		rows[i] = i;
+	fit->reference = drift_reference_build(x, b.d, rows, n, opt->seed);
+	pfree(rows);
+}
+
+/*
+ * Register a new version of model: its classifier with what fit gave it
+ * (the drift reference is benign flows only, so it is both references).
+ */
+int32
+attach_register(NidsModel *model, const AttachFit *fit, const TrainOptions *opt,
+				Jsonb *metrics, bool deployed)
+{
+	ModelRecord rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.name = model->name;
+	rec.booster = model_booster_bytes(model);
+	rec.native = forest_serialize(model->forest);
+	rec.feature_names = catalog_text_array(model->feature_names, model->num_features);
+	rec.class_labels = catalog_text_array(model->class_labels, model->num_classes);
+	rec.metrics = metrics;
+	rec.deployed = deployed;
+	rec.iforest = forest_serialize(fit->iforest);
+	rec.anomaly_threshold = fit->cal.iforest_threshold;
+	rec.novelty = novelty_serialize(fit->gate);
+	rec.reference = fit->reference;
+	rec.benign_reference = fit->reference;
+	rec.benign_label = opt->benign_label;
+	return catalog_register(&rec);
+}
+
 Datum
 nids_attach_benign(PG_FUNCTION_ARGS)
 {
@@ -181,13 +220,8 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	NidsModel  *model;
 	char	   *qualified;
 	BenignRows	benign;
-	int64	   *rows;
-	int64		ntest,
-				ntrain;
-	NidsForest *iforest;
-	NoveltyGate *gate;
-	GateCalibration cal;
-	ModelRecord rec;
+	AttachFit	fit;
+	int32		version;
 	MemoryContext cxt,
 				old;
 
@@ -204,37 +238,11 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(cxt);
 	memset(&benign, 0, sizeof(benign));
 	read_benign(PG_GETARG_OID(1), model, &benign, &qualified);
+	attach_fit(model, benign.x, benign.n, &opt, &fit);
 
-	/* a seeded hold-out sets the threshold; the rest trains the forest */
-	rows = shuffled_rows(benign.n, opt.seed);
-	ntest = Min((int64) floor(opt.test_size * benign.n + 0.5), benign.n - 1);
-	ntrain = benign.n - ntest;
-	iforest = iforest_train(benign.x, benign.d, rows, ntrain, &opt.iforest);
-	gate = ntest > 0
-		? attach_gate(model, &benign, rows, ntrain, rows + ntrain, ntest, iforest, &opt,
-					  "held-out benign flows", &cal)
-		: attach_gate(model, &benign, rows, ntrain, rows, ntrain, iforest, &opt,
-					  "benign training flows", &cal);
-
-	/* the drift reference is built from all of them, in table order */
-	for (int64 i = 0; i < benign.n; i++)
-		rows[i] = i;
-	memset(&rec, 0, sizeof(rec));
-	rec.name = model->name;
-	rec.booster = model_booster_bytes(model);
-	rec.native = forest_serialize(model->forest);
-	rec.feature_names = catalog_text_array(model->feature_names, model->num_features);
-	rec.class_labels = catalog_text_array(model->class_labels, model->num_classes);
-	rec.metrics = attach_report(model, qualified, iforest, gate, &opt, ntrain, ntest, &cal);
-	rec.deployed = opt.deploy != DEPLOY_NEVER;	/* the classifier is the same */
-	rec.iforest = forest_serialize(iforest);
-	rec.anomaly_threshold = cal.iforest_threshold;
-	rec.novelty = novelty_serialize(gate);
-	rec.reference = drift_reference_build(benign.x, benign.d, rows, benign.n, opt.seed);
-	rec.benign_reference = rec.reference;	/* every row is benign */
-	rec.benign_label = opt.benign_label;
-	catalog_register(&rec);
+	version = attach_register(model, &fit, &opt, attach_report(model, qualified, &fit, &opt),
+							  opt.deploy != DEPLOY_NEVER);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
-	PG_RETURN_INT32(rec.version);
+	PG_RETURN_INT32(version);
 }

@@ -283,10 +283,42 @@ train_data_add_row(void *arg, const float *x, Datum label, bool label_isnull)
 }
 
 /*
- * Read the feature columns and the label of the source into td.
+ * Add n rows of x (d features in the order of names, canonical) with label:
+ * each feature of td from the column of its name, missing when x has none.
  */
 void
-train_data_read(TrainData *td, const char *qualified, const char *label)
+train_data_append(TrainData *td, const float *x, int d, char **names, int64 n,
+				  const char *label)
+{
+	int		   *from = palloc(sizeof(int) * Max(td->d + td->dextra, 1));
+	float	   *row = palloc(sizeof(float) * Max(td->d + td->dextra, 1));
+	Datum		text = CStringGetTextDatum(label);
+
+	for (int j = 0; j < td->d + td->dextra; j++)
+	{
+		const char *want = j < td->d ? td->features[j] : td->extra_features[j - td->d];
+
+		from[j] = -1;
+		for (int f = 0; f < d && from[j] < 0; f++)
+			if (strcmp(names[f], want) == 0)
+				from[j] = f;
+	}
+	for (int64 i = 0; i < n; i++)
+	{
+		for (int j = 0; j < td->d + td->dextra; j++)
+			row[j] = from[j] >= 0 ? x[i * d + from[j]] : NAN;
+		train_data_add_row(td, row, text, false);
+	}
+	pfree(from);
+	pfree(row);
+}
+
+/*
+ * Read the feature columns and the label of the source (as nids_src, where filter
+ * holds when given) into td.
+ */
+void
+train_data_read(TrainData *td, const char *qualified, const char *label, const char *filter)
 {
 	StringInfoData sql;
 	HASHCTL		ctl;
@@ -306,7 +338,9 @@ train_data_read(TrainData *td, const char *qualified, const char *label)
 		appendStringInfo(&sql, "%s, ", quote_identifier(td->extra_colnames[j]));
 		features[td->d + j] = td->extra_features[j];
 	}
-	appendStringInfo(&sql, "%s::pg_catalog.text FROM %s", quote_identifier(label), qualified);
+	appendStringInfo(&sql, "%s::pg_catalog.text FROM %s nids_src", quote_identifier(label), qualified);
+	if (filter != NULL)
+		appendStringInfo(&sql, " WHERE %s", filter);
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = LABEL_KEY_SIZE;
