@@ -398,7 +398,7 @@ nids_alert_trigger(PG_FUNCTION_ARGS)
 		memcpy(VARDATA(ts->model_name), name, strlen(name));
 		fcinfo->flinfo->fn_extra = ts;
 	}
-	score_prepare(&ts->st, fcinfo->flinfo->fn_mcxt, ts->model_name);
+	score_prepare(&ts->st, fcinfo->flinfo->fn_mcxt, ts->model_name, MODEL_READY_REFERENCES);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "nids alert trigger",
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
@@ -487,7 +487,7 @@ nids_alerts_from(PG_FUNCTION_ARGS)
 	int64		changed;
 
 	alert_require_feeder("nids_alerts_from()");
-	score_prepare(st, CurrentMemoryContext, PG_GETARG_TEXT_PP(1));
+	score_prepare(st, CurrentMemoryContext, PG_GETARG_TEXT_PP(1), MODEL_READY_REFERENCES);
 	model_pin(st->model, CurrentMemoryContext);
 	r.cxt = cxt;
 	SPI_connect();

@@ -99,7 +99,7 @@ DriftReference *
 drift_reference_of(NidsModel *model, int kind, const char **name)
 {
 	bool		fallback;
-	DriftReference *ref = model_drift_reference(model, kind, &fallback);
+	DriftReference *ref = model_reference(model, kind, &fallback, false);
 
 	if (fallback)
 		ereport(NOTICE,
@@ -213,7 +213,8 @@ Datum
 ks_drift(PG_FUNCTION_ARGS)
 {
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	NidsModel  *model = model_lookup_ready(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+										   MODEL_READY_REFERENCES | MODEL_READY_PREDICTOR);
 	int			kind = PG_NARGS() > 2 ? drift_reference_kind(text_to_cstring(PG_GETARG_TEXT_PP(2)))
 		: DRIFT_REFERENCE_ALL;	/* the 1.0 signature */
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ks_drift",
@@ -235,7 +236,8 @@ nids_health(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	NidsModel  *model = model_lookup_ready(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+										   MODEL_READY_REFERENCES | MODEL_READY_PREDICTOR);
 	HealthRow	rows[NIDS_HEALTH_ROWS];
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -302,7 +304,8 @@ Datum
 nids_log_drift(PG_FUNCTION_ARGS)
 {
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	NidsModel  *model = model_lookup_ready(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+										   MODEL_READY_REFERENCES | MODEL_READY_PREDICTOR);
 	DriftResult *result;
 	HealthRow	health[NIDS_HEALTH_ROWS];
 	bool		has_health = catalog_has_health_reports();
@@ -335,7 +338,8 @@ Datum
 nids_ks_every_row(PG_FUNCTION_ARGS)
 {
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	NidsModel  *model = model_lookup_ready(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+										   MODEL_READY_REFERENCES | MODEL_READY_PREDICTOR);
 	const char *reference;
 	DriftReference *ref;
 

@@ -137,7 +137,7 @@ set_row(HealthRow *row, const char *name, double value, double expected, HealthS
 static int
 benign_drift(NidsModel *model, const HealthWindow *w, const bool *benign_called, bool every_row)
 {
-	DriftReference *ref = model_drift_reference(model, DRIFT_REFERENCE_BENIGN, NULL);
+	DriftReference *ref = model_reference(model, DRIFT_REFERENCE_BENIGN, NULL, false);
 	FeatureCounts *counts = drift_counts_create(ref);
 	int			high = 0;
 
@@ -198,7 +198,7 @@ drift_health(const char *window_query, NidsModel *model, HealthRow *rows)
 				 errmsg("model \"%s\" version %d has no novelty gate, which nids_health checks",
 						model->name, model->version),
 				 errhint("Attach one with nids_attach_benign(model, benign_flows).")));
-	(void) model_drift_reference(model, DRIFT_REFERENCE_BENIGN, &fallback);
+	(void) model_reference(model, DRIFT_REFERENCE_BENIGN, &fallback, false);
 	if (fallback)
 		ereport(NOTICE,
 				(errmsg("model \"%s\" version %d has no benign training distribution; drifting_features compares every flow of the window with all its training flows",

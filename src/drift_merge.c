@@ -38,7 +38,8 @@ nids_drift_counts(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	NidsModel  *model = model_lookup_ready(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+										   MODEL_READY_REFERENCES | MODEL_READY_PREDICTOR);
 	int			kind = drift_reference_kind(text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	const char *reference;
 	DriftReference *ref;
@@ -185,7 +186,8 @@ Datum
 ks_drift_merge(PG_FUNCTION_ARGS)
 {
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	NidsModel  *model = model_lookup(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	NidsModel  *model = model_lookup_ready(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+										   MODEL_READY_REFERENCES | MODEL_READY_PREDICTOR);
 	int			kind = drift_reference_kind(text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	const char *reference;
 	DriftReference *ref;

@@ -52,7 +52,8 @@ explain_args(FunctionCallInfo fcinfo, double **raw)
 		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ScoreState));
 		fcinfo->flinfo->fn_extra = st;
 	}
-	score_prepare(st, fcinfo->flinfo->fn_mcxt, PG_GETARG_TEXT_PP(1));
+	score_prepare(st, fcinfo->flinfo->fn_mcxt, PG_GETARG_TEXT_PP(1),
+				  MODEL_READY_REFERENCES | MODEL_READY_NAMES);
 	*raw = palloc(sizeof(double) * st->model->num_features);
 	vector_from_array_raw(features, st->model->num_features, st->model->name, st->x, *raw);
 	return st;
@@ -136,17 +137,8 @@ put_top(FunctionCallInfo fcinfo, NidsModel *model, const double *raw,
 	int		   *order = palloc(sizeof(int) * Max(keep, 1));
 	int			kept = 0;
 
-	/* the names as text once per model version, in its context */
-	if (model->feature_text == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(model->context);
-		Datum	   *names = palloc(sizeof(Datum) * model->num_features);
-
-		for (int j = 0; j < model->num_features; j++)
-			names[j] = CStringGetTextDatum(model->feature_names[j]);
-		MemoryContextSwitchTo(old);
-		model->feature_text = names;
-	}
+	/* the names as text, made once per model version (MODEL_READY_NAMES) */
+	Assert(model->feature_text != NULL);
 
 	/*
 	 * The first keep of a stable sort: insertion into the kept rows, where

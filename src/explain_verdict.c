@@ -238,7 +238,7 @@ explain_verdict(ScoreState *st, const double *raw, int top, VerdictReason *out,
 		terms = explain_contributions(st, label);
 	if (model->benign_class >= 0)
 	{
-		ref = model_drift_reference_if_any(model, DRIFT_REFERENCE_BENIGN, &fallback, true);
+		ref = model_reference(model, DRIFT_REFERENCE_BENIGN, &fallback, true);
 		if (ref != NULL && fallback)
 			ref = NULL;			/* all training flows are not benign flows */
 	}
@@ -320,7 +320,7 @@ nids_explain_verdict(PG_FUNCTION_ARGS)
 	score_init_srf(fcinfo);
 	st = explain_args(fcinfo, &raw);
 	if (st->model->benign_class < 0 ||
-		model_drift_reference_if_any(st->model, DRIFT_REFERENCE_BENIGN, &fallback, true) == NULL ||
+		model_reference(st->model, DRIFT_REFERENCE_BENIGN, &fallback, true) == NULL ||
 		fallback)
 		ereport(NOTICE,
 				(errmsg("model \"%s\" version %d has no benign training distribution: benign_median and benign_percentile are NULL",

@@ -30,6 +30,7 @@
 #include "executor/tuptable.h"
 #include "flow.h"
 #include "miscadmin.h"
+#include "model.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "tcop/pquery.h"
@@ -294,4 +295,19 @@ flow_read(const FlowQuery *query, FlowRowFn fn, void *arg)
 	SPI_finish();
 	MemoryContextDelete(recv.cxt);
 	return recv.rows;
+}
+
+/*
+ * q set up to read a user's window query as model's feature vectors: one
+ * read-only SELECT, columns by canonical name (flow_reader.c)
+ */
+void
+model_window_query(FlowQuery *q, const char *sql, NidsModel *model)
+{
+	memset(q, 0, sizeof(*q));
+	q->sql = sql;
+	q->window = true;
+	q->features = model->feature_names;
+	q->num_features = model->num_features;
+	q->model = model->name;
 }

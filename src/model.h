@@ -307,6 +307,8 @@ typedef struct NidsModel
 	struct DriftReference *drift_reference; /* parsed lazily */
 	struct DriftReference *benign_reference;	/* parsed lazily */
 	bool		no_benign_reference;	/* a version stored by 1.0 */
+	bool		no_reference;	/* a version without a training distribution */
+	int			ready;			/* MODEL_READY_* loaded (model_prepare) */
 	int			benign_class;	/* index of the benign label, -1 if none */
 	ItemPointerData tid;		/* the catalogue row it was built from */
 	MemoryContext context;
@@ -330,27 +332,78 @@ typedef struct FnModelCache
 {
 	uint64		generation;		/* the cache generation it was found in */
 	StatementStamp stmt;		/* ... and the statement */
+	int			predictor;		/* ... and nids.predictor */
 	NidsModel  *model;			/* pinned; NULL before the first call */
 	bool		has_callback;	/* the unpin callback is registered */
 	int			namelen;
 	char		name[NIDS_MAX_SPEC];
 } FnModelCache;
 
+/*
+ * Load before you compute: what a caller will use of a model is made ready
+ * by the cache (model_prepare) before its first row is scored, so that the
+ * evaluators below never reach back up to the cache or the catalogue.
+ */
+#define MODEL_READY_PREDICTOR	0x01	/* the booster inside XGBoost, when
+										 * nids.predictor is xgboost */
+#define MODEL_READY_REFERENCES	0x02	/* the drift references it has, parsed */
+#define MODEL_READY_NAMES		0x04	/* the feature names as text */
+
 extern void model_spec_parse(const char *spec, char *name, int32 *version);
 extern NidsModel *model_lookup(const char *name);
+extern NidsModel *model_prepare(NidsModel *model, int ready);
+extern NidsModel *model_lookup_ready(const char *name, int ready);
 struct FlowQuery;
 extern void model_window_query(struct FlowQuery *q, const char *sql, NidsModel *model);
 extern void model_no_such_version(const char *name, int32 version) pg_attribute_noreturn();
-extern NidsModel *model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name);
+extern NidsModel *model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name,
+									  int ready);
 extern void model_pin(NidsModel *model, MemoryContext owner);
-extern XgbBooster model_xgboost(NidsModel *model);
-extern bytea *model_booster_bytes(NidsModel *model);
 #define DRIFT_REFERENCE_ALL		0
 #define DRIFT_REFERENCE_BENIGN	1
-extern struct DriftReference *model_drift_reference_if_any(NidsModel *model, int kind,
-															bool *fallback, bool missing_ok);
-extern struct DriftReference *model_drift_reference(NidsModel *model, int kind,
-													bool *fallback);
+
+/*
+ * What model_prepare made ready, read where it is used: these never load
+ * (the evaluators below the cache call nothing above them).
+ *
+ * model_reference: the training distribution stored with the model, of
+ * every training row (DRIFT_REFERENCE_ALL) or of the benign ones
+ * (DRIFT_REFERENCE_BENIGN).  A version stored by nids 1.0 has only the
+ * first (of the benign flows, when it came from nids_attach_benign): asked
+ * for the benign one, it gives that, and *fallback says so.  NULL, not an
+ * error, when the version has none and missing_ok.
+ */
+static inline struct DriftReference *
+model_reference(NidsModel *model, int kind, bool *fallback, bool missing_ok)
+{
+	if (!(model->ready & MODEL_READY_REFERENCES))
+		elog(ERROR, "nids: the references of model \"%s\" version %d were not made ready before use",
+			 model->name, model->version);
+	if (fallback)
+		*fallback = false;
+	if (kind == DRIFT_REFERENCE_BENIGN && model->benign_reference != NULL)
+		return model->benign_reference;
+	if (kind == DRIFT_REFERENCE_BENIGN && fallback)
+		*fallback = true;
+	if (model->drift_reference == NULL && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" version %d has no training distribution",
+						model->name, model->version),
+				 errhint("Train it with nids_train, or attach one with nids_attach_benign(model, benign_flows).")));
+	return model->drift_reference;
+}
+
+/* the model's booster inside XGBoost, for nids.predictor = xgboost */
+static inline XgbBooster
+model_xgboost(NidsModel *model)
+{
+	if (model->xgb == NULL)
+		elog(ERROR, "nids: the XGBoost booster of model \"%s\" version %d was not made ready before use",
+			 model->name, model->version);
+	return model->xgb;
+}
+extern bytea *model_booster_bytes(NidsModel *model);
 
 /* ---- a whole version, as bytes (model_bundle.c) ---- */
 typedef struct ModelBundle

@@ -326,17 +326,18 @@ fn_cache_unpin_callback(void *arg)
 
 /*
  * The hot-path lookup for a scoring function: fc (in fn_extra, allocated
- * in mcxt) holds the model of the last call, pinned; it is looked up again
- * only in a new statement, after a catalogue change or for another name.
+ * in mcxt) holds the model of the last call, pinned and ready for what the
+ * caller uses (MODEL_READY_*); it is looked up again only in a new
+ * statement, after a catalogue change, for another name or predictor.
  */
 NidsModel *
-model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name)
+model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name, int ready)
 {
 	int			len = VARSIZE_ANY_EXHDR(name);
 	NidsModel  *model;
 
 	if (fc->model != NULL && fc->generation == cache_generation &&
-		stamp_is_now(&fc->stmt) && fc->namelen == len &&
+		stamp_is_now(&fc->stmt) && fc->predictor == nids_predictor && fc->namelen == len &&
 		memcmp(fc->name, VARDATA_ANY(name), len) == 0)
 		return fc->model;
 	if (len >= NIDS_MAX_SPEC)
@@ -350,7 +351,7 @@ model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name)
 		MemoryContextRegisterResetCallback(mcxt, cb);
 		fc->has_callback = true;
 	}
-	model = model_lookup(text_to_cstring(name));
+	model = model_lookup_ready(text_to_cstring(name), ready);
 	if (model != fc->model)
 	{
 		model->pins++;
@@ -361,6 +362,7 @@ model_lookup_cached(FnModelCache *fc, MemoryContext mcxt, text *name)
 	memcpy(fc->name, VARDATA_ANY(name), len);
 	fc->namelen = len;
 	fc->generation = cache_generation;
+	fc->predictor = nids_predictor;
 	stamp_now(&fc->stmt);
 	return model;
 }
@@ -418,73 +420,61 @@ parse_reference(NidsModel *model, bytea *bytes)
 }
 
 /*
- * The training distribution stored with the model: of every training row
- * (DRIFT_REFERENCE_ALL) or of the benign ones (DRIFT_REFERENCE_BENIGN),
- * parsed and validated on first use and kept with the model.  A version
- * stored by nids 1.0 has only the first (of the benign flows, when it came
- * from nids_attach_benign): asked for the benign one, it gives that, and
- * *fallback says so.
+ * Make ready what the caller will use of model (MODEL_READY_*), before it
+ * scores a row: the booster inside XGBoost when nids.predictor says
+ * xgboost, the drift references the version has (of every training row,
+ * and of the benign ones; a version stored by nids 1.0 has only the
+ * first), the feature names as text.  Each is loaded once per version and
+ * kept in the model's context.  Returns model.
  */
-DriftReference *
-model_drift_reference(NidsModel *model, int kind, bool *fallback)
+NidsModel *
+model_prepare(NidsModel *model, int ready)
 {
-	return model_drift_reference_if_any(model, kind, fallback, false);
-}
+	MemoryContext old;
 
-/* the same; NULL, not an error, when the version has none and missing_ok */
-struct DriftReference *
-model_drift_reference_if_any(NidsModel *model, int kind, bool *fallback, bool missing_ok)
-{
-	if (fallback)
-		*fallback = false;
-	if (kind == DRIFT_REFERENCE_BENIGN && model->benign_reference == NULL &&
-		!model->no_benign_reference)
-	{
-		bytea	   *bytes = model_column_bytes(model, CATALOG_READ_BENIGN_REFERENCE);
-
-		if (bytes != NULL)
-			model->benign_reference = parse_reference(model, bytes);
-		else
-			model->no_benign_reference = true;
-	}
-	if (kind == DRIFT_REFERENCE_BENIGN && model->benign_reference != NULL)
-		return model->benign_reference;
-	if (kind == DRIFT_REFERENCE_BENIGN && fallback)
-		*fallback = true;
-	if (model->drift_reference == NULL)
-	{
-		bytea	   *bytes = model_column_bytes(model, CATALOG_READ_REFERENCE);
-
-		if (bytes == NULL && missing_ok)
-			return NULL;
-		if (bytes == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("model \"%s\" version %d has no training distribution",
-							model->name, model->version),
-					 errhint("Train it with nids_train, or attach one with nids_attach_benign(model, benign_flows).")));
-		model->drift_reference = parse_reference(model, bytes);
-	}
-	return model->drift_reference;
-}
-
-/*
- * The model's booster inside XGBoost, for the nids.predictor = xgboost
- * path; loaded on first use and owned by the model's memory context.
- */
-XgbBooster
-model_xgboost(NidsModel *model)
-{
-	if (model->xgb == NULL)
+	if ((ready & MODEL_READY_PREDICTOR) && nids_predictor == NIDS_PREDICTOR_XGBOOST &&
+		model->xgb == NULL)
 	{
 		bytea	   *bytes = model_booster_bytes(model);
-		MemoryContext old = MemoryContextSwitchTo(model->context);
 
+		old = MemoryContextSwitchTo(model->context);
 		model->xgb = xgb_load(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
 		MemoryContextSwitchTo(old);
 		pfree(bytes);
 	}
-	return model->xgb;
+	if ((ready & MODEL_READY_REFERENCES) && !(model->ready & MODEL_READY_REFERENCES))
+	{
+		bytea	   *benign = model_column_bytes(model, CATALOG_READ_BENIGN_REFERENCE);
+		bytea	   *all = model_column_bytes(model, CATALOG_READ_REFERENCE);
+
+		if (benign != NULL)
+			model->benign_reference = parse_reference(model, benign);
+		model->no_benign_reference = benign == NULL;
+		if (all != NULL)
+			model->drift_reference = parse_reference(model, all);
+		model->no_reference = all == NULL;
+		model->ready |= MODEL_READY_REFERENCES;
+	}
+	if ((ready & MODEL_READY_NAMES) && model->feature_text == NULL)
+	{
+		Datum	   *names;
+
+		old = MemoryContextSwitchTo(model->context);
+		names = palloc(sizeof(Datum) * Max(model->num_features, 1));
+		for (int j = 0; j < model->num_features; j++)
+			names[j] = CStringGetTextDatum(model->feature_names[j]);
+		MemoryContextSwitchTo(old);
+		model->feature_text = names;
+		model->ready |= MODEL_READY_NAMES;
+	}
+	return model;
+}
+
+/* model_lookup, and model_prepare of what the caller will use */
+NidsModel *
+model_lookup_ready(const char *name, int ready)
+{
+	return model_prepare(model_lookup(name), ready);
 }
 
 /*
@@ -503,19 +493,4 @@ nids_invalidate_models(PG_FUNCTION_ARGS)
 				 errmsg("nids_invalidate_models() must be called as a trigger")));
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 	return PointerGetDatum(NULL);
-}
-
-/*
- * q set up to read a user's window query as model's feature vectors: one
- * read-only SELECT, columns by canonical name (flow_reader.c)
- */
-void
-model_window_query(FlowQuery *q, const char *sql, NidsModel *model)
-{
-	memset(q, 0, sizeof(*q));
-	q->sql = sql;
-	q->window = true;
-	q->features = model->feature_names;
-	q->num_features = model->num_features;
-	q->model = model->name;
 }

@@ -52,9 +52,10 @@ score_buffer(MemoryContext mcxt, void *buf, int *cap, int need, size_t size)
  * (in mcxt, which outlives the call: fn_mcxt).  st starts zeroed.
  */
 void
-score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name)
+score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name, int ready)
 {
-	score_state_for(st, model_lookup_cached(&st->cache, mcxt, model_name), mcxt);
+	score_state_for(st, model_lookup_cached(&st->cache, mcxt, model_name,
+											ready | MODEL_READY_PREDICTOR), mcxt);
 }
 
 /* st's buffers sized for model (which the caller holds), in mcxt */
@@ -183,7 +184,7 @@ score_args(FunctionCallInfo fcinfo)
 		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ScoreState));
 		fcinfo->flinfo->fn_extra = st;
 	}
-	score_prepare(st, fcinfo->flinfo->fn_mcxt, name);
+	score_prepare(st, fcinfo->flinfo->fn_mcxt, name, 0);
 
 	vector_from_array(features, st->model->num_features, st->model->name, st->x);
 	return st;
@@ -404,7 +405,7 @@ nids_features(PG_FUNCTION_ARGS)
 										ALLOCSET_SMALL_SIZES);
 		fcinfo->flinfo->fn_extra = st;
 	}
-	model = model_lookup_cached(&st->cache, fcinfo->flinfo->fn_mcxt, name);
+	model = model_lookup_cached(&st->cache, fcinfo->flinfo->fn_mcxt, name, 0);
 	nf = model->num_features;
 	if (st->model != model || st->version != model->version ||
 		st->tupType != tupType || st->tupTypmod != tupTypmod)

@@ -34,7 +34,7 @@ typedef struct ScoreState
 	TupleDesc	verdict_desc;
 } ScoreState;
 
-extern void score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name);
+extern void score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name, int ready);
 extern void score_state_for(ScoreState *st, NidsModel *model, MemoryContext mcxt);
 extern int	score_classify(ScoreState *st);
 extern int	score_label(ScoreState *st);

@@ -82,7 +82,7 @@ at_prepare(FunctionCallInfo fcinfo)
 		st->lxid = MyProc->lxid;
 		st->start = GetCurrentStatementStartTimestamp();
 	}
-	score_prepare(&st->score, fcinfo->flinfo->fn_mcxt, st->spec);
+	score_prepare(&st->score, fcinfo->flinfo->fn_mcxt, st->spec, 0);
 	vector_from_array(PG_GETARG_ARRAYTYPE_P(0), st->score.model->num_features,
 					  st->score.model->name, st->score.x);
 	return st;

@@ -735,6 +735,86 @@ adapt_recalibrate(NidsModel *model, const char *benign, Jsonb *metrics_of_versio
 }
 
 /*
+ * The features whose local distribution is far from the benign training
+ * flows (KS above drop_ks) into r, farthest first; the others into keep.
+ * Returns how many are kept.
+ */
+static int
+adapt_features(NidsModel *model, const Rows *local, double drop_ks, AdaptResult *r, char **keep)
+{
+	const char *refname;
+	double	   *ks = local_ks(model, local, DRIFT_REFERENCE_BENIGN, &refname);
+	int			nkeep = 0;
+	int		   *idx = palloc(sizeof(int) * Max(model->num_features, 1));
+
+	r->dropped = palloc(sizeof(char *) * Max(model->num_features, 1));
+	r->dropped_ks = palloc(sizeof(double) * Max(model->num_features, 1));
+	for (int j = 0; j < model->num_features; j++)
+		if (ks[j] > drop_ks)
+			idx[r->ndropped++] = j;
+		else
+			keep[nkeep++] = model->feature_names[j];
+	for (int a = 1; a < r->ndropped; a++)
+		for (int b = a; b > 0 && ks[idx[b]] > ks[idx[b - 1]]; b--)
+		{
+			int			t = idx[b];
+
+			idx[b] = idx[b - 1];
+			idx[b - 1] = t;
+		}
+	for (int i = 0; i < r->ndropped; i++)
+	{
+		r->dropped[i] = model->feature_names[idx[i]];
+		r->dropped_ks[i] = ks[idx[i]];
+	}
+	if (nkeep == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("every feature of model \"%s\" is far from the local flows (KS above %g)",
+						model->name, drop_ks),
+				 errhint("Raise options.drop_ks, or train on flows of this network.")));
+	return nkeep;
+}
+
+/*
+ * What version r->version changes against model: the share flagged of the
+ * local measuring quarter, and, retrained, the attack recall on the fifth
+ * of the source neither saw.
+ */
+static void
+adapt_measure(NidsModel *model, const Rows *local, const int64 *order, const char *label_col,
+			  const char *benign, AdaptResult *r)
+{
+	NidsModel  *adapted;
+	int64		n = local->n;
+
+	/* the statement's snapshot, seeing the version just registered */
+	CommandCounterIncrement();
+	PushCopiedSnapshot(GetActiveSnapshot());
+	UpdateActiveSnapshotCommandId();
+	adapted = model_lookup_ready(psprintf("%s@%d", model->name, r->version), MODEL_READY_PREDICTOR);
+	model_pin(adapted, CurrentMemoryContext);
+	r->flagged_before = flagged_share(model, rows_part(local, model->feature_names, order,
+													   n - r->n_measure, n, model->feature_names,
+													   model->num_features), r->n_measure);
+	r->flagged_after = flagged_share(adapted, rows_part(local, model->feature_names, order,
+														n - r->n_measure, n, adapted->feature_names,
+														adapted->num_features), r->n_measure);
+	if (r->retrained)
+	{
+		Rows		before,
+					after;
+
+		read_attack_fifth(model, r->training_source, label_col, benign, &before);
+		read_attack_fifth(adapted, r->training_source, label_col, benign, &after);
+		r->n_attack = before.n;
+		r->recall_before = flagged_share(model, before.x, before.n);
+		r->recall_after = flagged_share(adapted, after.x, after.n);
+	}
+	PopActiveSnapshot();
+}
+
+/*
  * nids_adapt(model, benign_query, options): see the header comment.
  */
 Datum
@@ -746,7 +826,6 @@ nids_adapt(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext cxt;
 	NidsModel  *model;
-	NidsModel  *adapted;
 	ModelRecord cur;
 	Rows		local;
 	int64	   *order;
@@ -765,7 +844,7 @@ nids_adapt(PG_FUNCTION_ARGS)
 	adapt_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &o);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "nids adapt", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
-	model = model_lookup(spec);
+	model = model_lookup_ready(spec, MODEL_READY_REFERENCES | MODEL_READY_PREDICTOR);
 	model_pin(model, cxt);
 	memset(&r, 0, sizeof(r));
 	r.adapted_from = psprintf("%s@%d", model->name, model->version);
@@ -800,44 +879,14 @@ nids_adapt(PG_FUNCTION_ARGS)
 		label_col = metric_text(cur.metrics, "label_column", NULL);
 	benign = cur.benign_label ? cur.benign_label : "BENIGN";
 	r.retrained = OidIsValid(src) && label_col != NULL &&
-		model_drift_reference_if_any(model, DRIFT_REFERENCE_ALL, NULL, true) != NULL;
+		model_reference(model, DRIFT_REFERENCE_ALL, NULL, true) != NULL;
 	r.training_source = OidIsValid(src) ? qualified_name(src) : NULL;
 
 	if (r.retrained)
 	{
-		const char *refname;
-		double	   *ks = local_ks(model, &local, DRIFT_REFERENCE_BENIGN, &refname);
-		char	  **keep = palloc(sizeof(char *) * model->num_features);
-		int			nkeep = 0;
-		int		   *idx = palloc(sizeof(int) * Max(model->num_features, 1));
+		char	  **keep = palloc(sizeof(char *) * Max(model->num_features, 1));
+		int			nkeep = adapt_features(model, &local, o.drop_ks, &r, keep);
 
-		/* the features far from the benign training flows, farthest first */
-		r.dropped = palloc(sizeof(char *) * Max(model->num_features, 1));
-		r.dropped_ks = palloc(sizeof(double) * Max(model->num_features, 1));
-		for (int j = 0; j < model->num_features; j++)
-			if (ks[j] > o.drop_ks)
-				idx[r.ndropped++] = j;
-			else
-				keep[nkeep++] = model->feature_names[j];
-		for (int a = 1; a < r.ndropped; a++)
-			for (int b = a; b > 0 && ks[idx[b]] > ks[idx[b - 1]]; b--)
-			{
-				int			t = idx[b];
-
-				idx[b] = idx[b - 1];
-				idx[b - 1] = t;
-			}
-		for (int i = 0; i < r.ndropped; i++)
-		{
-			r.dropped[i] = model->feature_names[idx[i]];
-			r.dropped_ks[i] = ks[idx[i]];
-		}
-		if (nkeep == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("every feature of model \"%s\" is far from the local flows (KS above %g)",
-							model->name, o.drop_ks),
-					 errhint("Raise options.drop_ks, or train on flows of this network.")));
 		r.version = adapt_retrain(model, src, label_col, benign, cur.metrics, &o, &local, order,
 								  r.n_train, r.n_train + r.n_calibrate, keep, nkeep, &xgb, &seed);
 	}
@@ -845,35 +894,10 @@ nids_adapt(PG_FUNCTION_ARGS)
 		r.version = adapt_recalibrate(model, benign, cur.metrics, &local, order, r.n_train,
 									  r.n_train + r.n_calibrate);
 
-	/* the statement's snapshot, seeing the version just registered */
-	CommandCounterIncrement();
-	PushCopiedSnapshot(GetActiveSnapshot());
-	UpdateActiveSnapshotCommandId();
-	/* what the new version changes: on the local measuring quarter ... */
-	adapted = model_lookup(psprintf("%s@%d", model->name, r.version));
-	model_pin(adapted, cxt);
-	r.flagged_before = flagged_share(model, rows_part(&local, model->feature_names, order,
-													  n - r.n_measure, n, model->feature_names,
-													  model->num_features), r.n_measure);
-	r.flagged_after = flagged_share(adapted, rows_part(&local, model->feature_names, order,
-													   n - r.n_measure, n, adapted->feature_names,
-													   adapted->num_features), r.n_measure);
-	/* ... and on the attack flows of the fifth of the source it never saw */
-	if (r.retrained)
-	{
-		Rows		before,
-					after;
-
-		read_attack_fifth(model, r.training_source, label_col, benign, &before);
-		read_attack_fifth(adapted, r.training_source, label_col, benign, &after);
-		r.n_attack = before.n;
-		r.recall_before = flagged_share(model, before.x, before.n);
-		r.recall_after = flagged_share(adapted, after.x, after.n);
-	}
+	adapt_measure(model, &local, order, label_col, benign, &r);
 	set_adaptation(model->name, r.version, adapt_report(&r, label_col, xgb, seed, true));
 	if (o.deploy)
 		catalog_deploy(model->name, r.version);
-	PopActiveSnapshot();
 	nids_unpin_search_path(nest);
 
 	report = adapt_report(&r, NULL, NULL, 0, false);

@@ -258,7 +258,7 @@ nids_score_trigger(PG_FUNCTION_ARGS)
 	bool		need_class,
 				need_novelty;
 
-	score_prepare(&st->score, fcinfo->flinfo->fn_mcxt, st->model_name);
+	score_prepare(&st->score, fcinfo->flinfo->fn_mcxt, st->model_name, 0);
 	model = st->score.model;
 	if (st->map_model != model || st->map_version != model->version)
 		trigger_rebuild(st, trigdata->tg_relation, model);

@@ -455,6 +455,72 @@ seconds_option(const char *arg, const char *name, int min)
 	return (int) v;
 }
 
+/*
+ * Listen and write until stopped (or once): reconnects with backoff; 0 when
+ * stopped or done, 2 when --once meets a database error.
+ */
+static int
+follow(Client *client, const char *conninfo, int poll_s, bool once)
+{
+	PGconn	   *conn = NULL;
+	int			backoff = 1;
+
+	while (!stopping)
+	{
+		fd_set		fds;
+		struct timeval tv;
+		int			sock;
+		PGnotify   *n;
+
+		if (conn == NULL)
+		{
+			if ((conn = connect_listen(conninfo)) == NULL)
+			{
+				if (once)
+					return 2;
+				sleep(backoff);
+				backoff = backoff < 30 ? backoff * 2 : 30;
+				continue;
+			}
+			backoff = 1;
+		}
+		/* what happened while not listening, and since the last wake-up */
+		if (!drain(client, conn) || PQstatus(conn) != CONNECTION_OK)
+		{
+			PQfinish(conn);
+			conn = NULL;
+			if (once)
+				return 2;
+			continue;
+		}
+		if (once)
+			break;
+		sock = PQsocket(conn);
+		FD_ZERO(&fds);
+		FD_SET(sock, &fds);
+		tv.tv_sec = poll_s;
+		tv.tv_usec = 0;
+		if (select(sock + 1, &fds, NULL, NULL, &tv) < 0 && errno != EINTR)
+			break;
+		if (!PQconsumeInput(conn))
+		{
+			fprintf(stderr, "nids-alerts: %s", PQerrorMessage(conn));
+			PQfinish(conn);
+			conn = NULL;
+			continue;
+		}
+		while ((n = PQnotifies(conn)) != NULL)
+		{
+			if (follow_health && strcmp(n->relname, "nids_health") == 0)
+				write_health(client, n->extra);
+			PQfreemem(n);
+		}
+	}
+	if (conn)
+		PQfinish(conn);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -475,9 +541,8 @@ main(int argc, char **argv)
 	int			overlap = 60;
 	bool		once = false;
 	Client		client;
-	PGconn	   *conn = NULL;
-	int			backoff = 1;
 	int			opt;
+	int			status;
 	struct sigaction sa;
 
 	memset(&client, 0, sizeof(client));
@@ -534,59 +599,9 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	while (!stopping)
-	{
-		fd_set		fds;
-		struct timeval tv;
-		int			sock;
-		PGnotify   *n;
-
-		if (conn == NULL)
-		{
-			if ((conn = connect_listen(conninfo)) == NULL)
-			{
-				if (once)
-					return 2;
-				sleep(backoff);
-				backoff = backoff < 30 ? backoff * 2 : 30;
-				continue;
-			}
-			backoff = 1;
-		}
-		/* what happened while not listening, and since the last wake-up */
-		if (!drain(&client, conn) || PQstatus(conn) != CONNECTION_OK)
-		{
-			PQfinish(conn);
-			conn = NULL;
-			if (once)
-				return 2;
-			continue;
-		}
-		if (once)
-			break;
-		sock = PQsocket(conn);
-		FD_ZERO(&fds);
-		FD_SET(sock, &fds);
-		tv.tv_sec = poll_s;
-		tv.tv_usec = 0;
-		if (select(sock + 1, &fds, NULL, NULL, &tv) < 0 && errno != EINTR)
-			break;
-		if (!PQconsumeInput(conn))
-		{
-			fprintf(stderr, "nids-alerts: %s", PQerrorMessage(conn));
-			PQfinish(conn);
-			conn = NULL;
-			continue;
-		}
-		while ((n = PQnotifies(conn)) != NULL)
-		{
-			if (follow_health && strcmp(n->relname, "nids_health") == 0)
-				write_health(&client, n->extra);
-			PQfreemem(n);
-		}
-	}
-	if (conn)
-		PQfinish(conn);
+	status = follow(&client, conninfo, poll_s, once);
+	if (status != 0)
+		return status;
 	if (client.out != stdout && fclose(client.out) != 0)
 		fatal_file(output, "could not write");
 	return 0;

@@ -240,6 +240,33 @@ write_stats(const char *path, const MeterCounts *n, double elapsed, const Sink *
 	return fclose(f) == 0;
 }
 
+/* one captured frame into the flow table, counted */
+static void
+meter_frame(FlowTable *table, MeterCounts *counts, const CapturedFrame *frame)
+{
+	Packet		p;
+	Packet		q;
+	SkipReason	why;
+	bool		ok = decode_packet(frame->linktype, frame->data, frame->caplen,
+								   frame->wirelen, frame->ts, &p, &why);
+
+	counts->packets++;
+	if (ok)
+	{
+		counts->flow_packets++;
+		flow_table_packet(table, &p);
+	}
+	else
+		counts->skipped[why]++;
+	/* no IPv4 header found: the reference reads the frame again (decode.c) */
+	if ((!ok || p.family != 4) &&
+		decode_reference_quirk(frame->linktype, frame->data, frame->caplen, frame->ts, &q))
+	{
+		counts->quirk_packets++;
+		flow_table_packet(table, &q);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -293,8 +320,6 @@ main(int argc, char **argv)
 	{
 		CapturedFrame frame;
 		CaptureResult r = capture_next(cap, &frame);
-		Packet		p;
-		SkipReason	why;
 
 		if (r == CAPTURE_END)
 			break;
@@ -306,28 +331,9 @@ main(int argc, char **argv)
 		}
 		if (r == CAPTURE_FRAME)
 		{
-			Packet		q;
-			bool		ok = decode_packet(frame.linktype, frame.data, frame.caplen,
-										   frame.wirelen, frame.ts, &p, &why);
-
-			counts.packets++;
-			if (ok)
-			{
-				counts.flow_packets++;
-				flow_table_packet(table, &p);
-			}
-			else
-				counts.skipped[why]++;
-			/* no IPv4 header found: the reference reads the frame again (decode.c) */
-			if ((!ok || p.family != 4) &&
-				decode_reference_quirk(frame.linktype, frame.data, frame.caplen, frame.ts, &q))
-			{
-				counts.quirk_packets++;
-				flow_table_packet(table, &q);
-			}
-		}
-		if (r == CAPTURE_FRAME)
+			meter_frame(table, &counts, &frame);
 			last_ts = frame.ts;
+		}
 		if (r == CAPTURE_TIMEOUT || (counts.packets & 0x3ff) == 0)
 		{
 			double		now = now_seconds();
