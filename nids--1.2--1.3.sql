@@ -30,3 +30,25 @@ DROP FUNCTION nids._window_vectors(text, text, text);
 DROP FUNCTION nids._ks_every_row(text, text);
 COMMENT ON FUNCTION nids_adapt(text, text, jsonb) IS
 	'A new, undeployed version of a model fitted to the local network from flows of a period believed benign (one version, its metrics filled); reports the local share flagged and the attack recall before and after';
+
+-- A decision threshold per version (nids_adapt): the classifier calls a
+-- flow benign when P(benign) >= benign_threshold, whatever class is the
+-- likeliest; NULL: the likeliest class, as before.  Every verdict uses it.
+ALTER TABLE nids.model_versions ADD COLUMN benign_threshold float8
+	CHECK (benign_threshold > 0 AND benign_threshold < 1);
+COMMENT ON COLUMN nids.model_versions.benign_threshold IS
+	'tau: the classifier says benign when P(benign) >= tau (set by nids_adapt on held-out quiet flows); NULL: the likeliest class';
+CREATE OR REPLACE VIEW nids.model_summary AS
+	SELECT name, version, deployed, created_at,
+		pg_catalog.cardinality(feature_names) AS features,
+		pg_catalog.cardinality(class_labels) AS classes,
+		(metrics #>> '{rows,train}')::bigint AS train_rows,
+		(metrics ->> 'macro_f1')::float8 AS macro_f1,
+		(metrics ->> 'accuracy')::float8 AS accuracy,
+		COALESCE(metrics #>> '{novelty,method}',
+			CASE WHEN iforest IS NOT NULL THEN 'iforest' END) AS novelty_method,
+		COALESCE(metrics #>> '{novelty,benign_fpr}', metrics #>> '{iforest,benign_fpr}')::float8 AS benign_fpr,
+		benign_threshold
+	FROM nids.model_versions;
+COMMENT ON VIEW nids.model_summary IS
+	'One line per model version: size, training rows, hold-out quality, novelty gate and decision threshold';

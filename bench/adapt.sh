@@ -20,6 +20,8 @@ for f in $OTHER; do
 	echo "== $f: adapted from half its benign flows, measured on the other half"
 	P -c "SET nids.min_feature_coverage = 0" -c "CREATE TABLE r$i AS SELECT nids_adapt('m', 'SELECT * FROM split$i WHERE label = ''BENIGN'' AND half', '$ADAPT_OPTIONS') AS r"
 	P -c "SELECT r->>'method' AS method, jsonb_array_length(r->'features_dropped') AS features_dropped,
+		jsonb_array_length(r->'features_missing_locally') AS missing, round((r->>'benign_threshold')::numeric, 4) AS tau,
+		r->'calibration' AS calibration, r->'contamination'->'set_aside' AS set_aside,
 		round((r->>'attack_recall_before')::numeric, 4) AS own_attack_recall_before,
 		round((r->>'attack_recall_after')::numeric, 4) AS own_attack_recall_after FROM r$i"
 	v=$(P -At -c "SELECT r->>'version' FROM r$i")

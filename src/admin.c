@@ -361,6 +361,7 @@ nids_export_model(PG_FUNCTION_ARGS)
 	b.benign_reference = rec.benign_reference;
 	b.benign_label = (char *) rec.benign_label;
 	b.novelty = rec.novelty;
+	b.benign_threshold = rec.benign_threshold;
 	PG_RETURN_BYTEA_P(bundle_build(&b));
 }
 
@@ -522,5 +523,6 @@ nids_import_model(PG_FUNCTION_ARGS)
 	rec.benign_reference = b.benign_reference;
 	rec.benign_label = b.benign_label;
 	rec.novelty = b.novelty;
+	rec.benign_threshold = b.benign_threshold;
 	PG_RETURN_INT32(catalog_register(&rec));
 }

@@ -106,6 +106,8 @@ typedef struct FlowQuery
 	int			num_features;
 	const char *model;			/* for messages */
 	int			label_attno;	/* result column of the label (1-based), or 0 */
+	const char *label_column;	/* or the column of that canonical name, if
+								 * the rows have one, as text */
 	bool		no_coverage_check;	/* read rows that lack too many features */
 	double	   *coverage;		/* if set: the share of features the rows have */
 } FlowQuery;

@@ -34,7 +34,9 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "tcop/pquery.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 
@@ -53,6 +55,8 @@ typedef struct FlowReceiver
 	FeatureMap	map;
 	float	   *x;
 	int64		rows;
+	int			label_attno;	/* query->label_column's, or 0 */
+	Oid			label_out;		/* ... and its output function */
 } FlowReceiver;
 
 /* does a query, or one inside it (subquery, CTE, sublink), lock rows? */
@@ -143,6 +147,24 @@ flow_startup(DestReceiver *self, int operation, TupleDesc desc)
 	r->rowcxt = AllocSetContextCreate(r->cxt, "nids flow row", ALLOCSET_SMALL_SIZES);
 	r->vector_mode = q->window && desc->natts == 1 &&
 		TupleDescAttr(desc, 0)->atttypid == FLOAT8ARRAYOID;
+	if (!r->vector_mode && q->label_column != NULL)
+	{
+		char		buf[NAMEDATALEN];
+
+		for (int i = 0; i < desc->natts && r->label_attno == 0; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			bool		varlena;
+
+			if (!att->attisdropped &&
+				(strcmp(NameStr(att->attname), q->label_column) == 0 ||
+				 strcmp(canonical_attname(NameStr(att->attname), buf, sizeof(buf)), q->label_column) == 0))
+			{
+				r->label_attno = i + 1;
+				getTypeOutputInfo(att->atttypid, &r->label_out, &varlena);
+			}
+		}
+	}
 	if (!r->vector_mode)
 	{
 		feature_map_build(&r->map, q->features, q->num_features, q->model, desc, r->cxt);
@@ -186,6 +208,12 @@ flow_receive(TupleTableSlot *slot, DestReceiver *self)
 		{
 			label = slot->tts_values[q->label_attno - 1];
 			label_isnull = slot->tts_isnull[q->label_attno - 1];
+		}
+		else if (r->label_attno > 0 && !slot->tts_isnull[r->label_attno - 1])
+		{
+			label = CStringGetTextDatum(OidOutputFunctionCall(r->label_out,
+															  slot->tts_values[r->label_attno - 1]));
+			label_isnull = false;
 		}
 		r->fn(r->arg, r->x, label, label_isnull);
 		r->rows++;

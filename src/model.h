@@ -310,6 +310,7 @@ typedef struct NidsModel
 	bool		no_reference;	/* a version without a training distribution */
 	int			ready;			/* MODEL_READY_* loaded (model_prepare) */
 	int			benign_class;	/* index of the benign label, -1 if none */
+	double		benign_threshold;	/* tau: benign when P(benign) >= tau; 0: none */
 	ItemPointerData tid;		/* the catalogue row it was built from */
 	MemoryContext context;
 	int			pins;			/* holders that may use it (model_pin) */
@@ -422,6 +423,7 @@ typedef struct ModelBundle
 	bytea	   *benign_reference;
 	char	   *benign_label;
 	bytea	   *novelty;
+	double		benign_threshold;	/* 0: none */
 } ModelBundle;
 
 extern bytea *bundle_build(const ModelBundle *b);
@@ -447,7 +449,8 @@ extern const char *names_first_duplicate(char **names, int n);
 #define Anum_model_versions_novelty				14
 #define Anum_model_versions_benign_reference	15
 #define Anum_model_versions_model_id			16	/* 1.1 */
-#define Natts_model_versions					16
+#define Anum_model_versions_benign_threshold	17	/* 1.3 */
+#define Natts_model_versions					17
 
 /* a version's row: what registration writes and the cache reads */
 typedef struct ModelRecord
@@ -469,6 +472,7 @@ typedef struct ModelRecord
 	bytea	   *benign_reference;	/* NULL: none; read: only when asked for */
 	bool		has_model_id;	/* read with the model: the stored id */
 	int64		model_id;
+	double		benign_threshold;	/* 1.3: tau on P(benign); 0: none */
 } ModelRecord;
 
 /* which of the large columns catalog_read fetches */
@@ -492,6 +496,7 @@ extern void catalog_merge_metrics(const char *name, int32 version, Jsonb *more);
 extern void catalog_drop(const char *name, int32 version, bool all_versions);
 extern Oid	catalog_models_relid(void);
 extern Oid	catalog_models_relid_if_known(void);
+extern bool catalog_has_benign_threshold(void);
 extern void catalog_forget(void);
 
 struct DriftResult;

@@ -40,6 +40,7 @@ enum
 	TAG_BENIGN_REFERENCE,
 	TAG_BENIGN_LABEL,
 	TAG_NOVELTY,
+	TAG_BENIGN_THRESHOLD,		/* 1.3: tau, only when the version has one */
 	NUM_TAGS
 };
 
@@ -127,6 +128,8 @@ bundle_build(const ModelBundle *b)
 	if (b->benign_label)
 		put_section(&w, TAG_BENIGN_LABEL, b->benign_label, strlen(b->benign_label), &count);
 	put_bytea(&w, TAG_NOVELTY, b->novelty, &count);
+	if (b->benign_threshold > 0)
+		put_section(&w, TAG_BENIGN_THRESHOLD, &b->benign_threshold, sizeof(double), &count);
 	memcpy(w.data + count_at, &count, sizeof(count));
 	out = palloc_extended(VARHDRSZ + w.len, MCXT_ALLOC_HUGE);
 	SET_VARSIZE(out, VARHDRSZ + w.len);
@@ -361,6 +364,19 @@ bundle_section(ModelBundle *b, uint32 tag, const char *p, uint64 n, char **error
 			return b->benign_label != NULL;
 		case TAG_NOVELTY:
 			b->novelty = to_bytea(p, n);
+			return true;
+		case TAG_BENIGN_THRESHOLD:
+			if (n != sizeof(double))
+			{
+				*error = "its decision threshold is not one float8";
+				return false;
+			}
+			memcpy(&b->benign_threshold, p, sizeof(double));
+			if (!(b->benign_threshold > 0 && b->benign_threshold < 1))
+			{
+				*error = "its decision threshold is not between 0 and 1";
+				return false;
+			}
 			return true;
 	}
 	*error = psprintf("it has a section of unknown kind %u", tag);

@@ -120,10 +120,13 @@ model_fill(NidsModel *m, const ModelRecord *rec)
 		if (m->novelty->method == NOVELTY_IFOREST && m->iforest == NULL)
 			corrupt_model(m, "has a corrupt novelty gate", "Its method is the isolation forest, which the version lacks.");
 	}
+	m->benign_threshold = rec->benign_threshold;
 	m->benign_class = -1;
 	for (int i = 0; i < m->num_classes; i++)
 		if (pg_strcasecmp(m->class_labels[i], benign) == 0)
 			m->benign_class = i;
+	if (m->benign_threshold > 0 && m->benign_class < 0)
+		corrupt_model(m, "is corrupt", "It has a decision threshold on P(benign) but no benign class.");
 	/*
 	 * An id always means that content: a row edited by hand, each of its
 	 * parts valid, does not keep it (checked last, after the parts' own

@@ -195,6 +195,11 @@ record_from_tuple(HeapTuple tup, TupleDesc desc, int what, ModelRecord *rec)
 		d = heap_getattr(tup, Anum_model_versions_benign_label, desc, &isnull);
 		rec->benign_label = isnull ? NULL : TextDatumGetCString(d);
 		rec->novelty = column_bytes(tup, desc, Anum_model_versions_novelty);
+		if (desc->natts >= Anum_model_versions_benign_threshold)
+		{
+			d = heap_getattr(tup, Anum_model_versions_benign_threshold, desc, &isnull);
+			rec->benign_threshold = isnull ? 0 : DatumGetFloat8(d);
+		}
 		if (desc->natts >= Anum_model_versions_model_id)
 		{
 			d = heap_getattr(tup, Anum_model_versions_model_id, desc, &isnull);
@@ -340,6 +345,9 @@ catalog_model_id(const ModelRecord *rec)
 	h = hash_more(h, benign, strlen(benign));
 	h = hash_text_array(h, rec->feature_names);
 	h = hash_text_array(h, rec->class_labels);
+	/* 1.3's tau changes verdicts: part of the content, where a version has one */
+	if (rec->benign_threshold > 0)
+		h = hash_more(h, &rec->benign_threshold, sizeof(rec->benign_threshold));
 	return (int64) h;
 }
 
@@ -484,11 +492,12 @@ int32
 catalog_register(ModelRecord *rec)
 {
 	int			nest;
-	Oid			types[15] = {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTARRAYOID,
+	Oid			types[16] = {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID, TEXTARRAYOID,
 		JSONBOID, BYTEAOID, BYTEAOID, BYTEAOID, FLOAT8OID, BYTEAOID, TEXTOID,
-	BYTEAOID, BYTEAOID, INT8OID};
-	Datum		values[15];
-	char		nulls[15];
+	BYTEAOID, BYTEAOID, INT8OID, FLOAT8OID};
+	Datum		values[16];
+	char		nulls[16];
+	bool		has_threshold = catalog_has_benign_threshold();
 	Jsonb	   *version_json;
 	JsonbParseState *st = NULL;
 	MemoryContext caller = CurrentMemoryContext;
@@ -532,7 +541,20 @@ catalog_register(ModelRecord *rec)
 	values[13] = PointerGetDatum(rec->benign_reference);
 	nulls[13] = rec->benign_reference ? ' ' : 'n';
 	values[14] = Int64GetDatum(catalog_model_id(rec));
-	if (catalog_has_health_reports())
+	values[15] = Float8GetDatum(rec->benign_threshold);
+	nulls[15] = rec->benign_threshold > 0 ? ' ' : 'n';
+	if (rec->benign_threshold > 0 && !has_threshold)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the nids catalogue cannot store a decision threshold before 1.3"),
+				 errhint("Run ALTER EXTENSION nids UPDATE.")));
+	if (has_threshold)
+		catalog_write("INSERT INTO nids.model_versions (name, version, deployed, feature_names, "
+					  "class_labels, metrics, booster, native, iforest, anomaly_threshold, "
+					  "reference, benign_label, novelty, benign_reference, model_id, benign_threshold) "
+					  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+					  16, types, values, nulls, SPI_OK_INSERT);
+	else if (catalog_has_health_reports())
 		catalog_write("INSERT INTO nids.model_versions (name, version, deployed, feature_names, "
 					  "class_labels, metrics, booster, native, iforest, anomaly_threshold, "
 					  "reference, benign_label, novelty, benign_reference, model_id) "
@@ -699,6 +721,13 @@ model_no_such_version(const char *name, int32 version)
 }
 
 /* whether the catalogue is 1.1's: nids.health_reports and drift_reports.reference */
+/* whether nids.model_versions has 1.3's benign_threshold */
+bool
+catalog_has_benign_threshold(void)
+{
+	return get_attnum(catalog_models_relid(), "benign_threshold") != InvalidAttrNumber;
+}
+
 bool
 catalog_has_health_reports(void)
 {

@@ -82,31 +82,61 @@ score_state_for(ScoreState *st, NidsModel *model, MemoryContext mcxt)
 }
 
 /*
- * Class probabilities of st->x into st->proba; returns the predicted class.
+ * A version with a decision threshold tau (1.3's nids_adapt): the flow is
+ * benign when P(benign) >= tau, else the likeliest other class, whatever
+ * the likeliest class is.
+ */
+static int
+tau_label(const NidsModel *model, const double *proba, int best)
+{
+	int			b = model->benign_class;
+	int			alt = -1;
+
+	if (b < 0)
+		return best;
+	if (proba[b] >= model->benign_threshold)
+		return b;
+	if (best != b)
+		return best;
+	for (int c = 0; c < model->num_classes; c++)
+		if (c != b && (alt < 0 || proba[c] > proba[alt]))
+			alt = c;
+	return alt < 0 ? best : alt;
+}
+
+/*
+ * Class probabilities of st->x into st->proba; returns the predicted class
+ * (by the version's tau where it has one).
  */
 int
 score_classify(ScoreState *st)
 {
 	NidsModel  *model = st->model;
 	NidsForest *f = model->forest;
+	int			best;
 
 	if (nids_predictor == NIDS_PREDICTOR_NATIVE)
-		return forest_predict_class(f, model->num_classes, st->x, st->margin, st->proba,
+		best = forest_predict_class(f, model->num_classes, st->x, st->margin, st->proba,
 									st->scratch);
-	xgb_predict_proba(model_xgboost(model), f, st->x, 1, st->proba);
-	return forest_pick_class(f, model->num_classes, NULL, st->proba);
+	else
+	{
+		xgb_predict_proba(model_xgboost(model), f, st->x, 1, st->proba);
+		best = forest_pick_class(f, model->num_classes, NULL, st->proba);
+	}
+	return model->benign_threshold > 0 ? tau_label(model, st->proba, best) : best;
 }
 
 /*
  * The predicted class of st->x alone: st->proba is not set (the forest may
- * stop adding trees once the class is settled, forest_predict_label).
+ * stop adding trees once the class is settled, forest_predict_label), but
+ * for a version with tau, whose class needs P(benign).
  */
 int
 score_label(ScoreState *st)
 {
 	NidsModel  *model = st->model;
 
-	if (nids_predictor == NIDS_PREDICTOR_NATIVE)
+	if (nids_predictor == NIDS_PREDICTOR_NATIVE && !(model->benign_threshold > 0))
 		return forest_predict_label(model->forest, model->num_classes, st->x, st->margin,
 									st->proba, st->scratch);
 	return score_classify(st);

@@ -522,6 +522,7 @@ train_register(TrainState *ts, Jsonb *metrics)
 	rec.reference = ts->reference;
 	rec.benign_reference = ts->benign_reference;
 	rec.benign_label = ts->opt.benign_label;
+	rec.benign_threshold = ts->benign_threshold;
 	catalog_register(&rec);
 	return rec.version;
 }

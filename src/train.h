@@ -111,6 +111,8 @@ typedef struct AttachFit
 	int64		ntrain;			/* rows the forest and prototypes learnt */
 	int64		ntest;			/* rows the gate was calibrated on */
 	bytea	   *reference;		/* the drift reference of every row */
+	int64	   *rows;			/* the seeded order: ntrain learnt, then ntest */
+	double		benign_threshold;	/* tau to register with; 0: none */
 } AttachFit;
 
 extern void attach_fit(NidsModel *model, const float *x, int64 n, const TrainOptions *opt,
@@ -200,6 +202,7 @@ typedef struct TrainState
 	char	  **extra_names;	/* (the adaptation's local flows) */
 	int64		extra_n;
 	const char *extra_label;
+	double		benign_threshold;	/* tau to register with (nids_adapt); 0: none */
 
 	MemoryContext cxt;
 	instr_time	start;

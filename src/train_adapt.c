@@ -60,6 +60,15 @@ PG_FUNCTION_INFO_V1(nids_window_vectors);
 PG_FUNCTION_INFO_V1(nids_adapt);
 
 #define ADAPT_MIN_FLOWS		40
+#define ADAPT_MISSING_SHARE	0.9		/* a feature missing in more of the local
+										 * flows is one they lack */
+#define ADAPT_CONTAMINATED_P	0.99	/* a quiet flow the model calls an attack
+										 * this surely is set aside (default of
+										 * options.attack_probability) */
+#define ADAPT_CONTAMINATION_WARN	0.05
+#define ADAPT_GUARD_FLOWS	10		/* the deploy guard: classes with as many
+									 * held-out flows ... */
+#define ADAPT_GUARD_LOSS	0.20	/* ... may lose at most this much recall */
 
 typedef struct AdaptOptions
 {
@@ -67,25 +76,31 @@ typedef struct AdaptOptions
 	int64		seed;
 	bool		deploy;
 	bool		keep_source_benign;
+	int			reference;		/* DRIFT_REFERENCE_ALL or _BENIGN */
+	double		target_flagged;
+	double		attack_probability;	/* quiet flows at least this surely
+									 * attacks are set aside; 1: none */
 	char	   *training;		/* NULL: the version's own source */
 } AdaptOptions;
 
-/* rows of d features, row-major */
+/* rows of d features, row-major, and a text of each (labels) when asked */
 typedef struct Rows
 {
 	int			d;
 	int64		n;
 	int64		cap;
 	float	   *x;
+	char	  **labels;			/* NULL: not kept */
 } Rows;
 
 static void
-rows_init(Rows *r, int d)
+rows_init(Rows *r, int d, bool labels)
 {
 	r->d = d;
 	r->n = 0;
 	r->cap = 1024;
 	r->x = palloc_extended(sizeof(float) * r->cap * Max(d, 1), MCXT_ALLOC_HUGE);
+	r->labels = labels ? palloc_extended(sizeof(char *) * r->cap, MCXT_ALLOC_HUGE) : NULL;
 }
 
 static void
@@ -97,9 +112,77 @@ rows_add(void *arg, const float *x, Datum label, bool label_isnull)
 	{
 		r->cap *= 2;
 		r->x = repalloc_huge(r->x, sizeof(float) * r->cap * Max(r->d, 1));
+		if (r->labels)
+			r->labels = repalloc_huge(r->labels, sizeof(char *) * r->cap);
 	}
 	memcpy(r->x + r->n * r->d, x, sizeof(float) * r->d);
+	/* the reader frees the row's memory: the label is copied */
+	if (r->labels)
+		r->labels[r->n] = label_isnull ? NULL
+			: MemoryContextStrdup(GetMemoryChunkContext(r->labels), TextDatumGetCString(label));
 	r->n++;
+}
+
+typedef struct AdaptResult
+{
+	int32		version;
+	char	   *adapted_from;
+	bool		retrained;
+	bool		keep_source_benign;
+	char	   *training_source;
+	int64		n_train;
+	int64		n_calibrate;
+	int64		n_measure;
+	int64		n_empty;
+	char	  **dropped;
+	double	   *dropped_ks;
+	int			ndropped;
+	double		drop_ks;
+	double		flagged_before;
+	double		flagged_after;
+	double		recall_before;
+	double		recall_after;
+	int64		n_attack;
+	bool		deployed;
+	/* 1.3 */
+	const char *reference;		/* what KS compared with: 'all' or 'benign' */
+	char	  **missing;		/* features the local flows lack */
+	int			nmissing;
+	char	  **categorical;	/* kept whatever their KS */
+	int			ncategorical;
+	double		target_flagged;
+	double		attack_probability;
+	double		benign_threshold;	/* tau */
+	bool		tau_storable;	/* the catalogue is 1.3's */
+	int64		calibration_flows;
+	int64		calibration_flagged;
+	int64		contaminated;	/* quiet flows set aside */
+	int64		quiet_flows;	/* ... of these */
+	char	  **top_sources;
+	int64	   *top_counts;
+	int			ntop;
+	int			nclasses;		/* the held-out fifth, per attack class */
+	char	  **classes;
+	int64	   *class_flows;
+	double	   *class_before;
+	double	   *class_after;
+} AdaptResult;
+
+/* keep the rows where keep[i]: in place, in order */
+static void
+rows_keep(Rows *r, const bool *keep)
+{
+	int64		kept = 0;
+
+	for (int64 i = 0; i < r->n; i++)
+		if (keep[i])
+		{
+			memmove(r->x + kept * r->d, r->x + i * r->d, sizeof(float) * r->d);
+			if (r->labels)
+				r->labels[kept] = r->labels[i];
+			kept++;
+		}
+	r->n = kept;
 }
 
 /* ---- options ---- */
@@ -126,6 +209,10 @@ adapt_options(Jsonb *options, AdaptOptions *o)
 	memset(o, 0, sizeof(*o));
 	o->drop_ks = 0.3;
 	o->seed = 42;
+	o->keep_source_benign = true;
+	o->reference = DRIFT_REFERENCE_ALL;
+	o->target_flagged = 0.01;
+	o->attack_probability = ADAPT_CONTAMINATED_P;
 	if (options == NULL)
 		return;
 	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
@@ -151,6 +238,33 @@ adapt_options(Jsonb *options, AdaptOptions *o)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("options.drop_ks must be between 0 and 1, not %g", o->drop_ks)));
+		}
+		else if (strcmp(key, "target_flagged") == 0)
+		{
+			o->target_flagged = option_number(&v, key);
+			if (!(o->target_flagged > 0 && o->target_flagged <= 0.5))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options.target_flagged must be above 0 and at most 0.5, not %g",
+								o->target_flagged)));
+		}
+		else if (strcmp(key, "attack_probability") == 0)
+		{
+			o->attack_probability = option_number(&v, key);
+			if (!(o->attack_probability >= 0.5 && o->attack_probability <= 1))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options.attack_probability must be between 0.5 and 1, not %g",
+								o->attack_probability)));
+		}
+		else if (strcmp(key, "reference") == 0)
+		{
+			if (v.type != jbvString ||
+				(strcmp(shown, "\"all\"") != 0 && strcmp(shown, "\"benign\"") != 0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options.reference must be \"all\" or \"benign\", not %s", shown)));
+			o->reference = strcmp(shown, "\"all\"") == 0 ? DRIFT_REFERENCE_ALL : DRIFT_REFERENCE_BENIGN;
 		}
 		else if (strcmp(key, "seed") == 0)
 		{
@@ -191,7 +305,7 @@ adapt_options(Jsonb *options, AdaptOptions *o)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\"", key),
-					 errhint("Accepted: drop_ks, seed, training, deploy, source_benign.")));
+					 errhint("Accepted: drop_ks, reference, source_benign, target_flagged, attack_probability, seed, training, deploy.")));
 	}
 }
 
@@ -346,23 +460,25 @@ static void
 read_local(const char *query, NidsModel *model, Rows *local, int64 *n_empty)
 {
 	FlowQuery	fq;
-	int64		kept = 0;
+	int64		kept;
+	bool	   *keep;
 
-	rows_init(local, model->num_features);
+	rows_init(local, model->num_features, true);
 	model_window_query(&fq, query, model);
+	fq.label_column = "source_ip";	/* to name the sources of a contaminated period */
 	flow_read(&fq, rows_add, local);
 	/* flows without any feature value say nothing of the network */
+	keep = palloc_extended(sizeof(bool) * Max(local->n, 1), MCXT_ALLOC_HUGE);
 	for (int64 i = 0; i < local->n; i++)
 	{
-		bool		any = false;
-
-		for (int j = 0; j < local->d && !any; j++)
-			any = !isnan(local->x[i * local->d + j]);
-		if (any)
-			memmove(local->x + kept++ * local->d, local->x + i * local->d, sizeof(float) * local->d);
+		keep[i] = false;
+		for (int j = 0; j < local->d && !keep[i]; j++)
+			keep[i] = !isnan(local->x[i * local->d + j]);
 	}
-	*n_empty = local->n - kept;
-	local->n = kept;
+	kept = local->n;
+	rows_keep(local, keep);
+	*n_empty = kept - local->n;
+	kept = local->n;
 	if (*n_empty > 0 && kept < ADAPT_MIN_FLOWS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -376,7 +492,7 @@ read_local(const char *query, NidsModel *model, Rows *local, int64 *n_empty)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the benign query has %lld rows; adapting needs at least %d",
 						(long long) kept, ADAPT_MIN_FLOWS),
-				 errdetail("Half of them train, a quarter calibrate the novelty gate, a quarter measure the result; none is used twice.")));
+				 errdetail("Two thirds of them train, a sixth calibrate the novelty gate and the decision threshold, a sixth measure the result; none is used twice.")));
 }
 
 /* each feature's KS distance between the local flows and the reference */
@@ -400,9 +516,12 @@ local_ks(NidsModel *model, const Rows *local, int kind, const char **refname)
 	return ks;
 }
 
-/* the share of rows x (model's features) with a verdict other than benign */
+/*
+ * The share of rows x (model's features) with a verdict other than benign;
+ * each row's in flags[] when given.
+ */
 static double
-flagged_share(NidsModel *model, const float *x, int64 n)
+flagged_share(NidsModel *model, const float *x, int64 n, bool *flags)
 {
 	ScoreState	st;
 	int64		flagged = 0;
@@ -413,11 +532,103 @@ flagged_share(NidsModel *model, const float *x, int64 n)
 	score_state_for(&st, model, CurrentMemoryContext);
 	for (int64 i = 0; i < n; i++)
 	{
+		bool		f;
+
 		memcpy(st.x, x + i * model->num_features, sizeof(float) * model->num_features);
-		flagged += score_verdict_only(&st) != NIDS_VERDICT_BENIGN;
+		f = score_verdict_only(&st) != NIDS_VERDICT_BENIGN;
+		flagged += f;
+		if (flags)
+			flags[i] = f;
 		nids_check_interrupts(i);
 	}
 	return (double) flagged / n;
+}
+
+static int
+compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * A contaminated quiet period: the flows a classifier calls an attack with
+ * probability p or more (pb[i]: P(benign) of local flow i) are set aside
+ * (they must not become the local benign class), counted with their top
+ * sources; above ADAPT_CONTAMINATION_WARN of the flows, a WARNING says so.
+ */
+static void
+set_aside(Rows *local, const double *pb, double p, const char *model, AdaptResult *r)
+{
+	bool	   *keep = palloc_extended(sizeof(bool) * Max(local->n, 1), MCXT_ALLOC_HUGE);
+	char	  **srcs = palloc_extended(sizeof(char *) * Max(local->n, 1), MCXT_ALLOC_HUGE);
+
+	r->quiet_flows = local->n;
+	for (int64 i = 0; i < local->n; i++)
+	{
+		keep[i] = p >= 1 || pb[i] > 1.0 - p;
+		if (!keep[i])
+			srcs[r->contaminated++] = local->labels[i] ? local->labels[i] : "(no source_ip)";
+	}
+	rows_keep(local, keep);
+	/* the sources most of them came from */
+	qsort(srcs, r->contaminated, sizeof(char *), compare_strings);
+	r->top_sources = palloc(sizeof(char *) * 3);
+	r->top_counts = palloc(sizeof(int64) * 3);
+	for (int64 i = 0; i < r->contaminated;)
+	{
+		int64		j = i;
+		int			at;
+
+		while (j < r->contaminated && strcmp(srcs[j], srcs[i]) == 0)
+			j++;
+		for (at = r->ntop; at > 0 && r->top_counts[at - 1] < j - i; at--)
+			if (at < 3)
+			{
+				r->top_sources[at] = r->top_sources[at - 1];
+				r->top_counts[at] = r->top_counts[at - 1];
+			}
+		if (at < 3)
+		{
+			r->top_sources[at] = srcs[i];
+			r->top_counts[at] = j - i;
+			r->ntop = Min(r->ntop + 1, 3);
+		}
+		i = j;
+	}
+	if (r->contaminated > ADAPT_CONTAMINATION_WARN * r->quiet_flows)
+	{
+		StringInfoData top;
+
+		initStringInfo(&top);
+		for (int i = 0; i < r->ntop; i++)
+			appendStringInfo(&top, "%s%s (%lld)", i ? ", " : "", r->top_sources[i],
+							 (long long) r->top_counts[i]);
+		ereport(WARNING,
+				(errmsg("%.1f%% of the quiet flows (%lld of %lld) are attacks to model \"%s\" with probability %g or more: they are set aside",
+						100.0 * r->contaminated / r->quiet_flows, (long long) r->contaminated,
+						(long long) r->quiet_flows, model, p),
+				 errdetail("Their top sources: %s.", top.data),
+				 errhint("A quiet period with attacks in it would teach the new version that they are benign: check those sources, or adapt from another period.")));
+	}
+}
+
+/* P(benign) of each local flow by model's own classifier */
+static double *
+benign_probability(NidsModel *model, const Rows *local)
+{
+	ScoreState	st;
+	double	   *pb = palloc_extended(sizeof(double) * Max(local->n, 1), MCXT_ALLOC_HUGE);
+
+	memset(&st, 0, sizeof(st));
+	score_state_for(&st, model, CurrentMemoryContext);
+	for (int64 i = 0; i < local->n; i++)
+	{
+		memcpy(st.x, local->x + i * local->d, sizeof(float) * local->d);
+		(void) score_classify(&st);
+		pb[i] = model->benign_class >= 0 ? st.proba[model->benign_class] : 1.0;
+		nids_check_interrupts(i);
+	}
+	return pb;
 }
 
 /* the held-out fifth's attack flows of the source, as model's features */
@@ -427,7 +638,7 @@ read_attack_fifth(NidsModel *model, const char *qualified, const char *label_col
 {
 	FlowQuery	fq;
 
-	rows_init(out, model->num_features);
+	rows_init(out, model->num_features, true);
 	memset(&fq, 0, sizeof(fq));
 	fq.sql = psprintf("SELECT * FROM %s nids_src WHERE pg_catalog.abs(pg_catalog.hashtext(nids_src::pg_catalog.text)) "
 					  "OPERATOR(pg_catalog.%%) 5 OPERATOR(pg_catalog.=) 0 AND %s::pg_catalog.text OPERATOR(pg_catalog.<>) %s",
@@ -435,33 +646,12 @@ read_attack_fifth(NidsModel *model, const char *qualified, const char *label_col
 	fq.features = model->feature_names;
 	fq.num_features = model->num_features;
 	fq.model = model->name;
+	fq.label_column = label_col;
 	flow_read(&fq, rows_add, out);
 }
 
 /* ---- the result ---- */
 
-typedef struct AdaptResult
-{
-	int32		version;
-	char	   *adapted_from;
-	bool		retrained;
-	bool		keep_source_benign;
-	char	   *training_source;
-	int64		n_train;
-	int64		n_calibrate;
-	int64		n_measure;
-	int64		n_empty;
-	char	  **dropped;
-	double	   *dropped_ks;
-	int			ndropped;
-	double		drop_ks;
-	double		flagged_before;
-	double		flagged_after;
-	double		recall_before;
-	double		recall_after;
-	int64		n_attack;
-	bool		deployed;
-} AdaptResult;
 
 /* a JSON text as the value of key */
 static void
@@ -488,10 +678,10 @@ adapt_report(const AdaptResult *r, const char *label_col, const char *xgboost, i
 	report_string(&st, "adapted_from", r->adapted_from);
 	report_string(&st, "method", r->retrained ? "retrained" : "recalibrated");
 	report_string(&st, "why", !r->retrained
-				  ? "the training source is not known or gone (an imported version, or options.training): only the novelty gate and the benign reference were fitted to the local flows"
+				  ? "the training source is not known or gone (an imported version, or options.training): only the novelty gate, the decision threshold and the benign reference were fitted to the local flows"
 				  : r->keep_source_benign
-				  ? "retrained from the training source with half of the local flows added to its benign flows, without the features whose local distribution is far from the benign training flows"
-				  : "retrained from the training source's attack flows with half of the local flows as its benign flows, without the features whose local distribution is far from the benign training flows");
+				  ? "retrained from the training source with two thirds of the local flows added to its benign flows, without the features the local flows lack or whose local distribution is far from the training flows; the gate and the decision threshold fitted to a sixth of them"
+				  : "retrained from the training source's attack flows with two thirds of the local flows as its benign flows, without the features the local flows lack or whose local distribution is far from the training flows; the gate and the decision threshold fitted to a sixth of them");
 	if (r->training_source)
 		report_string(&st, "training_source", r->training_source);
 	else
@@ -510,7 +700,34 @@ adapt_report(const AdaptResult *r, const char *label_col, const char *xgboost, i
 		report_end(&st);
 	}
 	report_array_end(&st);
+	report_names(&st, "features_missing_locally", r->missing, r->nmissing);
+	report_names(&st, "categorical_kept", r->categorical, r->ncategorical);
+	if (r->reference)
+		report_string(&st, "reference", r->reference);
+	else
+		report_number(&st, "reference", NAN);
 	report_number(&st, "drop_ks", r->drop_ks);
+	report_number(&st, "benign_threshold", r->benign_threshold > 0 ? r->benign_threshold : NAN);
+	report_number(&st, "target_flagged", r->target_flagged);
+	report_begin(&st, "calibration");
+	report_int(&st, "flows", r->calibration_flows);
+	report_int(&st, "flagged", r->calibration_flagged);
+	report_end(&st);
+	report_begin(&st, "contamination");
+	report_int(&st, "quiet_flows", r->quiet_flows);
+	report_int(&st, "set_aside", r->contaminated);
+	report_number(&st, "share", r->quiet_flows > 0 ? (double) r->contaminated / r->quiet_flows : NAN);
+	report_number(&st, "attack_probability", r->attack_probability);
+	report_array_begin(&st, "top_sources");
+	for (int i = 0; i < r->ntop; i++)
+	{
+		report_element_begin(&st);
+		report_string(&st, "source", r->top_sources[i]);
+		report_int(&st, "flows", r->top_counts[i]);
+		report_end(&st);
+	}
+	report_array_end(&st);
+	report_end(&st);
 	if (r->retrained)
 		report_string(&st, "source_benign", r->keep_source_benign ? "keep" : "drop");
 	else
@@ -523,6 +740,18 @@ adapt_report(const AdaptResult *r, const char *label_col, const char *xgboost, i
 		report_int(&st, "attack_flows_measured", r->n_attack);
 	else
 		report_number(&st, "attack_flows_measured", NAN);
+	report_begin(&st, "per_class");
+	for (int c = 0; c < r->nclasses; c++)
+	{
+		report_begin(&st, r->classes[c]);
+		report_int(&st, "flows", r->class_flows[c]);
+		report_number(&st, "recall_before", r->class_before[c]);
+		report_number(&st, "recall_after", r->class_after[c]);
+		report_end(&st);
+	}
+	report_end(&st);
+	report_string(&st, "not_measured",
+				  "local attack recall: the local flows carry no labels, so how many local attacks the new version catches is not known here; attack_recall_* and per_class are the training source's held-out fifth, local_flagged_* the local measuring flows (all taken as benign)");
 	report_int(&st, "local_flows_without_features", r->n_empty);
 	report_bool(&st, "deployed", r->deployed);
 	if (internal)
@@ -569,42 +798,102 @@ set_adaptation(const char *name, int32 version, Jsonb *adaptation)
 	catalog_merge_metrics(name, version, wrap);
 }
 
-/* the gate's options: half of the calibration flows learn, half calibrate */
-static void
-attach_options(const char *benign, TrainOptions *opt)
+typedef struct TauFlow
 {
-	StringInfoData buf;
+	double		pb;				/* P(benign) */
+	bool		novel;			/* the gate's */
+} TauFlow;
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"deploy\": false, \"test_size\": 0.5, \"benign_label\": ");
-	escape_json(&buf, benign);
-	appendStringInfoChar(&buf, '}');
-	train_options_parse(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data))), opt);
+static int
+compare_tau_flows(const void *a, const void *b)
+{
+	double		x = ((const TauFlow *) a)->pb;
+	double		y = ((const TauFlow *) b)->pb;
+
+	return (x > y) - (x < y);
 }
 
 /*
- * Train the classifier again (see the header comment): the source without
- * its held-out fifth, local training flows as benign, only the kept
- * features; then the gate on the local calibration flows.  Registers one
- * version and returns it.
+ * tau: the largest threshold on P(benign) at which the whole verdict (the
+ * classifier by tau, then the gate) flags at most target of the m
+ * calibration flows x[rows[0 .. m-1]] (d features).  Setting tau alone
+ * would only hand flows to the gate: the gate's flags count too.
  */
-static int32
-adapt_retrain(NidsModel *model, Oid src, const char *label_col, const char *benign,
-			  Jsonb *metrics, const AdaptOptions *o, const Rows *local, const int64 *order,
-			  int64 n_train, int64 n_cal_end, char **keep, int nkeep, char **xgb, int64 *seed)
+static double
+calibrate_tau(const NidsForest *forest, int nclasses, int benign, const AttachFit *fit,
+			  const float *x, int d, const int64 *rows, int64 m, double target,
+			  int64 *flagged)
 {
-	TrainState	ts;
+	TauFlow    *f = palloc_extended(sizeof(TauFlow) * Max(m, 1), MCXT_ALLOC_HUGE);
+	int64	   *novel_from = palloc_extended(sizeof(int64) * (m + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	float	   *scratch = palloc(sizeof(float) * Max(forest_scratch_size(forest),
+												 forest_scratch_size(fit->iforest)));
+	float	   *margin = palloc(sizeof(float) * forest->num_groups);
+	double	   *proba = palloc(sizeof(double) * nclasses);
+	float	   *z = palloc(sizeof(float) * fit->gate->padded_features);
+	double		allowed = target * m;
+	double		tau = -1;
+
+	for (int64 i = 0; i < m; i++)
+	{
+		const float *xi = x + rows[i] * d;
+		NoveltyInputs in;
+
+		(void) forest_predict_class(forest, nclasses, xi, margin, proba, scratch);
+		f[i].pb = proba[benign];
+		novelty_inputs(fit->gate, fit->iforest, xi, classifier_uncertainty(proba, benign), true,
+					   z, scratch, &in);
+		(void) novelty_value(fit->gate, in.anomaly, in.uncertainty, in.distance, &f[i].novel);
+		nids_check_interrupts(i);
+	}
+	/* P(benign) ascending; novel_from[k]: novel flows from the k-th on */
+	qsort(f, m, sizeof(TauFlow), compare_tau_flows);
+	for (int64 k = m - 1; k >= 0; k--)
+		novel_from[k] = novel_from[k + 1] + f[k].novel;
+	/*
+	 * tau = the k-th P(benign): the k flows below it flagged, and the novel
+	 * above.  When the gate alone flags more than the target, the
+	 * classifier keeps its own share of it: tau flags at most target of the
+	 * flows by itself (the gate's excess is the gate's, reported).
+	 */
+	for (int pass = 0; pass < 2 && tau < 0; pass++)
+		for (int64 k = m - 1; k >= 0; k--)
+		{
+			int64		below = k;
+
+			while (below > 0 && f[below - 1].pb == f[k].pb)
+				below--;
+			if (below + (pass == 0 ? novel_from[below] : 0) <= allowed)
+			{
+				tau = f[k].pb;
+				*flagged = below + novel_from[below];
+				break;
+			}
+		}
+	if (tau < 0)
+	{
+		tau = m > 0 ? f[0].pb : 0.5;
+		*flagged = novel_from[0];
+	}
+	/* the column holds (0, 1): the smallest P(benign) may be 0 or 1 */
+	return Min(Max(tau, 1e-12), 1 - 1e-12);
+}
+
+/*
+ * A training run of the classifier again (train_begin): the source without
+ * its held-out fifth, its benign flows kept or not, only the kept features,
+ * the version's own XGBoost parameters and seed (*xgb, *seed: as the
+ * adapted version records them).
+ */
+static void
+adapt_train_begin(TrainState *ts, NidsModel *model, Oid src, const char *label_col,
+				  const char *benign, Jsonb *metrics, bool keep_source_benign, char **keep,
+				  int nkeep, char **xgb, int64 *seed)
+{
 	StringInfoData topts;
 	Relation	rel;
 	TupleDesc	desc;
 	char	   *model_seed = metric_text(metrics, "adaptation", "seed");
-	NidsModel	tm;
-	TrainOptions aopt;
-	AttachFit	fit;
-	float	   *cal;
-	Jsonb	   *gate_report;
-	int32		version;
-	MemoryContext old;
 
 	if (model_seed == NULL)
 		model_seed = metric_text(metrics, "seed", NULL);
@@ -641,13 +930,51 @@ adapt_retrain(NidsModel *model, Oid src, const char *label_col, const char *beni
 		appendStringInfo(&topts, ", \"seed\": %s", model_seed);
 	appendStringInfoChar(&topts, '}');
 
-	train_begin(&ts, src, label_col, model->name,
+	train_begin(ts, src, label_col, model->name,
 				DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(topts.data))));
-	ts.filter = psprintf("pg_catalog.abs(pg_catalog.hashtext(nids_src::pg_catalog.text)) "
+	ts->filter = psprintf("pg_catalog.abs(pg_catalog.hashtext(nids_src::pg_catalog.text)) "
 						 "OPERATOR(pg_catalog.%%) 5 OPERATOR(pg_catalog.<>) 0%s",
-						 o->keep_source_benign ? ""
+						 keep_source_benign ? ""
 						 : psprintf(" AND %s::pg_catalog.text OPERATOR(pg_catalog.<>) %s",
 									quote_identifier(label_col), quote_literal_cstr(benign)));
+}
+
+/* the gate's options: half of the calibration flows learn, half calibrate */
+static void
+attach_options(const char *benign, TrainOptions *opt)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"deploy\": false, \"test_size\": 0.5, \"benign_label\": ");
+	escape_json(&buf, benign);
+	appendStringInfoChar(&buf, '}');
+	train_options_parse(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data))), opt);
+}
+
+/*
+ * Train the classifier again (see the header comment): the source without
+ * its held-out fifth, local training flows as benign, only the kept
+ * features; then the gate on the local calibration flows.  Registers one
+ * version and returns it.
+ */
+static int32
+adapt_retrain(NidsModel *model, Oid src, const char *label_col, const char *benign,
+			  Jsonb *metrics, const AdaptOptions *o, const Rows *local, const int64 *order,
+			  int64 n_train, int64 n_cal_end, char **keep, int nkeep, char **xgb, int64 *seed,
+			  AdaptResult *r)
+{
+	TrainState	ts;
+	NidsModel	tm;
+	TrainOptions aopt;
+	AttachFit	fit;
+	float	   *cal;
+	Jsonb	   *gate_report;
+	int32		version;
+	MemoryContext old;
+
+	adapt_train_begin(&ts, model, src, label_col, benign, metrics, o->keep_source_benign,
+					  keep, nkeep, xgb, seed);
 	ts.extra_x = rows_part(local, model->feature_names, order, 0, n_train,
 						   model->feature_names, model->num_features);
 	ts.extra_d = model->num_features;
@@ -675,6 +1002,13 @@ adapt_retrain(NidsModel *model, Oid src, const char *label_col, const char *beni
 	ts.reference = fit.reference;
 	ts.benign_reference = fit.reference;
 	ts.deploy = false;
+	/* tau, on the calibration flows (the gate learnt from half of them) */
+	if (r->tau_storable)
+		ts.benign_threshold = calibrate_tau(ts.forest, ts.td.nclasses, ts.benign, &fit, cal, ts.k,
+										fit.rows, fit.ntrain + fit.ntest, r->target_flagged,
+										&r->calibration_flagged);
+	r->benign_threshold = ts.benign_threshold;
+	r->calibration_flows = fit.ntrain + fit.ntest;
 	gate_report = attach_report(&tm, "the local calibration flows", &fit, &aopt);
 	gate_report = jsonb_without(jsonb_without(jsonb_without(gate_report, "source"),
 											  "from_version"), "benign_relation");
@@ -715,7 +1049,7 @@ metrics_subset(Jsonb *metrics)
  */
 static int32
 adapt_recalibrate(NidsModel *model, const char *benign, Jsonb *metrics_of_version, const Rows *local,
-				  const int64 *order, int64 n_train, int64 n_cal_end)
+				  const int64 *order, int64 n_train, int64 n_cal_end, AdaptResult *r)
 {
 	TrainOptions aopt;
 	AttachFit	fit;
@@ -726,6 +1060,15 @@ adapt_recalibrate(NidsModel *model, const char *benign, Jsonb *metrics_of_versio
 
 	attach_options(benign, &aopt);
 	attach_fit(model, cal, n_cal_end - n_train, &aopt, &fit);
+	if (model->benign_class >= 0 && r->tau_storable)
+	{
+		fit.benign_threshold = calibrate_tau(model->forest, model->num_classes, model->benign_class,
+											 &fit, cal, model->num_features, fit.rows,
+											 fit.ntrain + fit.ntest, r->target_flagged,
+											 &r->calibration_flagged);
+		r->benign_threshold = fit.benign_threshold;
+		r->calibration_flows = fit.ntrain + fit.ntest;
+	}
 	metrics = attach_report(model, "the local calibration flows", &fit, &aopt);
 	/* the same classifier: the same hold-out quality, where the version has one */
 	carried = metrics_subset(metrics_of_version);
@@ -735,25 +1078,68 @@ adapt_recalibrate(NidsModel *model, const char *benign, Jsonb *metrics_of_versio
 }
 
 /*
- * The features whose local distribution is far from the benign training
- * flows (KS above drop_ks) into r, farthest first; the others into keep.
- * Returns how many are kept.
+ * Each feature's missing values among the local flows; those the local
+ * flows lack (missing in more than ADAPT_MISSING_SHARE of them) named in r.
+ */
+static int64 *
+local_missing(NidsModel *model, const Rows *local, AdaptResult *r)
+{
+	int			nf = model->num_features;
+	int64	   *missing = palloc0(sizeof(int64) * Max(nf, 1));
+
+	for (int64 i = 0; i < local->n; i++)
+		for (int j = 0; j < nf; j++)
+			missing[j] += isnan(local->x[i * nf + j]);
+	r->missing = palloc(sizeof(char *) * Max(nf, 1));
+	r->nmissing = 0;
+	for (int j = 0; j < nf; j++)
+		if (missing[j] > ADAPT_MISSING_SHARE * local->n)
+			r->missing[r->nmissing++] = model->feature_names[j];
+	return missing;
+}
+
+/* features whose values are codes, not quantities: kept whatever their KS */
+static bool
+categorical_feature(const char *name)
+{
+	return strcmp(name, "destination_port") == 0 || strcmp(name, "protocol") == 0;
+}
+
+/*
+ * Which features the retrained version keeps: not those the local flows
+ * lack (missing in more than ADAPT_MISSING_SHARE of them: trained as the
+ * local benign flows' trait, "missing" would mean "benign"), the
+ * categorical ones they have whatever their KS, not those whose local
+ * distribution is far from the reference (KS above drop_ks, farthest
+ * first).  The kept ones into keep; returns how many.
  */
 static int
-adapt_features(NidsModel *model, const Rows *local, double drop_ks, AdaptResult *r, char **keep)
+adapt_features(NidsModel *model, const Rows *local, const AdaptOptions *o, AdaptResult *r,
+			   char **keep)
 {
-	const char *refname;
-	double	   *ks = local_ks(model, local, DRIFT_REFERENCE_BENIGN, &refname);
+	int			nf = model->num_features;
+	double	   *ks = local_ks(model, local, o->reference, &r->reference);
+	int64	   *missing = local_missing(model, local, r);
 	int			nkeep = 0;
-	int		   *idx = palloc(sizeof(int) * Max(model->num_features, 1));
+	int		   *idx = palloc(sizeof(int) * Max(nf, 1));
 
-	r->dropped = palloc(sizeof(char *) * Max(model->num_features, 1));
-	r->dropped_ks = palloc(sizeof(double) * Max(model->num_features, 1));
-	for (int j = 0; j < model->num_features; j++)
-		if (ks[j] > drop_ks)
+	r->nmissing = 0;
+	r->dropped = palloc(sizeof(char *) * Max(nf, 1));
+	r->dropped_ks = palloc(sizeof(double) * Max(nf, 1));
+	r->categorical = palloc(sizeof(char *) * Max(nf, 1));
+	for (int j = 0; j < nf; j++)
+	{
+		const char *name = model->feature_names[j];
+
+		if (missing[j] > ADAPT_MISSING_SHARE * local->n)
+			r->missing[r->nmissing++] = (char *) name;
+		else if (categorical_feature(name))
+			keep[nkeep++] = r->categorical[r->ncategorical++] = (char *) name;
+		else if (ks[j] > o->drop_ks)
 			idx[r->ndropped++] = j;
 		else
-			keep[nkeep++] = model->feature_names[j];
+			keep[nkeep++] = (char *) name;
+	}
 	for (int a = 1; a < r->ndropped; a++)
 		for (int b = a; b > 0 && ks[idx[b]] > ks[idx[b - 1]]; b--)
 		{
@@ -770,16 +1156,67 @@ adapt_features(NidsModel *model, const Rows *local, double drop_ks, AdaptResult 
 	if (nkeep == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("every feature of model \"%s\" is far from the local flows (KS above %g)",
-						model->name, drop_ks),
+				 errmsg("no feature of model \"%s\" is both present in the local flows and close to its training flows (KS at most %g)",
+						model->name, o->drop_ks),
 				 errhint("Raise options.drop_ks, or train on flows of this network.")));
 	return nkeep;
 }
 
+
+/*
+ * Per class of the held-out fifth: its flows, and the share each version
+ * flags (before, after).
+ */
+static void
+per_class_recall(const Rows *before, const bool *fb, const Rows *after, const bool *fa,
+				 AdaptResult *r)
+{
+	char	  **labels = palloc(sizeof(char *) * Max(before->n, 1));
+	int64		n = 0;
+
+	for (int64 i = 0; i < before->n; i++)
+		if (before->labels[i])
+			labels[n++] = before->labels[i];
+	qsort(labels, n, sizeof(char *), compare_strings);
+	r->classes = palloc(sizeof(char *) * Max(n, 1));
+	for (int64 i = 0; i < n; i++)
+		if (r->nclasses == 0 || strcmp(r->classes[r->nclasses - 1], labels[i]) != 0)
+			r->classes[r->nclasses++] = labels[i];
+	r->class_flows = palloc0(sizeof(int64) * Max(r->nclasses, 1));
+	r->class_before = palloc0(sizeof(double) * Max(r->nclasses, 1));
+	r->class_after = palloc0(sizeof(double) * Max(r->nclasses, 1));
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const Rows *rows = pass == 0 ? before : after;
+		const bool *flags = pass == 0 ? fb : fa;
+		int64	   *count = palloc0(sizeof(int64) * Max(r->nclasses, 1));
+		double	   *share = pass == 0 ? r->class_before : r->class_after;
+
+		for (int64 i = 0; i < rows->n; i++)
+		{
+			char	  **at;
+
+			if (rows->labels[i] == NULL)
+				continue;
+			at = bsearch(&rows->labels[i], r->classes, r->nclasses, sizeof(char *), compare_strings);
+			if (at == NULL)
+				continue;
+			count[at - r->classes]++;
+			share[at - r->classes] += flags[i];
+		}
+		for (int c = 0; c < r->nclasses; c++)
+		{
+			share[c] = count[c] > 0 ? share[c] / count[c] : NAN;
+			if (pass == 0)
+				r->class_flows[c] = count[c];
+		}
+	}
+}
+
 /*
  * What version r->version changes against model: the share flagged of the
- * local measuring quarter, and, retrained, the attack recall on the fifth
- * of the source neither saw.
+ * local measuring sixth, and, retrained, the attack recall on the fifth of
+ * the source neither saw, per class.
  */
 static void
 adapt_measure(NidsModel *model, const Rows *local, const int64 *order, const char *label_col,
@@ -796,23 +1233,56 @@ adapt_measure(NidsModel *model, const Rows *local, const int64 *order, const cha
 	model_pin(adapted, CurrentMemoryContext);
 	r->flagged_before = flagged_share(model, rows_part(local, model->feature_names, order,
 													   n - r->n_measure, n, model->feature_names,
-													   model->num_features), r->n_measure);
+													   model->num_features), r->n_measure, NULL);
 	r->flagged_after = flagged_share(adapted, rows_part(local, model->feature_names, order,
 														n - r->n_measure, n, adapted->feature_names,
-														adapted->num_features), r->n_measure);
+														adapted->num_features), r->n_measure, NULL);
 	if (r->retrained)
 	{
 		Rows		before,
 					after;
+		bool	   *fb,
+				   *fa;
 
 		read_attack_fifth(model, r->training_source, label_col, benign, &before);
 		read_attack_fifth(adapted, r->training_source, label_col, benign, &after);
+		fb = palloc_extended(sizeof(bool) * Max(before.n, 1), MCXT_ALLOC_HUGE);
+		fa = palloc_extended(sizeof(bool) * Max(after.n, 1), MCXT_ALLOC_HUGE);
 		r->n_attack = before.n;
-		r->recall_before = flagged_share(model, before.x, before.n);
-		r->recall_after = flagged_share(adapted, after.x, after.n);
+		r->recall_before = flagged_share(model, before.x, before.n, fb);
+		r->recall_after = flagged_share(adapted, after.x, after.n, fa);
+		per_class_recall(&before, fb, &after, fa, r);
 	}
 	PopActiveSnapshot();
 }
+
+/*
+ * deploy => true is refused when a class of the held-out fifth with
+ * ADAPT_GUARD_FLOWS flows or more loses more than ADAPT_GUARD_LOSS of its
+ * recall: what the local flows cannot show, the source can.
+ */
+static void
+deploy_guard(const AdaptResult *r)
+{
+	StringInfoData lost;
+
+	initStringInfo(&lost);
+	for (int c = 0; c < r->nclasses; c++)
+		if (r->class_flows[c] >= ADAPT_GUARD_FLOWS &&
+			r->class_before[c] - r->class_after[c] > ADAPT_GUARD_LOSS)
+			appendStringInfo(&lost, "%s%s (%.0f%% -> %.0f%% of %lld flows)", lost.len ? ", " : "",
+							 r->classes[c], 100 * r->class_before[c], 100 * r->class_after[c],
+							 (long long) r->class_flows[c]);
+	if (lost.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the adapted version is not deployed: it loses more than %.0f points of recall on %s",
+						100 * ADAPT_GUARD_LOSS, lost.data),
+				 errdetail("Measured on the fifth of the training source that neither version learnt from; classes with at least %d of its flows are judged.",
+						   ADAPT_GUARD_FLOWS),
+				 errhint("Adapt without deploy to keep and study the version (its result has per_class), or deploy it yourself with nids_deploy.")));
+}
+
 
 /*
  * nids_adapt(model, benign_query, options): see the header comment.
@@ -837,6 +1307,8 @@ nids_adapt(PG_FUNCTION_ARGS)
 	const char *benign;
 	char	   *xgb = NULL;
 	int64		seed = 42;
+	char	  **keep;
+	int			nkeep = 0;
 	int			nest;
 	Jsonb	   *report;
 	Jsonb	   *result;
@@ -851,6 +1323,7 @@ nids_adapt(PG_FUNCTION_ARGS)
 	r.drop_ks = o.drop_ks;
 	r.keep_source_benign = o.keep_source_benign;
 	r.deployed = o.deploy;
+	r.target_flagged = o.target_flagged;
 	r.flagged_before = r.flagged_after = r.recall_before = r.recall_after = NAN;
 
 	/* options.training names a table as the caller sees it */
@@ -865,11 +1338,12 @@ nids_adapt(PG_FUNCTION_ARGS)
 	nest = nids_pin_search_path();
 	if (!catalog_read(model->name, model->version, CATALOG_READ_METRICS, &cur))
 		model_no_such_version(model->name, model->version);
-	n = local.n;
-	order = nids_random_permutation(n, (uint64) o.seed);
-	r.n_train = n / 2;
-	r.n_calibrate = (3 * n) / 4 - n / 2;
-	r.n_measure = n - (3 * n) / 4;
+	r.attack_probability = o.attack_probability;
+	r.tau_storable = catalog_has_benign_threshold();
+	if (!r.tau_storable)
+		ereport(NOTICE,
+				(errmsg("the nids catalogue is older than 1.3: the adapted version gets no decision threshold"),
+				 errhint("Run ALTER EXTENSION nids UPDATE.")));
 	source = o.training ? qualified_name(src) : metric_text(cur.metrics, "adaptation", "training_source");
 	if (source == NULL)
 		source = metric_text(cur.metrics, "relation", NULL);
@@ -881,20 +1355,36 @@ nids_adapt(PG_FUNCTION_ARGS)
 	r.retrained = OidIsValid(src) && label_col != NULL &&
 		model_reference(model, DRIFT_REFERENCE_ALL, NULL, true) != NULL;
 	r.training_source = OidIsValid(src) ? qualified_name(src) : NULL;
-
+	keep = palloc(sizeof(char *) * Max(model->num_features, 1));
+	/* attacks in the quiet period, by the version's own classifier */
+	set_aside(&local, benign_probability(model, &local), o.attack_probability, model->name, &r);
 	if (r.retrained)
-	{
-		char	  **keep = palloc(sizeof(char *) * Max(model->num_features, 1));
-		int			nkeep = adapt_features(model, &local, o.drop_ks, &r, keep);
-
+		nkeep = adapt_features(model, &local, &o, &r, keep);
+	else
+		(void) local_missing(model, &local, &r);	/* the classifier stays: only named */
+	n = local.n;
+	if (n < ADAPT_MIN_FLOWS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%lld quiet flows remain once the %lld the model calls attacks are set aside; adapting needs at least %d",
+						(long long) n, (long long) r.contaminated, ADAPT_MIN_FLOWS),
+				 errhint("Adapt from a period without attacks.")));
+	/* two thirds train, a sixth calibrates the gate and tau, a sixth measures */
+	order = nids_random_permutation(n, (uint64) o.seed);
+	r.n_train = (2 * n) / 3;
+	r.n_calibrate = (n - r.n_train) / 2;
+	r.n_measure = n - r.n_train - r.n_calibrate;
+	if (r.retrained)
 		r.version = adapt_retrain(model, src, label_col, benign, cur.metrics, &o, &local, order,
-								  r.n_train, r.n_train + r.n_calibrate, keep, nkeep, &xgb, &seed);
-	}
+								  r.n_train, r.n_train + r.n_calibrate, keep, nkeep, &xgb, &seed,
+								  &r);
 	else
 		r.version = adapt_recalibrate(model, benign, cur.metrics, &local, order, r.n_train,
-									  r.n_train + r.n_calibrate);
+									  r.n_train + r.n_calibrate, &r);
 
 	adapt_measure(model, &local, order, label_col, benign, &r);
+	if (o.deploy)
+		deploy_guard(&r);
 	set_adaptation(model->name, r.version, adapt_report(&r, label_col, xgb, seed, true));
 	if (o.deploy)
 		catalog_deploy(model->name, r.version);

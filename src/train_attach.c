@@ -180,9 +180,12 @@ attach_fit(NidsModel *model, const float *x, int64 n, const TrainOptions *opt, A
 		: attach_gate(model, &b, rows, fit->ntrain, rows, fit->ntrain, fit->iforest, opt,
 					  "benign training flows", &fit->cal);
 	/* the drift reference is built from all of them, in their order */
+	fit->rows = rows;
+	rows = palloc_extended(sizeof(int64) * Max(n, 1), MCXT_ALLOC_HUGE);
 	for (int64 i = 0; i < n; i++)
 		rows[i] = i;
 	fit->reference = drift_reference_build(x, b.d, rows, n, opt->seed);
+	fit->benign_threshold = 0;
 	pfree(rows);
 }
 
@@ -210,6 +213,7 @@ attach_register(NidsModel *model, const AttachFit *fit, const TrainOptions *opt,
 	rec.reference = fit->reference;
 	rec.benign_reference = fit->reference;
 	rec.benign_label = opt->benign_label;
+	rec.benign_threshold = fit->benign_threshold;
 	return catalog_register(&rec);
 }
 
