@@ -120,6 +120,19 @@ SELECT nids_adapt('a2', 'SELECT * FROM quiet_a2', '{"target_flagged": 0.9}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT nids_adapt('a2', 'SELECT * FROM quiet_a2', '{"attack_probability": 0.2}');
 \echo :LAST_ERROR_SQLSTATE
+-- a bundle whose tau is not in (0, 1) is refused (22P03): tau is its last 8 bytes
+SELECT nids_import_model(overlay(b placing '\x0000000000000040'::bytea from length(b) - 7), false)
+FROM (SELECT nids_export_model('a2@2') AS b) e;
+\echo :LAST_ERROR_SQLSTATE
+-- a period of attacks only: too few flows remain once they are set aside (22023)
+SELECT nids_adapt('a2', 'SELECT * FROM local_a2 WHERE label IN (''DDoS'', ''DoS Hulk'') ORDER BY flow_number LIMIT 50');
+\echo :LAST_ERROR_SQLSTATE
+-- no feature both present locally and close to the training flows (22023)
+SELECT nids_adapt('a2', 'SELECT * FROM quiet_a2', '{"drop_ks": 0.0001}') ->> 'categorical_kept' AS kept_anyway;
+CREATE TEMP TABLE portless_a2 AS SELECT * FROM quiet_a2;
+ALTER TABLE portless_a2 DROP COLUMN destination_port;
+SELECT nids_adapt('a2', 'SELECT * FROM portless_a2', '{"drop_ks": 0.0001}');
+\echo :LAST_ERROR_SQLSTATE
 -- KS against the benign training flows instead of all of them
 SELECT nids_adapt('a2', 'SELECT * FROM quiet_a2', '{"reference": "benign"}') ->> 'reference' AS reference;
 RESET nids.min_feature_coverage;

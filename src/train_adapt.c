@@ -7,23 +7,30 @@
  * Adaptation is a training step, in C over the training rooms' entry
  * points (train_begin/train_steps/train_register, attach_fit), with one
  * error path and one memory context; it never calls nids' own functions
- * through SQL.  The steps:
+ * through SQL.  The steps (doc/deploying.md):
  *	- the local flows: the benign query read as ks_drift reads a window
  *	  (one read-only SELECT, the caller's privileges and search_path) as
  *	  the model's feature vectors; flows without any feature value left
- *	  out; a seeded split into a half that trains, a quarter that
- *	  calibrates the novelty gate and a quarter that measures the result;
+ *	  out; those the model calls attacks with probability
+ *	  options.attack_probability (0.99) or more set aside and counted;
+ *	  a seeded split: two thirds train, a sixth calibrates the gate and
+ *	  the decision threshold, a sixth measures;
  *	- retrained (the version's training source is known and there): the
- *	  features whose local distribution is far from the training flows
- *	  (KS above options.drop_ks) are dropped, and the classifier is trained
- *	  again on the source without a seeded fifth, kept to measure attack
- *	  recall, its benign flows dropped or kept (options.source_benign), with
- *	  the local training half as benign flows;
+ *	  features the local flows lack are dropped, and those whose local
+ *	  distribution is far from the training flows (KS above drop_ks, all
+ *	  training flows or the benign ones) but for the categorical ones, and
+ *	  the classifier is trained again on the source without a seeded fifth,
+ *	  kept to measure attack recall, its benign flows kept or dropped
+ *	  (options.source_benign), with the local training flows as benign;
  *	- recalibrated (no source: an imported version): the classifier stays;
  *	- either way the gate and the drift references are fitted to the local
- *	  calibration quarter (attach_fit), and one version is registered:
+ *	  calibration flows (attach_fit), and tau, the threshold on P(benign)
+ *	  every verdict of the version uses, is set so that the whole verdict
+ *	  flags options.target_flagged of them; one version is registered:
  *	  version numbers follow each other, and the version's metrics carry
- *	  its hold-out quality and the adaptation's report.
+ *	  its hold-out quality and the adaptation's report;
+ *	- measured: the local measuring flows before and after, the source's
+ *	  held-out fifth per class; deploy is refused when a class loses much.
  *
  *-------------------------------------------------------------------------
  */

@@ -151,6 +151,7 @@ createdb "$DB" || exit 1
 q "DROP ROLE IF EXISTS up_loader; DROP ROLE IF EXISTS up_admin" >/dev/null 2>&1
 check "nids 1.2 installs" q "CREATE EXTENSION nids VERSION '1.2'"
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<'SQL' || { echo "not ok - 1.2 set-up"; exit 1; }
+SET client_min_messages = warning;
 \set tbl flows12
 \set n 1500
 \set seed 0.32
@@ -182,6 +183,8 @@ CREATE TABLE ensemble12 AS SELECT f.flow_number, v.version, (nids_ensemble(nids_
 CREATE TABLE health12 AS SELECT * FROM nids_health('SELECT * FROM flows12', 'm12');
 CREATE TABLE alerts12 AS SELECT alert_id, kind, class, src_ip, flows FROM nids.alerts;
 SQL
+check "an adaptation on the 1.2 catalogue, by the 1.3 library, has no decision threshold to store" \
+	test "$(q "SELECT count(*) FROM pg_attribute WHERE attrelid = 'nids.model_versions'::regclass AND attname = 'benign_threshold'")" = 0
 check "1.2 made incidents and scan state to keep" \
 	test "$(q "SELECT (SELECT count(*) > 0 FROM alerts12) AND (SELECT count(*) > 0 FROM nids.scan_state)")" = t
 check "ALTER EXTENSION nids UPDATE from 1.2 succeeds" q "ALTER EXTENSION nids UPDATE"
@@ -214,6 +217,25 @@ check "the 1.2 trigger scored the rows inserted after the update as before" \
 check "a member of nids_admin adapts after the update" \
 	test "$(q "CREATE ROLE up_admin IN ROLE nids_admin; GRANT SELECT ON flows12, local12 TO up_admin; SET ROLE up_admin;
 		SELECT nids_adapt('m12@1', 'SELECT * FROM local12 WHERE label = ''BENIGN''') ->> 'method'")" = retrained
+check "and the version adapted on 1.3 has its decision threshold; the 1.2 ones none" \
+	test "$(q "SELECT string_agg((benign_threshold IS NOT NULL)::text, ',' ORDER BY version) FROM nids.model_summary WHERE name = 'm12'")" = "false,false,true"
+# a version with a threshold cannot go into a catalogue that cannot store it
+tau_dir=$(mktemp -d)
+chmod 755 "$tau_dir"
+psql -X -q -d "$DB" -c "COPY (SELECT encode(nids_export_model('m12@3'), 'base64')) TO STDOUT" >"$tau_dir/tau.b64"
+chmod 644 "$tau_dir/tau.b64"
+createdb "${DB}_12" >/dev/null
+refused=$(psql -X -q -d "${DB}_12" -v VERBOSITY=verbose 2>&1 <<SQL
+CREATE EXTENSION nids VERSION '1.2';
+CREATE TABLE b (t text);
+\copy b FROM '$tau_dir/tau.b64'
+SELECT nids_import_model(decode(t, 'base64'), false) FROM b;
+SQL
+)
+dropdb "${DB}_12" >/dev/null 2>&1
+rm -rf "$tau_dir"
+check "a bundle with a threshold is refused by a 1.2 catalogue (55000, update first)" \
+	grep -q "ERROR:  55000: the nids catalogue cannot store a decision threshold before 1.3" <<<"$refused"
 q "DROP TABLE live12, flows12, local12, ensemble12, health12, alerts12; DELETE FROM nids.alerts; DELETE FROM nids.scan_state;
    DROP OWNED BY up_loader, up_admin; DROP ROLE up_loader, up_admin" >/dev/null
 run_suite 1.2
