@@ -12,7 +12,9 @@
  *	  (one read-only SELECT, the caller's privileges and search_path) as
  *	  the model's feature vectors; flows without any feature value left
  *	  out; those the model calls attacks with probability
- *	  options.attack_probability (0.99) or more set aside and counted;
+ *	  options.attack_probability (0.99) or more, and that a classifier
+ *	  taught the other quiet flows as benign does not call benign, set
+ *	  aside and counted;
  *	  a seeded split: two thirds train, a sixth calibrates the gate and
  *	  the decision threshold, a sixth measures;
  *	- retrained (the version's training source is known and there): the
@@ -73,6 +75,9 @@ PG_FUNCTION_INFO_V1(nids_adapt);
 										 * this surely is set aside (default of
 										 * options.attack_probability) */
 #define ADAPT_CONTAMINATION_WARN	0.05
+#define ADAPT_SCREEN_BENIGN	0.5		/* ... unless a classifier that learnt the
+									 * other quiet flows as benign finds it
+									 * likelier benign than this */
 #define ADAPT_GUARD_FLOWS	10		/* the deploy guard: classes with as many
 									 * held-out flows ... */
 #define ADAPT_GUARD_LOSS	0.20	/* ... may lose at most this much recall */
@@ -558,10 +563,11 @@ compare_strings(const void *a, const void *b)
 }
 
 /*
- * A contaminated quiet period: the flows a classifier calls an attack with
- * probability p or more (pb[i]: P(benign) of local flow i) are set aside
- * (they must not become the local benign class), counted with their top
- * sources; above ADAPT_CONTAMINATION_WARN of the flows, a WARNING says so.
+ * A contaminated quiet period: the flows called an attack with
+ * probability p or more (pb[i]: P(benign) of local flow i; NULL: none)
+ * are set aside (they must not become the local benign class), counted
+ * with their top sources; above ADAPT_CONTAMINATION_WARN of the flows, a
+ * WARNING says so.
  */
 static void
 set_aside(Rows *local, const double *pb, double p, const char *model, AdaptResult *r)
@@ -572,7 +578,7 @@ set_aside(Rows *local, const double *pb, double p, const char *model, AdaptResul
 	r->quiet_flows = local->n;
 	for (int64 i = 0; i < local->n; i++)
 	{
-		keep[i] = p >= 1 || pb[i] > 1.0 - p;
+		keep[i] = p >= 1 || pb == NULL || pb[i] > 1.0 - p;
 		if (!keep[i])
 			srcs[r->contaminated++] = local->labels[i] ? local->labels[i] : "(no source_ip)";
 	}
@@ -944,6 +950,68 @@ adapt_train_begin(TrainState *ts, NidsModel *model, Oid src, const char *label_c
 						 keep_source_benign ? ""
 						 : psprintf(" AND %s::pg_catalog.text OPERATOR(pg_catalog.<>) %s",
 									quote_identifier(label_col), quote_literal_cstr(benign)));
+}
+
+/*
+ * Retraining: P(benign) of each local flow by a classifier trained as the
+ * adapted one will be (the kept features, the source without its fifth,
+ * local flows as benign), in two folds: each half of the local flows is
+ * judged by the classifier that learnt the other half as benign.  What it
+ * still calls an attack looks like the source's attacks on the features
+ * the adaptation keeps, even beside local flows taught as benign: an
+ * attack in the quiet period.  A flow the version's own classifier
+ * misreads because the local exporter writes some features differently or
+ * not at all is like the other half's, learnt as benign, and kept.
+ */
+static double *
+screen_quiet_flows(NidsModel *model, Oid src, const char *label_col, const char *benign,
+				   Jsonb *metrics, const AdaptOptions *o, const Rows *local, char **keep,
+				   int nkeep)
+{
+	double	   *pb = palloc_extended(sizeof(double) * Max(local->n, 1), MCXT_ALLOC_HUGE);
+	int64	   *order = nids_random_permutation(local->n, (uint64) o->seed + 1);
+	int64		half = local->n / 2;
+
+	for (int fold = 0; fold < 2; fold++)
+	{
+		TrainState	ts;
+		char	   *xgb;
+		int64		seed;
+		MemoryContext old;
+		const int64 *learn = fold == 0 ? order + half : order;
+		int64		nlearn = fold == 0 ? local->n - half : half;
+		const int64 *judge = fold == 0 ? order : order + half;
+		int64		njudge = fold == 0 ? half : local->n - half;
+		float	   *x;
+		float	   *scratch;
+		float	   *margin;
+		double	   *proba;
+
+		adapt_train_begin(&ts, model, src, label_col, benign, metrics, o->keep_source_benign,
+						  keep, nkeep, &xgb, &seed);
+		ts.extra_x = rows_part(local, model->feature_names, learn, 0, nlearn,
+							   model->feature_names, model->num_features);
+		ts.extra_d = model->num_features;
+		ts.extra_names = model->feature_names;
+		ts.extra_n = nlearn;
+		ts.extra_label = benign;
+		old = MemoryContextSwitchTo(ts.cxt);
+		train_steps(&ts);
+		x = rows_part(local, model->feature_names, judge, 0, njudge, ts.kept, ts.k);
+		scratch = palloc(sizeof(float) * forest_scratch_size(ts.forest));
+		margin = palloc(sizeof(float) * ts.forest->num_groups);
+		proba = palloc(sizeof(double) * ts.td.nclasses);
+		for (int64 i = 0; i < njudge; i++)
+		{
+			(void) forest_predict_class(ts.forest, ts.td.nclasses, x + i * ts.k, margin, proba,
+										scratch);
+			pb[judge[i]] = proba[ts.benign];
+			nids_check_interrupts(i);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(ts.cxt);
+	}
+	return pb;
 }
 
 /* the gate's options: half of the calibration flows learn, half calibrate */
@@ -1363,12 +1431,36 @@ nids_adapt(PG_FUNCTION_ARGS)
 		model_reference(model, DRIFT_REFERENCE_ALL, NULL, true) != NULL;
 	r.training_source = OidIsValid(src) ? qualified_name(src) : NULL;
 	keep = palloc(sizeof(char *) * Max(model->num_features, 1));
-	/* attacks in the quiet period, by the version's own classifier */
-	set_aside(&local, benign_probability(model, &local), o.attack_probability, model->name, &r);
+	/*
+	 * attacks in the quiet period: what the version's classifier calls an
+	 * attack with probability attack_probability or more; retraining, not
+	 * what a classifier that learnt the other quiet flows as benign calls
+	 * benign (screen_quiet_flows): that is the local exporter's or
+	 * network's way, which adapting must learn
+	 */
 	if (r.retrained)
+	{
 		nkeep = adapt_features(model, &local, &o, &r, keep);
+		if (o.attack_probability < 1)
+		{
+			double	   *pb = benign_probability(model, &local);
+			double	   *screen = screen_quiet_flows(model, src, label_col, benign, cur.metrics,
+													&o, &local, keep, nkeep);
+
+			/* a flow like the quiet flows taught as benign is not an attack */
+			for (int64 i = 0; i < local.n; i++)
+				if (screen[i] > ADAPT_SCREEN_BENIGN)
+					pb[i] = 1.0;
+			set_aside(&local, pb, o.attack_probability, model->name, &r);
+		}
+		else
+			set_aside(&local, NULL, 1, model->name, &r);
+	}
 	else
+	{
 		(void) local_missing(model, &local, &r);	/* the classifier stays: only named */
+		set_aside(&local, benign_probability(model, &local), o.attack_probability, model->name, &r);
+	}
 	n = local.n;
 	if (n < ADAPT_MIN_FLOWS)
 		ereport(ERROR,
