@@ -29,6 +29,8 @@ OBJS = \
 	src/train_report.o \
 	src/train_attach.o \
 	src/train_adapt.o \
+	src/train_adapt_local.o \
+	src/train_adapt_report.o \
 	src/train_novelty.o \
 	src/drift_reference.o \
 	src/drift_stats.o \
