@@ -326,7 +326,7 @@ adapt_report(const AdaptResult *r, const char *label_col, const char *xgboost, i
 	report_end(&st);
 	report_begin(&st, "contamination");
 	report_int(&st, "quiet_flows", r->quiet_flows);
-	report_int(&st, "adapt_set_aside", r->contaminated);
+	report_int(&st, "set_aside", r->contaminated);
 	report_number(&st, "share", r->quiet_flows > 0 ? (double) r->contaminated / r->quiet_flows : NAN);
 	report_number(&st, "attack_probability", r->attack_probability);
 	report_array_begin(&st, "top_sources");
