@@ -232,7 +232,7 @@ decide_sweep(ScanSource *s, ScanKind kind, const ScanWindow *w, TimestampTz ts, 
 	d->attempts = s->family_attempts[SCAN_WEAK];
 	d->first_contacts = w->unanswered + w->answered;
 	d->first_failed = w->unanswered;
-	d->window = ts - w->start;
+	d->window = Max(ts - w->start, 0);	/* a late row: the window is not negative */
 }
 
 /* a TCP attempt: the walks */
