@@ -183,3 +183,34 @@ report_importance(JsonbParseState **st, char **names, int d, const double *gain,
 	}
 	report_end(st);
 }
+
+/*
+ * An options object's keys, one a call (options_next), from options_begin,
+ * which refuses anything but an object (22023).
+ */
+JsonbIterator *
+options_begin(Jsonb *options)
+{
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object")));
+	return JsonbIteratorInit(&options->root);
+}
+
+/* the next key (palloc'd) and its value; false past the last */
+bool
+options_next(JsonbIterator **it, char **key, JsonbValue *value)
+{
+	JsonbValue	k;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(it, &k, true)) != WJB_DONE)
+		if (tok == WJB_KEY)
+		{
+			*key = pnstrdup(k.val.string.val, k.val.string.len);
+			(void) JsonbIteratorNext(it, value, true);
+			return true;
+		}
+	return false;
+}

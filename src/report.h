@@ -27,6 +27,10 @@ extern void report_array_end(JsonbParseState **st);
 extern void report_element_begin(JsonbParseState **st);
 extern void report_int_row(JsonbParseState **st, const int64 *values, int n);
 extern Jsonb *report_finish(JsonbParseState **st);
+
+/* reading an options object (nids_scans, nids_adapt, ...) */
+extern JsonbIterator *options_begin(Jsonb *options);
+extern bool options_next(JsonbIterator **it, char **key, JsonbValue *value);
 extern void report_importance(JsonbParseState **st, char **names, int d,
 							  const double *gain, const double *cover,
 							  const int64 *splits);

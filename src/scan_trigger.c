@@ -129,26 +129,15 @@ static void
 scan_options(Jsonb *options, ScanParams *p)
 {
 	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken tok;
+	JsonbValue	v;
+	char	   *key;
 
 	scan_params_default(p);
 	if (options == NULL)
 		return;
-	if (!JB_ROOT_IS_OBJECT(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options must be a JSON object")));
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	it = options_begin(options);
+	while (options_next(&it, &key, &v))
 	{
-		char	   *key;
-
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
-		(void) JsonbIteratorNext(&it, &v, true);
 		if (strcmp(key, "theta0") == 0)
 			p->theta0 = option_number(&v, key, 0.01, 0.99);
 		else if (strcmp(key, "theta1") == 0)

@@ -37,9 +37,8 @@ void
 adapt_options(Jsonb *options, AdaptOptions *o)
 {
 	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken tok;
+	JsonbValue	v;
+	char	   *key;
 
 	memset(o, 0, sizeof(*o));
 	o->drop_ks = 0.3;
@@ -50,20 +49,11 @@ adapt_options(Jsonb *options, AdaptOptions *o)
 	o->attack_probability = ADAPT_CONTAMINATED_P;
 	if (options == NULL)
 		return;
-	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options must be a JSON object")));
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	it = options_begin(options);
+	while (options_next(&it, &key, &v))
 	{
-		char	   *key;
 		char	   *shown;
 
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
-		(void) JsonbIteratorNext(&it, &v, true);
 		shown = v.type == jbvBinary ? JsonbToCString(NULL, v.val.binary.data, 0)
 			: JsonbToCString(NULL, &JsonbValueToJsonb(&v)->root, 0);
 		if (strcmp(key, "drop_ks") == 0)
