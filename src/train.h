@@ -115,8 +115,8 @@ typedef struct AttachFit
 	double		benign_threshold;	/* tau to register with; 0: none */
 } AttachFit;
 
-extern void attach_fit(NidsModel *model, const float *x, int64 n, const TrainOptions *opt,
-					   AttachFit *fit);
+extern void attach_fit(NidsModel *model, const float *x, int64 n, int64 nlearn,
+					   const TrainOptions *opt, AttachFit *fit);
 extern Jsonb *attach_report(NidsModel *model, const char *qualified, const AttachFit *fit,
 							const TrainOptions *opt);
 extern int32 attach_register(NidsModel *model, const AttachFit *fit, const TrainOptions *opt,

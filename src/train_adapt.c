@@ -245,21 +245,22 @@ adapt_retrain(NidsModel *model, Oid src, const char *label_col, const char *beni
 	tm.forest = ts.forest;
 	tm.benign_class = ts.benign;
 	attach_options(benign, &aopt);
-	cal = adapt_rows_part(local, model->feature_names, order, n_train, n_cal_end, ts.kept, ts.k);
-	attach_fit(&tm, cal, n_cal_end - n_train, &aopt, &fit);
+	/* the gate learns the local training flows and is calibrated on the next sixth */
+	cal = adapt_rows_part(local, model->feature_names, order, 0, n_cal_end, ts.kept, ts.k);
+	attach_fit(&tm, cal, n_cal_end, n_train, &aopt, &fit);
 	ts.iforest = fit.iforest;
 	ts.gate = fit.gate;
 	ts.calibration = fit.cal;
 	ts.reference = fit.reference;
 	ts.benign_reference = fit.reference;
 	ts.deploy = false;
-	/* tau, on the calibration flows (the gate learnt from half of them) */
+	/* tau, on the calibration flows, which the gate did not learn from */
 	if (r->tau_storable)
-		ts.benign_threshold = adapt_calibrate_tau(ts.forest, ts.td.nclasses, ts.benign, &fit, cal, ts.k,
-										fit.rows, fit.ntrain + fit.ntest, r->target_flagged,
-										&r->calibration_flagged);
+		ts.benign_threshold = adapt_calibrate_tau(ts.forest, ts.td.nclasses, ts.benign, &fit, cal,
+												  ts.k, fit.rows + fit.ntrain, fit.ntest,
+												  r->target_flagged, &r->calibration_flagged);
 	r->benign_threshold = ts.benign_threshold;
-	r->calibration_flows = fit.ntrain + fit.ntest;
+	r->calibration_flows = fit.ntest;
 	gate_report = attach_report(&tm, "the local calibration flows", &fit, &aopt);
 	gate_report = adapt_jsonb_without(adapt_jsonb_without(adapt_jsonb_without(gate_report, "source"),
 											  "from_version"), "benign_relation");
@@ -280,20 +281,22 @@ adapt_recalibrate(NidsModel *model, const char *benign, Jsonb *metrics_of_versio
 	TrainOptions aopt;
 	AttachFit	fit;
 	Jsonb	   *metrics;
-	float	   *cal = adapt_rows_part(local, model->feature_names, order, n_train, n_cal_end,
-								model->feature_names, model->num_features);
+	float	   *cal = adapt_rows_part(local, model->feature_names, order, 0, n_cal_end,
+										  model->feature_names, model->num_features);
 	Jsonb	   *carried;
 
+	/* the gate learns the local training flows and is calibrated on the next sixth */
 	attach_options(benign, &aopt);
-	attach_fit(model, cal, n_cal_end - n_train, &aopt, &fit);
+	attach_fit(model, cal, n_cal_end, n_train, &aopt, &fit);
 	if (model->benign_class >= 0 && r->tau_storable)
 	{
-		fit.benign_threshold = adapt_calibrate_tau(model->forest, model->num_classes, model->benign_class,
-											 &fit, cal, model->num_features, fit.rows,
-											 fit.ntrain + fit.ntest, r->target_flagged,
-											 &r->calibration_flagged);
+		fit.benign_threshold = adapt_calibrate_tau(model->forest, model->num_classes,
+												   model->benign_class, &fit, cal,
+												   model->num_features, fit.rows + fit.ntrain,
+												   fit.ntest, r->target_flagged,
+												   &r->calibration_flagged);
 		r->benign_threshold = fit.benign_threshold;
-		r->calibration_flows = fit.ntrain + fit.ntest;
+		r->calibration_flows = fit.ntest;
 	}
 	metrics = attach_report(model, "the local calibration flows", &fit, &aopt);
 	/* the same classifier: the same hold-out quality, where the version has one */

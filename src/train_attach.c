@@ -162,17 +162,31 @@ attach_report(NidsModel *model, const char *qualified, const AttachFit *fit,
  * Fit a gate and a drift reference for model's classifier to the n benign
  * flows x (its features, in its order): the isolation forest and the
  * benign prototypes on all but a seeded hold-out of opt->test_size of
- * them, the gate calibrated on the hold-out, the reference built from all
- * of them.  What nids_attach_benign and the adaptation register.
+ * them (or, nlearn > 0, on the first nlearn), the gate calibrated on the
+ * others, the reference built from all of them.  What nids_attach_benign and the adaptation register.
  */
 void
-attach_fit(NidsModel *model, const float *x, int64 n, const TrainOptions *opt, AttachFit *fit)
+attach_fit(NidsModel *model, const float *x, int64 n, int64 nlearn, const TrainOptions *opt,
+		   AttachFit *fit)
 {
 	BenignRows	b = {model->num_features, n, n, (float *) x};
-	int64	   *rows = nids_random_permutation(n, opt->seed);
+	int64	   *rows;
 
-	fit->ntest = Min((int64) floor(opt->test_size * n + 0.5), n - 1);
-	fit->ntrain = n - fit->ntest;
+	if (nlearn > 0 && nlearn < n)
+	{
+		/* the caller's split: the first nlearn learn, the others calibrate */
+		rows = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
+		for (int64 i = 0; i < n; i++)
+			rows[i] = i;
+		fit->ntrain = nlearn;
+		fit->ntest = n - nlearn;
+	}
+	else
+	{
+		rows = nids_random_permutation(n, opt->seed);
+		fit->ntest = Min((int64) floor(opt->test_size * n + 0.5), n - 1);
+		fit->ntrain = n - fit->ntest;
+	}
 	fit->iforest = iforest_train(x, b.d, rows, fit->ntrain, &opt->iforest);
 	fit->gate = fit->ntest > 0
 		? attach_gate(model, &b, rows, fit->ntrain, rows + fit->ntrain, fit->ntest, fit->iforest,
@@ -242,7 +256,7 @@ nids_attach_benign(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(cxt);
 	memset(&benign, 0, sizeof(benign));
 	read_benign(PG_GETARG_OID(1), model, &benign, &qualified);
-	attach_fit(model, benign.x, benign.n, &opt, &fit);
+	attach_fit(model, benign.x, benign.n, 0, &opt, &fit);
 
 	version = attach_register(model, &fit, &opt, attach_report(model, qualified, &fit, &opt),
 							  opt.deploy != DEPLOY_NEVER);
