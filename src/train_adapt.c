@@ -72,12 +72,14 @@ PG_FUNCTION_INFO_V1(nids_adapt);
  * A training run of the classifier again (train_begin): the source without
  * its held-out fifth, its benign flows kept or not, only the kept features,
  * the version's own XGBoost parameters and seed (*xgb, *seed: as the
- * adapted version records them).
+ * adapted version records them), and the local flows local[rows[0 ..
+ * nrows-1]] added as benign flows.
  */
 static void
 adapt_train_begin(TrainState *ts, NidsModel *model, Oid src, const char *label_col,
 				  const char *benign, Jsonb *metrics, bool keep_source_benign, char **keep,
-				  int nkeep, char **xgb, int64 *seed)
+				  int nkeep, const Rows *local, const int64 *rows, int64 nrows, char **xgb,
+				  int64 *seed)
 {
 	StringInfoData topts;
 	Relation	rel;
@@ -126,6 +128,12 @@ adapt_train_begin(TrainState *ts, NidsModel *model, Oid src, const char *label_c
 						 keep_source_benign ? ""
 						 : psprintf(" AND %s::pg_catalog.text OPERATOR(pg_catalog.<>) %s",
 									quote_identifier(label_col), quote_literal_cstr(benign)));
+	ts->extra_x = adapt_rows_part(local, model->feature_names, rows, 0, nrows,
+								  model->feature_names, model->num_features);
+	ts->extra_d = model->num_features;
+	ts->extra_names = model->feature_names;
+	ts->extra_n = nrows;
+	ts->extra_label = benign;
 }
 
 /*
@@ -164,13 +172,7 @@ screen_quiet_flows(NidsModel *model, Oid src, const char *label_col, const char 
 		double	   *proba;
 
 		adapt_train_begin(&ts, model, src, label_col, benign, metrics, o->keep_source_benign,
-						  keep, nkeep, &xgb, &seed);
-		ts.extra_x = adapt_rows_part(local, model->feature_names, learn, 0, nlearn,
-							   model->feature_names, model->num_features);
-		ts.extra_d = model->num_features;
-		ts.extra_names = model->feature_names;
-		ts.extra_n = nlearn;
-		ts.extra_label = benign;
+						  keep, nkeep, local, learn, nlearn, &xgb, &seed);
 		old = MemoryContextSwitchTo(ts.cxt);
 		train_steps(&ts);
 		x = adapt_rows_part(local, model->feature_names, judge, 0, njudge, ts.kept, ts.k);
@@ -225,13 +227,7 @@ adapt_retrain(NidsModel *model, Oid src, const char *label_col, const char *beni
 	MemoryContext old;
 
 	adapt_train_begin(&ts, model, src, label_col, benign, metrics, o->keep_source_benign,
-					  keep, nkeep, xgb, seed);
-	ts.extra_x = adapt_rows_part(local, model->feature_names, order, 0, n_train,
-						   model->feature_names, model->num_features);
-	ts.extra_d = model->num_features;
-	ts.extra_names = model->feature_names;
-	ts.extra_n = n_train;
-	ts.extra_label = benign;
+					  keep, nkeep, local, order, n_train, xgb, seed);
 	old = MemoryContextSwitchTo(ts.cxt);
 	train_steps(&ts);
 
