@@ -133,6 +133,9 @@ CREATE TEMP TABLE portless_a2 AS SELECT * FROM quiet_a2;
 ALTER TABLE portless_a2 DROP COLUMN destination_port;
 SELECT nids_adapt('a2', 'SELECT * FROM portless_a2', '{"drop_ks": 0.0001}');
 \echo :LAST_ERROR_SQLSTATE
+-- a training table name that is not a name (42602, as to_regclass says)
+SELECT nids_adapt('a2', 'SELECT * FROM quiet_a2', '{"training": "\"unclosed"}');
+\echo :LAST_ERROR_SQLSTATE
 -- KS against the benign training flows instead of all of them
 SELECT nids_adapt('a2', 'SELECT * FROM quiet_a2', '{"reference": "benign"}') ->> 'reference' AS reference;
 RESET nids.min_feature_coverage;

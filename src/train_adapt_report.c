@@ -224,7 +224,11 @@ adapt_xgboost_options(Jsonb *metrics)
 	return buf.data;
 }
 
-/* a relation by name, resolved with the current search_path; InvalidOid if none */
+/*
+ * A relation by name, resolved with the current search_path; InvalidOid
+ * if none.  A name that is not one (options.training '"x') is the caller's
+ * error: 42602, as to_regclass gives.
+ */
 Oid
 adapt_relation_by_name(const char *name)
 {
@@ -232,18 +236,7 @@ adapt_relation_by_name(const char *name)
 
 	if (name == NULL)
 		return InvalidOid;
-	PG_TRY();
-	{
-		names = stringToQualifiedNameList(name);
-	}
-	PG_CATCH();
-	{
-		FlushErrorState();
-		names = NIL;
-	}
-	PG_END_TRY();
-	if (names == NIL)
-		return InvalidOid;
+	names = stringToQualifiedNameList(name);
 	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
 }
 
