@@ -73,6 +73,18 @@ CREATE TRIGGER score BEFORE INSERT ON live_a2 FOR EACH ROW EXECUTE FUNCTION nids
 INSERT INTO live_a2 SELECT * FROM local_a2 WHERE flow_number::int % 4 = 0;
 SELECT count(*) FILTER (WHERE l.predicted_label <> j.label) AS trigger_differs
 FROM live_a2 l JOIN judged j USING (flow_number);
+-- nids_attach_benign on a version with tau: the new version keeps tau, and
+-- its gate counts the classifier's false alarms by tau, as the version's
+-- verdicts decide (a loose target: tau calls many quiet flows attacks)
+CREATE TEMP TABLE loose AS
+SELECT (nids_adapt('a2', 'SELECT * FROM quiet_a2', '{"target_flagged": 0.5}') ->> 'version')::int AS version;
+CREATE TEMP TABLE attached AS
+SELECT nids_attach_benign('a2@' || version, 'quiet_a2', '{"deploy": false}') AS version FROM loose;
+SELECT n.benign_threshold = o.benign_threshold AS keeps_tau,
+	(n.metrics->'novelty'->>'classifier_false_alarms')::int
+		> 0.2 * (n.metrics->'novelty'->>'calibration_flows')::int AS alarms_by_tau
+FROM loose l, attached a, nids.model_versions o, nids.model_versions n
+WHERE o.name = 'a2' AND o.version = l.version AND n.name = 'a2' AND n.version = a.version;
 -- exported and imported (a new version of a2), the version keeps tau and its verdicts
 CREATE TEMP TABLE copy_v AS SELECT nids_import_model(nids_export_model('a2@2'), false) AS version;
 SELECT c.benign_threshold = o.benign_threshold AS same_tau

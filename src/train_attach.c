@@ -94,7 +94,8 @@ benign_class_of(const NidsModel *model, const char *benign_label)
 /*
  * The gate: prototypes of the training rows, calibrated with the isolation
  * forest's own threshold on the n calibration rows, counting the model's
- * classifier's false alarms.  Without a benign class the classifier never
+ * classifier's false alarms (by its tau where it has one: every verdict
+ * of the version decides so).  Without a benign class the classifier never
  * says benign and the gate is the isolation forest.
  */
 static NoveltyGate *
@@ -119,6 +120,9 @@ attach_gate(NidsModel *model, const BenignRows *b, const int64 *train, int64 ntr
 												 margin, proba, scratch);
 		NoveltyInputs in;
 
+		/* the classifier's false alarm, as the version decides: by its tau */
+		if (benign >= 0 && model->benign_threshold > 0)
+			label = proba[benign] >= model->benign_threshold ? benign : -1;
 		novelty_inputs(g, iforest, x, classifier_uncertainty(proba, benign), true, z,
 					   scratch, &in);
 		gate_samples_add(&samples, &in, benign >= 0 && label != benign);
@@ -199,7 +203,8 @@ attach_fit(NidsModel *model, const float *x, int64 n, int64 nlearn, const TrainO
 	for (int64 i = 0; i < n; i++)
 		rows[i] = i;
 	fit->reference = drift_reference_build(x, b.d, rows, n, opt->seed);
-	fit->benign_threshold = 0;
+	/* the classifier's own decision threshold stays with it */
+	fit->benign_threshold = model->benign_threshold;
 	pfree(rows);
 }
 
