@@ -41,6 +41,22 @@ SELECT (r->>'benign_threshold')::float8 > 0 AND (r->>'benign_threshold')::float8
 		AS at_most_target,
 	(r->'calibration'->>'flows')::int > 0 AS calibrated_on_flows
 FROM r1;
+-- local_flagged_after is measured crossed on the calibration third (the gate
+-- and tau calibrated on one half, counted on the other): it says what the
+-- version flags of new flows of the same network, which the in-sample
+-- calibration share cannot
+\set ECHO none
+\set tbl fresh_a2
+\set n 2400
+\set seed 0.58
+\set shift 2.0
+\i test/fixtures/flows.sql
+\set ECHO all
+SELECT r->'local_flows'->'measure' = r->'local_flows'->'calibrate' AS measured_on_the_third,
+	abs((r->>'local_flagged_after')::float8 -
+		(SELECT avg(((nids_ensemble(nids_features(f, 'a2@' || (r->>'version')), 'a2@' || (r->>'version'))).verdict
+			<> 'benign')::int) FROM fresh_a2 f WHERE label = 'BENIGN')) < 0.01 AS predicts_new_flows
+FROM r1;
 -- stored with the version, and shown in its summary
 SELECT abs(s.benign_threshold - (r->>'benign_threshold')::float8) < 1e-5 * s.benign_threshold AS stored
 FROM r1, nids.model_summary s WHERE s.name = 'a2' AND s.version = (r->>'version')::int;

@@ -15,8 +15,8 @@
  *	  options.attack_probability (0.99) or more, and that a classifier
  *	  taught the other quiet flows as benign does not call benign, set
  *	  aside and counted;
- *	  a seeded split: two thirds train, a sixth calibrates the gate and
- *	  the decision threshold, a sixth measures;
+ *	  a seeded split: two thirds train, a third calibrates the gate and
+ *	  the decision threshold;
  *	- retrained (the version's training source is known and there): the
  *	  features the local flows lack are dropped, and those whose local
  *	  distribution is far from the training flows (KS above drop_ks, all
@@ -28,10 +28,12 @@
  *	- either way the gate and the drift references are fitted to the local
  *	  calibration flows (attach_fit), and tau, the threshold on P(benign)
  *	  every verdict of the version uses, is set so that the whole verdict
- *	  flags options.target_flagged of them; one version is registered:
+ *	  flags options.target_flagged of new flows like them (the gate a
+ *	  quarter of it); one version is registered:
  *	  version numbers follow each other, and the version's metrics carry
  *	  its hold-out quality and the adaptation's report;
- *	- measured: the local measuring flows before and after, the source's
+ *	- measured: the calibration third before, and after crossed (the gate
+ *	  and tau calibrated on one half, counted on the other), the source's
  *	  held-out fifth per class; deploy is refused when a class loses much.
  *
  *-------------------------------------------------------------------------
@@ -192,9 +194,13 @@ screen_quiet_flows(NidsModel *model, Oid src, const char *label_col, const char 
 	return pb;
 }
 
-/* the gate's options: half of the calibration flows learn, half calibrate */
+/*
+ * The gate's options: the caller's split (the local training flows learn,
+ * the calibration third calibrates), set for a share of the target: the
+ * classifier by tau has the rest (adapt_calibrate_tau).
+ */
 static void
-attach_options(const char *benign, TrainOptions *opt)
+attach_options(const char *benign, double target, TrainOptions *opt)
 {
 	StringInfoData buf;
 
@@ -203,6 +209,74 @@ attach_options(const char *benign, TrainOptions *opt)
 	escape_json(&buf, benign);
 	appendStringInfoChar(&buf, '}');
 	train_options_parse(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data))), opt);
+	opt->benign_fpr = target * ADAPT_GATE_SHARE;
+}
+
+/*
+ * The gate and the decision threshold of classifier clf, on x[0 .. n_end -
+ * 1] (d features): the gate learns the first n_train and is calibrated on
+ * the others, counting the classifier's own alarms; then tau, on the same
+ * others, so that the whole verdict flags at most the target
+ * (adapt_calibrate_tau).  Without tau (a catalogue of 1.2, or no benign
+ * class) the classifier decides by its own label.  Returns tau (0: none),
+ * which fit->benign_threshold also holds, and in *flagged what the
+ * version flags of those flows.
+ */
+static double
+adapt_fit_gate(const NidsModel *clf, const float *x, int d, int64 n_train, int64 n_end,
+			   const TrainOptions *aopt, const AdaptResult *r, AttachFit *fit, int64 *flagged)
+{
+	NidsModel	own_label = *clf;
+
+	own_label.benign_threshold = 0;
+	attach_fit(&own_label, x, n_end, n_train, aopt, fit);
+	*flagged = fit->cal.flagged;
+	if (clf->benign_class >= 0 && r->tau_storable)
+		fit->benign_threshold = adapt_calibrate_tau(clf->forest, clf->num_classes, clf->benign_class,
+													fit, x, d, fit->rows + fit->ntrain, fit->ntest,
+													r->target_flagged, flagged);
+	return fit->benign_threshold;
+}
+
+/*
+ * The share of the calibration third (x[n_train .. n_end - 1], after the
+ * learning rows) that the whole verdict of clf with a gate flags, counted
+ * on flows it was not calibrated on: tau and the gate fitted as the
+ * version's are (adapt_fit_gate), but on one half of the third, and
+ * counted on the other; both ways.  The version itself is calibrated on
+ * the whole third.
+ */
+static double
+adapt_cross_flagged(const NidsModel *clf, const float *x, int d, int64 n_train, int64 n_end,
+					const TrainOptions *aopt, const AdaptResult *r)
+{
+	int64		n_third = n_end - n_train;
+	int64		half = n_third / 2;
+	int64		flagged = 0;
+	float	   *swapped = palloc_extended(sizeof(float) * Max(n_end, 1) * d, MCXT_ALLOC_HUGE);
+	int64	   *rows = palloc_extended(sizeof(int64) * Max(n_third, 1), MCXT_ALLOC_HUGE);
+
+	/* the learning rows, then the second half of the third, then the first */
+	memcpy(swapped, x, sizeof(float) * n_train * d);
+	memcpy(swapped + n_train * d, x + (n_train + half) * d, sizeof(float) * (n_third - half) * d);
+	memcpy(swapped + (n_end - half) * d, x + n_train * d, sizeof(float) * half * d);
+	for (int h = 0; h < 2; h++)
+	{
+		const float *xh = h == 0 ? x : swapped;
+		int64		ncal = h == 0 ? half : n_third - half;
+		AttachFit	fit;
+		int64		in_sample;
+		double		tau = adapt_fit_gate(clf, xh, d, n_train, n_train + ncal, aopt, r, &fit,
+										 &in_sample);
+
+		for (int64 i = 0; i < n_third - ncal; i++)
+			rows[i] = n_train + ncal + i;
+		flagged += adapt_count_flagged(clf->forest, clf->num_classes, clf->benign_class, &fit, tau,
+									   xh, d, rows, n_third - ncal);
+	}
+	pfree(swapped);
+	pfree(rows);
+	return n_third > 0 ? (double) flagged / n_third : NAN;
 }
 
 /*
@@ -240,23 +314,20 @@ adapt_retrain(NidsModel *model, Oid src, const char *label_col, const char *beni
 	tm.class_labels = ts.td.classes;
 	tm.forest = ts.forest;
 	tm.benign_class = ts.benign;
-	attach_options(benign, &aopt);
-	/* the gate learns the local training flows and is calibrated on the next sixth */
+	attach_options(benign, r->target_flagged, &aopt);
+	/* the gate learns the local training flows and is calibrated on the third */
 	cal = adapt_rows_part(local, model->feature_names, order, 0, n_cal_end, ts.kept, ts.k);
-	attach_fit(&tm, cal, n_cal_end, n_train, &aopt, &fit);
+	ts.benign_threshold = adapt_fit_gate(&tm, cal, ts.k, n_train, n_cal_end, &aopt, r, &fit,
+										 &r->calibration_flagged);
 	ts.iforest = fit.iforest;
 	ts.gate = fit.gate;
 	ts.calibration = fit.cal;
 	ts.reference = fit.reference;
 	ts.benign_reference = fit.reference;
 	ts.deploy = false;
-	/* tau, on the calibration flows, which the gate did not learn from */
-	if (r->tau_storable)
-		ts.benign_threshold = adapt_calibrate_tau(ts.forest, ts.td.nclasses, ts.benign, &fit, cal,
-												  ts.k, fit.rows + fit.ntrain, fit.ntest,
-												  r->target_flagged, &r->calibration_flagged);
 	r->benign_threshold = ts.benign_threshold;
 	r->calibration_flows = fit.ntest;
+	r->flagged_after = adapt_cross_flagged(&tm, cal, ts.k, n_train, n_cal_end, &aopt, r);
 	gate_report = attach_report(&tm, "the local calibration flows", &fit, &aopt);
 	gate_report = adapt_jsonb_without(adapt_jsonb_without(adapt_jsonb_without(gate_report, "source"),
 											  "from_version"), "benign_relation");
@@ -281,19 +352,13 @@ adapt_recalibrate(NidsModel *model, const char *benign, Jsonb *metrics_of_versio
 										  model->feature_names, model->num_features);
 	Jsonb	   *carried;
 
-	/* the gate learns the local training flows and is calibrated on the next sixth */
-	attach_options(benign, &aopt);
-	attach_fit(model, cal, n_cal_end, n_train, &aopt, &fit);
-	if (model->benign_class >= 0 && r->tau_storable)
-	{
-		fit.benign_threshold = adapt_calibrate_tau(model->forest, model->num_classes,
-												   model->benign_class, &fit, cal,
-												   model->num_features, fit.rows + fit.ntrain,
-												   fit.ntest, r->target_flagged,
-												   &r->calibration_flagged);
-		r->benign_threshold = fit.benign_threshold;
-		r->calibration_flows = fit.ntest;
-	}
+	/* the gate learns the local training flows and is calibrated on the third */
+	attach_options(benign, r->target_flagged, &aopt);
+	r->benign_threshold = adapt_fit_gate(model, cal, model->num_features, n_train, n_cal_end, &aopt,
+										 r, &fit, &r->calibration_flagged);
+	r->calibration_flows = fit.ntest;
+	r->flagged_after = adapt_cross_flagged(model, cal, model->num_features, n_train, n_cal_end,
+										   &aopt, r);
 	metrics = attach_report(model, "the local calibration flows", &fit, &aopt);
 	/* the same classifier: the same hold-out quality, where the version has one */
 	carried = adapt_carried_metrics(metrics_of_version);
@@ -303,8 +368,9 @@ adapt_recalibrate(NidsModel *model, const char *benign, Jsonb *metrics_of_versio
 }
 
 /*
- * What version r->version changes against model: the share flagged of the
- * local measuring sixth, and, retrained, the attack recall on the fifth of
+ * What version r->version changes against model: the share of the local
+ * calibration third model flagged (the version's is adapt_cross_flagged's),
+ * and, retrained, the attack recall on the fifth of
  * the source neither saw, per class.
  */
 static void
@@ -323,9 +389,6 @@ adapt_measure(NidsModel *model, const Rows *local, const int64 *order, const cha
 	r->flagged_before = adapt_flagged_share(model, adapt_rows_part(local, model->feature_names, order,
 													   n - r->n_measure, n, model->feature_names,
 													   model->num_features), r->n_measure, NULL);
-	r->flagged_after = adapt_flagged_share(adapted, adapt_rows_part(local, model->feature_names, order,
-														n - r->n_measure, n, adapted->feature_names,
-														adapted->num_features), r->n_measure, NULL);
 	if (r->retrained)
 	{
 		Rows		before,
@@ -505,18 +568,21 @@ nids_adapt(PG_FUNCTION_ARGS)
 				 errmsg("%lld quiet flows remain once the %lld the model calls attacks are set aside; adapting needs at least %d",
 						(long long) n, (long long) r.contaminated, ADAPT_MIN_FLOWS),
 				 errhint("Adapt from a period without attacks.")));
-	/* two thirds train, a sixth calibrates the gate and tau, a sixth measures */
+	/*
+	 * two thirds train, a third calibrates the gate and tau; that third
+	 * measures too, crossed (adapt_cross_flagged)
+	 */
 	order = nids_random_permutation(n, (uint64) o.seed);
 	r.n_train = (2 * n) / 3;
-	r.n_calibrate = (n - r.n_train) / 2;
-	r.n_measure = n - r.n_train - r.n_calibrate;
+	r.n_calibrate = n - r.n_train;
+	r.n_measure = r.n_calibrate;
 	if (r.retrained)
 		r.version = adapt_retrain(model, src, label_col, benign, cur.metrics, &o, &local, order,
-								  r.n_train, r.n_train + r.n_calibrate, keep, nkeep, &xgb, &seed,
+								  r.n_train, n, keep, nkeep, &xgb, &seed,
 								  &r);
 	else
 		r.version = adapt_recalibrate(model, benign, cur.metrics, &local, order, r.n_train,
-									  r.n_train + r.n_calibrate, &r);
+									  n, &r);
 
 	adapt_measure(model, &local, order, label_col, benign, &r);
 	if (o.deploy)

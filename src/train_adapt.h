@@ -25,6 +25,9 @@
 #define ADAPT_SCREEN_BENIGN	0.5		/* ... unless a classifier that learnt the
 									 * other quiet flows as benign finds it
 									 * likelier benign than this */
+#define ADAPT_GATE_SHARE	0.25	/* the novelty gate is set for this share
+									 * of options.target_flagged; tau fills
+									 * the rest */
 #define ADAPT_GUARD_FLOWS	10		/* the deploy guard: classes with as many
 									 * held-out flows ... */
 #define ADAPT_GUARD_LOSS	0.20	/* ... may lose at most this much recall */
@@ -124,6 +127,9 @@ extern void adapt_read_fifth(NidsModel *model, const char *qualified,
 extern double adapt_calibrate_tau(const NidsForest *forest, int nclasses, int benign,
 						const AttachFit *fit, const float *x, int d, const int64 *rows, int64 m,
 						double target, int64 *flagged);
+extern int64 adapt_count_flagged(const NidsForest *forest, int nclasses, int benign,
+						const AttachFit *fit, double tau, const float *x, int d,
+						const int64 *rows, int64 m);
 extern int64 *adapt_local_missing(NidsModel *model, const Rows *local, AdaptResult *r);
 extern int adapt_features(NidsModel *model, const Rows *local, const AdaptOptions *o,
 						AdaptResult *r, char **keep);

@@ -22,6 +22,7 @@
 typedef struct TauFlow
 {
 	double		pb;				/* P(benign) */
+	bool		attack;			/* the classifier's own label is not benign */
 	bool		novel;			/* the gate's */
 } TauFlow;
 
@@ -131,7 +132,7 @@ adapt_read_local(const char *query, NidsModel *model, Rows *local, int64 *n_empt
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the benign query has %lld rows; adapting needs at least %d",
 						(long long) kept, ADAPT_MIN_FLOWS),
-				 errdetail("Two thirds of them train, a sixth calibrate the novelty gate and the decision threshold, a sixth measure the result; none is used twice.")));
+				 errdetail("Two thirds of them train; a third calibrates the novelty gate and the decision threshold, and measures the result crossed: calibrated on one half, counted on the other.")));
 }
 
 /* each feature's KS distance between the local flows and the reference */
@@ -300,38 +301,59 @@ compare_tau_flows(const void *a, const void *b)
 }
 
 /*
- * tau: the largest threshold on P(benign) at which the whole verdict (the
- * classifier by tau, then the gate) flags at most target of the m
- * calibration flows x[rows[0 .. m-1]] (d features).  Setting tau alone
- * would only hand flows to the gate: the gate's flags count too.
+ * What the version decides for each of the m flows x[rows[0 .. m-1]] (d
+ * features): P(benign), the classifier's own label and the gate's novelty.
  */
-double
-adapt_calibrate_tau(const NidsForest *forest, int nclasses, int benign, const AttachFit *fit,
-			  const float *x, int d, const int64 *rows, int64 m, double target,
-			  int64 *flagged)
+static TauFlow *
+tau_flows(const NidsForest *forest, int nclasses, int benign, const AttachFit *fit,
+		  const float *x, int d, const int64 *rows, int64 m)
 {
 	TauFlow    *f = palloc_extended(sizeof(TauFlow) * Max(m, 1), MCXT_ALLOC_HUGE);
-	int64	   *novel_from = palloc_extended(sizeof(int64) * (m + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	float	   *scratch = palloc(sizeof(float) * Max(forest_scratch_size(forest),
 												 forest_scratch_size(fit->iforest)));
 	float	   *margin = palloc(sizeof(float) * forest->num_groups);
 	double	   *proba = palloc(sizeof(double) * nclasses);
 	float	   *z = palloc(sizeof(float) * fit->gate->padded_features);
-	double		allowed = target * m;
-	double		tau = -1;
 
 	for (int64 i = 0; i < m; i++)
 	{
 		const float *xi = x + rows[i] * d;
 		NoveltyInputs in;
+		int			label = forest_predict_class(forest, nclasses, xi, margin, proba, scratch);
 
-		(void) forest_predict_class(forest, nclasses, xi, margin, proba, scratch);
-		f[i].pb = proba[benign];
+		f[i].pb = benign >= 0 ? proba[benign] : 0;
+		f[i].attack = label != benign;
 		novelty_inputs(fit->gate, fit->iforest, xi, classifier_uncertainty(proba, benign), true,
 					   z, scratch, &in);
 		(void) novelty_value(fit->gate, in.anomaly, in.uncertainty, in.distance, &f[i].novel);
 		nids_check_interrupts(i);
 	}
+	pfree(scratch);
+	pfree(margin);
+	pfree(proba);
+	pfree(z);
+	return f;
+}
+
+/*
+ * tau: the largest threshold on P(benign) at which the whole verdict (the
+ * classifier by tau, then the gate) flags at most target of new flows like
+ * the m calibration flows x[rows[0 .. m-1]] (d features).  Setting tau
+ * alone would only hand flows to the gate: the gate's flags count too.  A
+ * new flow like them falls below the k-th smallest of m values with
+ * chance k / (m + 1) (conformal ranks): so k - 1 of them flagged is what
+ * target allows for k <= target * (m + 1); for a small m, none.
+ */
+double
+adapt_calibrate_tau(const NidsForest *forest, int nclasses, int benign, const AttachFit *fit,
+					const float *x, int d, const int64 *rows, int64 m, double target,
+					int64 *flagged)
+{
+	TauFlow    *f = tau_flows(forest, nclasses, benign, fit, x, d, rows, m);
+	int64	   *novel_from = palloc_extended(sizeof(int64) * (m + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	double		allowed = target * (m + 1) - 1;
+	double		tau = -1;
+
 	/* P(benign) ascending; novel_from[k]: novel flows from the k-th on */
 	qsort(f, m, sizeof(TauFlow), compare_tau_flows);
 	for (int64 k = m - 1; k >= 0; k--)
@@ -361,8 +383,32 @@ adapt_calibrate_tau(const NidsForest *forest, int nclasses, int benign, const At
 		tau = m > 0 ? f[0].pb : 0.5;
 		*flagged = novel_from[0];
 	}
+	pfree(f);
+	pfree(novel_from);
 	/* the column holds (0, 1): the smallest P(benign) may be 0 or 1 */
 	return Min(Max(tau, 1e-12), 1 - 1e-12);
+}
+
+/*
+ * How many of the m flows x[rows[0 .. m-1]] the whole verdict flags: the
+ * classifier by tau (0: by its own label, a version without tau), then
+ * the gate, as every verdict of the version decides (scoring.c).
+ */
+int64
+adapt_count_flagged(const NidsForest *forest, int nclasses, int benign, const AttachFit *fit,
+					double tau, const float *x, int d, const int64 *rows, int64 m)
+{
+	TauFlow    *f = tau_flows(forest, nclasses, benign, fit, x, d, rows, m);
+	int64		flagged = 0;
+
+	for (int64 i = 0; i < m; i++)
+	{
+		bool		attack = tau > 0 && benign >= 0 ? f[i].pb < tau : f[i].attack;
+
+		flagged += attack || f[i].novel;
+	}
+	pfree(f);
+	return flagged;
 }
 
 /*

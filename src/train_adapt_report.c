@@ -274,8 +274,8 @@ adapt_report(const AdaptResult *r, const char *label_col, const char *xgboost, i
 	report_string(&st, "why", !r->retrained
 				  ? "the training source is not known or gone (an imported version, or options.training): only the novelty gate, the decision threshold and the benign reference were fitted to the local flows"
 				  : r->keep_source_benign
-				  ? "retrained from the training source with two thirds of the local flows added to its benign flows, without the features the local flows lack or whose local distribution is far from the training flows; the gate and the decision threshold fitted to a sixth of them"
-				  : "retrained from the training source's attack flows with two thirds of the local flows as its benign flows, without the features the local flows lack or whose local distribution is far from the training flows; the gate and the decision threshold fitted to a sixth of them");
+				  ? "retrained from the training source with two thirds of the local flows added to its benign flows, without the features the local flows lack or whose local distribution is far from the training flows; the gate and the decision threshold fitted to the other third"
+				  : "retrained from the training source's attack flows with two thirds of the local flows as its benign flows, without the features the local flows lack or whose local distribution is far from the training flows; the gate and the decision threshold fitted to the other third");
 	if (r->training_source)
 		report_string(&st, "training_source", r->training_source);
 	else
