@@ -82,17 +82,19 @@ score_state_for(ScoreState *st, NidsModel *model, MemoryContext mcxt)
 }
 
 /*
- * A version with a decision threshold tau (1.3's nids_adapt): the flow is
+ * The class a version decides from its class probabilities proba, best the
+ * likeliest: with a decision threshold tau (1.3's nids_adapt) the flow is
  * benign when P(benign) >= tau, else the likeliest other class, whatever
- * the likeliest class is.
+ * the likeliest class is; without one, best.  Every verdict of the version,
+ * and the calibration of a gate for it (train_attach.c), decides so.
  */
-static int
-tau_label(const NidsModel *model, const double *proba, int best)
+int
+score_tau_label(const NidsModel *model, const double *proba, int best)
 {
 	int			b = model->benign_class;
 	int			alt = -1;
 
-	if (b < 0)
+	if (b < 0 || model->benign_threshold <= 0)
 		return best;
 	if (proba[b] >= model->benign_threshold)
 		return b;
@@ -123,7 +125,7 @@ score_classify(ScoreState *st)
 		xgb_predict_proba(model_xgboost(model), f, st->x, 1, st->proba);
 		best = forest_pick_class(f, model->num_classes, NULL, st->proba);
 	}
-	return model->benign_threshold > 0 ? tau_label(model, st->proba, best) : best;
+	return score_tau_label(model, st->proba, best);
 }
 
 /*

@@ -36,6 +36,7 @@ typedef struct ScoreState
 
 extern void score_prepare(ScoreState *st, MemoryContext mcxt, text *model_name, int ready);
 extern void score_state_for(ScoreState *st, NidsModel *model, MemoryContext mcxt);
+extern int	score_tau_label(const NidsModel *model, const double *proba, int best);
 extern int	score_classify(ScoreState *st);
 extern int	score_label(ScoreState *st);
 extern double score_anomaly(ScoreState *st);

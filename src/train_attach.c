@@ -25,6 +25,7 @@
 #include "flow.h"
 #include "random.h"
 #include "report.h"
+#include "scoring.h"
 #include "train.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -121,8 +122,7 @@ attach_gate(NidsModel *model, const BenignRows *b, const int64 *train, int64 ntr
 		NoveltyInputs in;
 
 		/* the classifier's false alarm, as the version decides: by its tau */
-		if (benign >= 0 && model->benign_threshold > 0)
-			label = proba[benign] >= model->benign_threshold ? benign : -1;
+		label = score_tau_label(model, proba, label);
 		novelty_inputs(g, iforest, x, classifier_uncertainty(proba, benign), true, z,
 					   scratch, &in);
 		gate_samples_add(&samples, &in, benign >= 0 && label != benign);
