@@ -25,7 +25,7 @@ adapt() {
 	  -c "CREATE TABLE r$i AS SELECT nids_adapt('m', '$quiet', '$ADAPT_OPTIONS') AS r"
 	P -c "SELECT r->>'method' AS method, jsonb_array_length(r->'features_dropped') AS ks_dropped,
 		jsonb_array_length(r->'features_missing_locally') AS missing, round((r->>'benign_threshold')::numeric, 4) AS tau,
-		r->'calibration' AS calibration, round((r->>'local_flagged_after')::numeric, 4) AS crossed_flagged,
+		r->'calibration' AS calibration, round((r->>'local_flagged_after')::numeric, 4) AS crossed_flagged, round((r->>'local_share')::numeric, 3) AS local_share,
 		r->'contamination'->'set_aside' AS set_aside,
 		round((r->>'attack_recall_before')::numeric, 4) AS own_attack_recall_before,
 		round((r->>'attack_recall_after')::numeric, 4) AS own_attack_recall_after FROM r$i"

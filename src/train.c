@@ -61,12 +61,14 @@ static void
 train_read(TrainState *ts)
 {
 	TrainData  *td = &ts->td;
+	int64		nsource;
 
 	train_data_columns(td, ts->relid, ts->label, &ts->opt, &ts->qualified);
 	if (ts->current != NULL)
 		train_data_extra_columns(td, ts->relid, ts->current->feature_names,
 								 ts->current->num_features);
 	train_data_read(td, ts->qualified, ts->label, ts->filter);
+	nsource = td->n;
 	if (ts->extra_n > 0)
 		train_data_append(td, ts->extra_x, ts->extra_d, ts->extra_names, ts->extra_n,
 						  ts->extra_label);
@@ -90,6 +92,9 @@ train_read(TrainState *ts)
 						ts->qualified, ts->opt.benign_label, ts->label),
 				 errdetail("The novelty gate is trained on the benign flows, and verdicts need to know which class is benign."),
 				 errhint("Set options.benign_label to the label of normal traffic.")));
+	/* the extra rows' (the adaptation's local flows, benign) share */
+	if (td->n > nsource && td->y[nsource] == ts->benign)
+		ts->extra_share = train_data_share_class(td, nsource, ts->benign, ts->extra_share);
 	ts->timings[T_READ] = elapsed_since(ts->start);
 }
 
@@ -254,6 +259,7 @@ train_classifier(TrainState *ts)
 		.param_values = ts->opt.param_values,
 		.tree_method = train_param(&ts->opt, "tree_method"),
 		.max_bin = train_param(&ts->opt, "max_bin"),
+		.row_weight = ts->td.w,
 		.matrix_built = keep_test_rows,
 		.matrix_built_arg = ts,
 	};

@@ -156,6 +156,8 @@ typedef struct TrainData
 	int64		cap;
 	float	   *x;				/* row-major n x d */
 	int32	   *y;				/* class per row */
+	float	   *w;				/* weight per row within its class, permuted
+								 * with x (NULL: every row 1) */
 	int			nclasses;
 	char	  **classes;
 	int64		skipped;		/* rows with a NULL label */
@@ -173,6 +175,7 @@ extern void train_data_read(TrainData *td, const char *qualified, const char *la
 extern void train_data_append(TrainData *td, const float *x, int d, char **names, int64 n,
 							  const char *label);
 extern void train_data_order_classes(TrainData *td);
+extern double train_data_share_class(TrainData *td, int64 from, int cls, double share);
 extern int64 train_data_split(TrainData *td, double test_size, uint64 seed);
 extern void train_data_keep_test_rows(TrainData *td, int64 ntrain, int k);
 extern double elapsed_since(instr_time start);
@@ -202,6 +205,9 @@ typedef struct TrainState
 	char	  **extra_names;	/* (the adaptation's local flows) */
 	int64		extra_n;
 	const char *extra_label;
+	double		extra_share;	/* the extra rows' share of their class's
+								 * weight; 0: as many as they are; then the
+								 * share they carried */
 	double		benign_threshold;	/* tau to register with (nids_adapt); 0: none */
 
 	MemoryContext cxt;

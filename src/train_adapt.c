@@ -23,7 +23,9 @@
  *	  training flows or the benign ones) but for the categorical ones, and
  *	  the classifier is trained again on the source without a seeded fifth,
  *	  kept to measure attack recall, its benign flows kept or dropped
- *	  (options.source_benign), with the local training flows as benign;
+ *	  (options.source_benign), with the local training flows as benign
+ *	  (as many as they are, or options.local_share of the benign class's
+ *	  weight);
  *	- recalibrated (no source: an imported version): the classifier stays;
  *	- either way the gate and the drift references are fitted to the local
  *	  calibration flows (attach_fit), and tau, the threshold on P(benign)
@@ -302,8 +304,11 @@ adapt_retrain(NidsModel *model, Oid src, const char *label_col, const char *beni
 
 	adapt_train_begin(&ts, model, src, label_col, benign, metrics, o->keep_source_benign,
 					  keep, nkeep, local, order, n_train, xgb, seed);
+	/* the screen (screen_quiet_flows) counts them as they are: set aside the same */
+	ts.extra_share = o->local_share;
 	old = MemoryContextSwitchTo(ts.cxt);
 	train_steps(&ts);
+	r->local_share = ts.extra_share;
 
 	/* the new classifier, not yet registered, for the gate's calibration */
 	memset(&tm, 0, sizeof(tm));
@@ -538,6 +543,7 @@ nids_adapt(PG_FUNCTION_ARGS)
 	r.deployed = o.deploy;
 	r.target_flagged = o.target_flagged;
 	r.flagged_before = r.flagged_after = r.recall_before = r.recall_after = NAN;
+	r.local_share = NAN;
 
 	/* options.training names a table as the caller sees it */
 	if (o.training != NULL && !OidIsValid(src = adapt_relation_by_name(o.training)))

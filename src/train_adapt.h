@@ -43,6 +43,8 @@ typedef struct AdaptOptions
 	double		attack_probability;	/* quiet flows at least this surely
 									 * attacks are set aside; 1: none */
 	char	   *training;		/* NULL: the version's own source */
+	double		local_share;	/* the local training flows' share of the
+								 * benign class's weight; 0: as counted */
 } AdaptOptions;
 
 /* rows of d features, row-major, and a text of each (labels) when asked */
@@ -84,6 +86,8 @@ typedef struct AdaptResult
 	int			ncategorical;
 	double		target_flagged;
 	double		attack_probability;
+	double		local_share;	/* the local training flows' share of the
+								 * benign class's weight (NaN: none trained) */
 	double		benign_threshold;	/* tau */
 	bool		tau_storable;	/* the catalogue is 1.3's */
 	int64		calibration_flows;

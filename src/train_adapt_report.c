@@ -117,6 +117,15 @@ adapt_options(Jsonb *options, AdaptOptions *o)
 						 errmsg("options.training must be a table name as a string, not %s", shown)));
 			o->training = pnstrdup(v.val.string.val, v.val.string.len);
 		}
+		else if (strcmp(key, "local_share") == 0)
+		{
+			o->local_share = option_number(&v, key);
+			if (!(o->local_share > 0 && o->local_share < 1))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("options.local_share must be above 0 and below 1, not %g",
+								o->local_share)));
+		}
 		else if (strcmp(key, "source_benign") == 0)
 		{
 			if (v.type != jbvString ||
@@ -130,7 +139,7 @@ adapt_options(Jsonb *options, AdaptOptions *o)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\"", key),
-					 errhint("Accepted: drop_ks, reference, source_benign, target_flagged, attack_probability, seed, training, deploy.")));
+					 errhint("Accepted: drop_ks, reference, source_benign, local_share, target_flagged, attack_probability, seed, training, deploy.")));
 	}
 }
 
@@ -326,6 +335,7 @@ adapt_report(const AdaptResult *r, const char *label_col, const char *xgboost, i
 		report_string(&st, "source_benign", r->keep_source_benign ? "keep" : "drop");
 	else
 		report_number(&st, "source_benign", NAN);
+	report_number(&st, "local_share", r->local_share);
 	report_number(&st, "local_flagged_before", r->flagged_before);
 	report_number(&st, "local_flagged_after", r->flagged_after);
 	report_number(&st, "attack_recall_before", r->recall_before);

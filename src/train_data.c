@@ -441,6 +441,8 @@ permute_rows(TrainData *td, int64 *perm)
 	if (td->dextra > 0)
 		permute_matrix(td->xextra, NULL, td->dextra, td->n, perm);
 	permute_matrix(td->x, td->y, td->d, td->n, perm);
+	if (td->w)
+		permute_matrix(td->w, NULL, 1, td->n, perm);
 }
 
 /*
@@ -517,4 +519,33 @@ train_data_keep_test_rows(TrainData *td, int64 ntrain, int k)
 	td->x = repalloc_huge(td->x, sizeof(float) * Max(ntest, 1) * k);
 	td->y = repalloc_huge(td->y, sizeof(int32) * Max(ntest, 1));
 	td->n = ntest;
+	/* the weights served the training matrix only */
+	if (td->w)
+		pfree(td->w);
+	td->w = NULL;
+}
+
+/*
+ * Rows from `from` on carry share of class cls's weight, the class's rows
+ * before them the rest; the class weighs as much as before (the class
+ * balance is xgb.c's).  Nothing changes when either part has no row, or
+ * share is 0.  Returns the share those rows carry.
+ */
+double
+train_data_share_class(TrainData *td, int64 from, int cls, double share)
+{
+	int64		before = 0,
+				after = 0;
+
+	for (int64 r = 0; r < td->n; r++)
+		if (td->y[r] == cls)
+			(r < from ? before++ : after++);
+	if (before == 0 || after == 0 || !(share > 0 && share < 1))
+		return before + after > 0 ? (double) after / (before + after) : NAN;
+	td->w = MemoryContextAllocHuge(td->cxt, sizeof(float) * Max(td->n, 1));
+	for (int64 r = 0; r < td->n; r++)
+		td->w[r] = td->y[r] != cls ? 1.0f
+			: r < from ? (float) ((1 - share) * (before + after) / before)
+			: (float) (share * (before + after) / after);
+	return share;
 }

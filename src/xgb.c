@@ -280,8 +280,9 @@ quantile_matrix(DMatrixHandle *dm, const float *x, const float *label,
 
 /*
  * The training matrix of the first ntrain rows of x (k columns), labels y,
- * with class-balancing weights n / (classes present * n_c): the data
- * itself is untouched.  spec->matrix_built is called once it is built.
+ * with class-balancing weights n / (classes present * n_c), each times
+ * the row's weight within its class where spec->row_weight gives one: the
+ * data itself is untouched.  spec->matrix_built is called once it is built.
  */
 static DMatrixHandle *
 training_matrix(const float *x, const int32 *y, int64 ntrain, int k,
@@ -302,6 +303,8 @@ training_matrix(const float *x, const int32 *y, int64 ntrain, int k,
 	{
 		label[r] = (float) y[r];
 		weight[r] = (float) ((double) ntrain / ((double) present * count[y[r]]));
+		if (spec->row_weight)
+			weight[r] *= spec->row_weight[r];
 	}
 	if (strcmp(spec->tree_method, "hist") == 0)
 		quantile_matrix(dm, x, label, weight, ntrain, k, spec);

@@ -25,6 +25,7 @@ typedef struct XgbTrainSpec
 	char	  *const *param_values;
 	const char *tree_method;
 	const char *max_bin;
+	const float *row_weight;	/* each row's weight within its class (NULL: 1) */
 	/* called once the training matrix is built, to free the rows early */
 	void		(*matrix_built) (void *arg);
 	void	   *matrix_built_arg;
