@@ -33,6 +33,23 @@ option_number(JsonbValue *v, const char *key)
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 }
 
+/*
+ * options.key as a number from lo to hi, each end included or not
+ * (range: how the error says it)
+ */
+static double
+option_in_range(JsonbValue *v, const char *key, double lo, bool lo_in, double hi, bool hi_in,
+				const char *range)
+{
+	double		x = option_number(v, key);
+
+	if (!((lo_in ? x >= lo : x > lo) && (hi_in ? x <= hi : x < hi)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options.%s must be %s, not %g", key, range, x)));
+	return x;
+}
+
 void
 adapt_options(Jsonb *options, AdaptOptions *o)
 {
@@ -57,31 +74,15 @@ adapt_options(Jsonb *options, AdaptOptions *o)
 		shown = v.type == jbvBinary ? JsonbToCString(NULL, v.val.binary.data, 0)
 			: JsonbToCString(NULL, &JsonbValueToJsonb(&v)->root, 0);
 		if (strcmp(key, "drop_ks") == 0)
-		{
-			o->drop_ks = option_number(&v, key);
-			if (!(o->drop_ks > 0 && o->drop_ks <= 1))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options.drop_ks must be between 0 and 1, not %g", o->drop_ks)));
-		}
+			o->drop_ks = option_in_range(&v, key, 0, false, 1, true, "between 0 and 1");
 		else if (strcmp(key, "target_flagged") == 0)
-		{
-			o->target_flagged = option_number(&v, key);
-			if (!(o->target_flagged > 0 && o->target_flagged <= 0.5))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options.target_flagged must be above 0 and at most 0.5, not %g",
-								o->target_flagged)));
-		}
+			o->target_flagged = option_in_range(&v, key, 0, false, 0.5, true,
+												"above 0 and at most 0.5");
 		else if (strcmp(key, "attack_probability") == 0)
-		{
-			o->attack_probability = option_number(&v, key);
-			if (!(o->attack_probability >= 0.5 && o->attack_probability <= 1))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options.attack_probability must be between 0.5 and 1, not %g",
-								o->attack_probability)));
-		}
+			o->attack_probability = option_in_range(&v, key, 0.5, true, 1, true,
+													"between 0.5 and 1");
+		else if (strcmp(key, "local_share") == 0)
+			o->local_share = option_in_range(&v, key, 0, false, 1, false, "above 0 and below 1");
 		else if (strcmp(key, "reference") == 0)
 		{
 			if (v.type != jbvString ||
@@ -116,15 +117,6 @@ adapt_options(Jsonb *options, AdaptOptions *o)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("options.training must be a table name as a string, not %s", shown)));
 			o->training = pnstrdup(v.val.string.val, v.val.string.len);
-		}
-		else if (strcmp(key, "local_share") == 0)
-		{
-			o->local_share = option_number(&v, key);
-			if (!(o->local_share > 0 && o->local_share < 1))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("options.local_share must be above 0 and below 1, not %g",
-								o->local_share)));
 		}
 		else if (strcmp(key, "source_benign") == 0)
 		{
